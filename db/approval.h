@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/time/time.h"
+
+namespace approvald::db {
+
+/// Status names as stored in ai_approvals.status.
+inline constexpr absl::string_view kPending = "pending";
+inline constexpr absl::string_view kApproved = "approved";
+inline constexpr absl::string_view kRejected = "rejected";
+inline constexpr absl::string_view kExpired = "expired";
+inline constexpr absl::string_view kCancelled = "cancelled";
+inline constexpr absl::string_view kFailed = "failed";
+
+/// The proto enum name of a stored status ("approved" -> "APPROVAL_STATUS_APPROVED").
+std::string StatusEnumName(absl::string_view status);
+
+/// One row of ai_approvals. JSON columns stay JSON text; the edge converts them.
+struct ApprovalRecord {
+  std::string id;
+  std::string action_type;
+  std::string action_data_json = "{}";
+  std::string status;
+  std::string summary;
+  std::string requested_by;
+  std::optional<std::string> idempotency_key;
+  int64_t version = 0;
+  absl::Time create_time;
+  absl::Time expire_time;
+  std::optional<std::string> decided_by;
+  std::optional<absl::Time> decide_time;
+  std::optional<std::string> decision_reason;
+  std::optional<absl::Time> execute_time;
+  std::optional<std::string> execution_result_json;
+  std::optional<std::string> execution_error;
+};
+
+}  // namespace approvald::db

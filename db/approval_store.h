@@ -1,0 +1,101 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "db/approval.h"
+#include "db/tx.h"
+
+namespace approvald::db {
+
+struct CreateInput {
+  std::string action_type;
+  std::string action_data_json = "{}";
+  std::string summary;
+  std::string requested_by;
+  std::optional<std::string> idempotency_key;
+  std::optional<absl::Time> expire_time;  ///< absolute expiry; else `ttl` from now()
+  absl::Duration ttl = absl::Hours(24);
+  absl::Duration max_ttl = absl::Hours(24 * 30);
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct CreateResult {
+  ApprovalRecord approval;
+  bool created = false;  ///< false: an idempotent retry returned the existing approval
+};
+
+enum class Decision { kApprove, kReject, kCancel };
+
+struct DecideInput {
+  Decision decision = Decision::kApprove;
+  std::string id;
+  std::string actor;              ///< the authenticated principal
+  int64_t expected_version = 0;   ///< 0 = any
+  std::string reason;             ///< Approve's comment, Reject's / Cancel's reason
+  std::optional<std::string> request_id;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+/// Called with the locked, pending, unexpired row: the policy (self-approval, roles, requester-only
+/// cancel). A non-OK status is the answer and nothing changes.
+using AuthorizeFn = std::function<absl::Status(const ApprovalRecord&)>;
+/// Approve only: runs the action inside the decision's transaction and returns its result as a
+/// JSON object. An error whose code is ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED or
+/// UNKNOWN is transient (the whole transaction is rolled back, the approval stays pending);
+/// any other error is the action's permanent failure (its writes are rolled back and the
+/// approval becomes FAILED).
+using ExecuteFn = std::function<absl::StatusOr<std::string>(Tx&, const ApprovalRecord&)>;
+
+struct ListCursor {
+  int64_t create_time_micros = 0;
+  std::string id;
+};
+
+struct ListInput {
+  std::vector<std::string> statuses;  ///< empty = all
+  std::optional<std::string> action_type;
+  int limit = 50;
+  std::optional<ListCursor> after;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+/// The approval state machine on PostgreSQL. Thread-safe: each call leases its own connection.
+///
+/// Errors common to every call: UNAVAILABLE (database unreachable; nothing changed),
+/// DEADLINE_EXCEEDED (the deadline passed before or during the work), INTERNAL.
+class ApprovalStore {
+ public:
+  virtual ~ApprovalStore() = default;
+
+  /// Inserts a pending approval and its 'created' event. With an idempotency key the requester
+  /// already used: the existing approval if the payload is equal, else
+  /// ALREADY_EXISTS / IDEMPOTENCY_KEY_CONFLICT. An expire_time in the past or beyond max_ttl:
+  /// INVALID_ARGUMENT.
+  virtual absl::StatusOr<CreateResult> Create(const CreateInput& input) = 0;
+
+  /// NOT_FOUND if there is no such approval.
+  virtual absl::StatusOr<ApprovalRecord> Get(const std::string& id, absl::Time deadline) = 0;
+
+  /// Newest first (create_time desc, id desc), at most `limit` rows after the cursor.
+  virtual absl::StatusOr<std::vector<ApprovalRecord>> List(const ListInput& input) = 0;
+
+  /// Decides a pending approval under its row lock, in one transaction:
+  /// NOT_FOUND; FAILED_PRECONDITION / ALREADY_PROCESSED (decided) or EXPIRED (expired, or found
+  /// expired by the database clock, which is recorded); ABORTED / VERSION_MISMATCH;
+  /// `authorize`'s error; FAILED_PRECONDITION / EXECUTION_FAILED (the action failed: the approval
+  /// is now FAILED). A repeated request_id by the same actor answers the first call's outcome.
+  /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
+  virtual absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
+                                                const AuthorizeFn& authorize,
+                                                const ExecuteFn& execute) = 0;
+
+  /// A server-wide setting from approvald_settings; NOT_FOUND if absent.
+  virtual absl::StatusOr<std::string> GetSetting(const std::string& name) = 0;
+};
+
+}  // namespace approvald::db

@@ -1,0 +1,53 @@
+#include "db/pg/connection_pool.h"
+
+namespace approvald::db::pg {
+
+PoolLease::~PoolLease() {
+  if (pool_ != nullptr && conn_ != nullptr) pool_->Release(std::move(conn_));
+}
+
+absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto can_take = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || open_ < max_size_;
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&can_take), deadline)) {
+      return absl::DeadlineExceededError("no database connection became free before the deadline");
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      return PoolLease(this, std::move(conn));
+    }
+    ++open_;  // reserve a slot; connect outside the lock
+  }
+  absl::StatusOr<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(dsn_);
+  if (!conn.ok()) {
+    absl::MutexLock lock(&mu_);
+    --open_;
+    return conn.status();
+  }
+  return PoolLease(this, std::move(*conn));
+}
+
+void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
+  absl::MutexLock lock(&mu_);
+  if (conn->broken()) {
+    --open_;  // dropped; the next Acquire reconnects
+    return;
+  }
+  idle_.push_back(std::move(conn));
+}
+
+int ConnectionPool::open() const {
+  absl::MutexLock lock(&mu_);
+  return open_;
+}
+
+int ConnectionPool::idle() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(idle_.size());
+}
+
+}  // namespace approvald::db::pg

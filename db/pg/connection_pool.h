@@ -1,0 +1,59 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "db/pg/pg_connection.h"
+
+namespace approvald::db::pg {
+
+class ConnectionPool;
+
+/// A connection taken from the pool; returned on destruction, or discarded if it broke.
+class PoolLease {
+ public:
+  PoolLease(ConnectionPool* pool, std::unique_ptr<PgConnection> conn)
+      : pool_(pool), conn_(std::move(conn)) {}
+  PoolLease(PoolLease&& other) noexcept = default;
+  PoolLease& operator=(PoolLease&&) = delete;
+  PoolLease(const PoolLease&) = delete;
+  ~PoolLease();
+
+  PgConnection& operator*() { return *conn_; }
+  PgConnection* operator->() { return conn_.get(); }
+
+ private:
+  ConnectionPool* pool_;
+  std::unique_ptr<PgConnection> conn_;
+};
+
+/// At most `max_size` connections, opened lazily and reopened after a loss. Thread-safe.
+class ConnectionPool {
+ public:
+  ConnectionPool(std::string dsn, int max_size) : dsn_(std::move(dsn)), max_size_(max_size) {}
+
+  /// A connection, waiting for a free one until `deadline`.
+  /// UNAVAILABLE if connecting fails; DEADLINE_EXCEEDED if none frees up in time.
+  absl::StatusOr<PoolLease> Acquire(absl::Time deadline);
+
+  int max_size() const { return max_size_; }
+  int open() const;
+  int idle() const;
+
+ private:
+  friend class PoolLease;
+  void Release(std::unique_ptr<PgConnection> conn);
+
+  const std::string dsn_;
+  const int max_size_;
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
+  int open_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace approvald::db::pg

@@ -1,0 +1,349 @@
+#include "db/pg/pg_approval_store.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "db/errors.h"
+#include "db/pg/approval_row.h"
+#include "db/pg/pg_error.h"
+#include "db/pg/pg_time.h"
+#include "db/queries.h"
+#include "db/status_macros.h"
+
+namespace approvald::db::pg {
+namespace {
+
+using approvals::v1::ErrorReason;
+
+constexpr absl::string_view kSystemActor = "approvald";
+constexpr absl::string_view kHandlerSavepoint = "approvald_handler";
+
+Param Opt(const std::string& s) { return s.empty() ? Param() : Param(s); }
+
+absl::string_view TargetStatus(Decision d) {
+  switch (d) {
+    case Decision::kApprove:
+      return kApproved;
+    case Decision::kReject:
+      return kRejected;
+    case Decision::kCancel:
+      return kCancelled;
+  }
+  return kApproved;
+}
+
+absl::string_view MethodName(Decision d) {
+  switch (d) {
+    case Decision::kApprove:
+      return "approve";
+    case Decision::kReject:
+      return "reject";
+    case Decision::kCancel:
+      return "cancel";
+  }
+  return "approve";
+}
+
+bool IsTransientCode(absl::StatusCode code) {
+  return code == absl::StatusCode::kAborted || code == absl::StatusCode::kUnavailable ||
+         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kCancelled ||
+         code == absl::StatusCode::kUnknown;
+}
+
+// The Tx a handler sees: opens a savepoint before its first statement (so a handler that writes
+// nothing costs no round trip) and remembers whether any statement failed.
+class HandlerTx final : public Tx {
+ public:
+  explicit HandlerTx(PgTx& tx) : tx_(tx) {}
+  absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override {
+    if (!savepoint_) {
+      RETURN_IF_ERROR(tx_.Savepoint(kHandlerSavepoint));
+      savepoint_ = true;
+    }
+    absl::StatusOr<Rows> rows = tx_.Exec(query, params);
+    if (!rows.ok() && first_error_.ok()) first_error_ = rows.status();
+    return rows;
+  }
+  bool savepoint() const { return savepoint_; }
+  const absl::Status& first_error() const { return first_error_; }
+
+ private:
+  PgTx& tx_;
+  bool savepoint_ = false;
+  absl::Status first_error_;
+};
+
+absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& locked,
+                                              absl::string_view status, Param decided_by,
+                                              Param reason, Param result, Param error,
+                                              absl::string_view actor, const Param& request_id) {
+  ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kRecordDecision,
+                                      {locked.id, absl::StrCat(locked.version), std::string(status),
+                                       std::move(decided_by), std::move(reason), std::move(result),
+                                       std::move(error), std::string(actor), request_id}));
+  if (rows.empty()) {
+    return absl::InternalError(
+        absl::StrCat("approval ", locked.id, " changed version while its row was locked"));
+  }
+  return ParseApprovalRow(rows, 0);
+}
+
+// Stores the first outcome of a call that carries a request id, in the decision's transaction.
+absl::Status RecordOutcome(PgTx& tx, const DecideInput& input, const std::string& approval_id,
+                           const absl::Status& outcome) {
+  if (!input.request_id) return absl::OkStatus();
+  std::string info_json = "{}";
+  if (auto info = GetErrorInfo(outcome)) {
+    (void)google::protobuf::util::MessageToJsonString(*info, &info_json);
+  }
+  return tx.Exec(queries::kInsertDecisionRequest,
+                 {input.actor, *input.request_id, approval_id,
+                  std::string(MethodName(input.decision)),
+                  absl::StrCat(static_cast<int>(outcome.code())), "",
+                  std::string(outcome.message()), info_json})
+      .status();
+}
+
+// A domain error that is the call's answer: recorded for request id replay, then committed.
+absl::Status AnswerWithError(PgTx& tx, const DecideInput& input, const std::string& approval_id,
+                             absl::Status error, bool must_commit) {
+  if (input.request_id) {
+    RETURN_IF_ERROR(RecordOutcome(tx, input, approval_id, error));
+    must_commit = true;
+  }
+  if (must_commit) RETURN_IF_ERROR(tx.Commit());
+  return error;
+}
+
+// Rebuilds the answer of an earlier call with the same request id.
+absl::Status ReplayOutcome(const Rows& found) {
+  absl::StatusOr<int64_t> code = found.GetInt(0, "code");
+  if (!code.ok()) return code.status();
+  if (*code == 0) return absl::OkStatus();
+  absl::Status error(static_cast<absl::StatusCode>(*code), found.GetString(0, "message"));
+  google::rpc::ErrorInfo info;
+  if (google::protobuf::util::JsonStringToMessage(found.GetString(0, "metadata"), &info).ok() &&
+      !info.reason().empty()) {
+    ErrorReason reason = approvals::v1::ERROR_REASON_UNSPECIFIED;
+    approvals::v1::ErrorReason_Parse(info.reason(), &reason);
+    ErrorMetadata metadata(info.metadata().begin(), info.metadata().end());
+    return ReasonError(error.code(), reason, error.message(), metadata);
+  }
+  return error;
+}
+
+}  // namespace
+
+absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
+  CreateResult result;
+  absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
+    Param expire_micros;
+    if (in.expire_time) {
+      expire_micros = absl::StrCat(ToMicros(*in.expire_time));
+      ASSIGN_OR_RETURN(Rows check,
+                       tx.Exec(queries::kCheckExpireTime,
+                               {expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.max_ttl))}));
+      if (!check.GetBool(0, "in_future")) {
+        return FieldError("expire_time", "must be in the future (by the database clock)");
+      }
+      if (!check.GetBool(0, "within_max")) {
+        return FieldError("expire_time", absl::StrCat("must be within the maximum ttl of ",
+                                                      absl::FormatDuration(in.max_ttl)));
+      }
+    }
+    const Param key = in.idempotency_key ? Param(*in.idempotency_key) : Param();
+    ASSIGN_OR_RETURN(
+        Rows inserted,
+        tx.Exec(queries::kInsertApproval,
+                {in.action_type, in.action_data_json, in.summary, in.requested_by, key,
+                 expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.ttl))}));
+    if (!inserted.empty()) {
+      ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(inserted, 0));
+      result.created = true;
+      return tx.Commit();
+    }
+    ASSIGN_OR_RETURN(Rows existing,
+                     tx.Exec(queries::kFindByIdempotencyKey, {in.requested_by, key, in.action_type,
+                                                              in.action_data_json, in.summary}));
+    if (existing.empty()) {  // the conflicting insert rolled back meanwhile: try again
+      return MarkTransient(absl::AbortedError("idempotency key raced with a rolled-back insert"));
+    }
+    ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(existing, 0));
+    result.created = false;
+    if (!existing.GetBool(0, "same_payload")) {
+      return ReasonError(absl::StatusCode::kAlreadyExists,
+                         approvals::v1::IDEMPOTENCY_KEY_CONFLICT,
+                         "idempotency_key was already used with a different payload",
+                         {{"approval_id", result.approval.id}});
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
+absl::StatusOr<ApprovalRecord> PgApprovalStore::Get(const std::string& id, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
+  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kGetApproval, {id}));
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", id, " not found"));
+  return ParseApprovalRow(rows, 0);
+}
+
+absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInput& in) {
+  Param statuses;
+  if (!in.statuses.empty()) {
+    std::string array = "{";
+    for (size_t i = 0; i < in.statuses.size(); ++i) {
+      absl::StrAppend(&array, i ? "," : "", in.statuses[i]);  // fixed lowercase names only
+    }
+    statuses = array + "}";
+  }
+  Param after_micros, after_id;
+  if (in.after) {
+    after_micros = absl::StrCat(in.after->create_time_micros);
+    after_id = in.after->id;
+  }
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
+  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kListApprovals,
+                                          {statuses, in.action_type ? Param(*in.action_type) : Param(),
+                                           after_micros, after_id, absl::StrCat(in.limit)}));
+  std::vector<ApprovalRecord> out;
+  out.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ASSIGN_OR_RETURN(ApprovalRecord a, ParseApprovalRow(rows, i));
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name) {
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(absl::Now() + absl::Seconds(30)));
+  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kGetSetting, {name}));
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("setting ", name, " not found"));
+  return rows.GetString(0, "value");
+}
+
+absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
+                                                       const AuthorizeFn& authorize,
+                                                       const ExecuteFn& execute) {
+  ApprovalRecord out;
+  int64_t locked_version = 0;
+  absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
+    return DecideInTx(tx, input, authorize, execute, out, locked_version);
+  });
+  if (st.code() == absl::StatusCode::kUnknown && locked_version > 0) {
+    return ResolveUnknownCommit(input, locked_version);
+  }
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
+                                         const AuthorizeFn& authorize, const ExecuteFn& execute,
+                                         ApprovalRecord& out, int64_t& locked_version) {
+  locked_version = 0;
+  ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
+  if (locked_rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", in.id, " not found"));
+  ASSIGN_OR_RETURN(ApprovalRecord locked, ParseApprovalRow(locked_rows, 0));
+  const Param request_id = in.request_id ? Param(*in.request_id) : Param();
+
+  if (in.request_id) {
+    ASSIGN_OR_RETURN(Rows found, tx.Exec(queries::kFindDecisionRequest, {in.actor, request_id}));
+    if (!found.empty()) {
+      if (found.GetString(0, "approval_id") != locked.id ||
+          found.GetString(0, "method") != MethodName(in.decision)) {
+        return FieldError("request_id", "was already used for a different request");
+      }
+      out = std::move(locked);
+      return ReplayOutcome(found);
+    }
+  }
+
+  if (locked.status != kPending) {
+    const bool expired = locked.status == kExpired;
+    return AnswerWithError(
+        tx, in, locked.id,
+        ReasonError(absl::StatusCode::kFailedPrecondition,
+                    expired ? approvals::v1::EXPIRED : approvals::v1::ALREADY_PROCESSED,
+                    absl::StrCat("approval ", locked.id, " is already ", locked.status),
+                    StateMetadata(locked)),
+        /*must_commit=*/false);
+  }
+  if (locked_rows.GetBool(0, "is_expired")) {
+    ASSIGN_OR_RETURN(ApprovalRecord expired,
+                     RecordDecision(tx, locked, kExpired, Param(), Param(), Param(), Param(),
+                                    kSystemActor, Param()));
+    return AnswerWithError(tx, in, locked.id,
+                           ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
+                                       absl::StrCat("approval ", locked.id, " has expired"),
+                                       StateMetadata(expired)),
+                           /*must_commit=*/true);
+  }
+  if (in.expected_version != 0 && in.expected_version != locked.version) {
+    return AnswerWithError(
+        tx, in, locked.id,
+        ReasonError(absl::StatusCode::kAborted, approvals::v1::VERSION_MISMATCH,
+                    absl::StrCat("expected version ", in.expected_version, " but approval ",
+                                 locked.id, " is at version ", locked.version),
+                    StateMetadata(locked)),
+        /*must_commit=*/false);
+  }
+  if (authorize) {
+    if (absl::Status denied = authorize(locked); !denied.ok()) {
+      return AnswerWithError(tx, in, locked.id, denied, /*must_commit=*/false);
+    }
+  }
+
+  Param result;
+  if (in.decision == Decision::kApprove && execute) {
+    HandlerTx htx(tx);
+    absl::StatusOr<std::string> executed = execute(htx, locked);
+    absl::Status failure = executed.ok() ? htx.first_error() : executed.status();
+    if (!failure.ok()) {
+      if (IsTransientCode(failure.code())) return failure;  // stays pending; maybe retried
+      if (htx.savepoint()) RETURN_IF_ERROR(tx.RollbackToSavepoint(kHandlerSavepoint));
+      ASSIGN_OR_RETURN(ApprovalRecord failed,
+                       RecordDecision(tx, locked, kFailed, in.actor, Opt(in.reason), Param(),
+                                      std::string(failure.message().empty()
+                                                      ? "action failed"
+                                                      : failure.message()),
+                                      in.actor, request_id));
+      return AnswerWithError(
+          tx, in, locked.id,
+          ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
+                      absl::StrCat("action failed: ", failure.message()), StateMetadata(failed)),
+          /*must_commit=*/true);
+    }
+    result = *executed;
+  }
+
+  ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
+                                       Opt(in.reason), result, Param(), in.actor, request_id));
+  RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
+  locked_version = locked.version;  // from here on a lost connection leaves the outcome unknown
+  return tx.Commit();
+}
+
+absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveUnknownCommit(const DecideInput& input,
+                                                                     int64_t locked_version) {
+  ApprovalRecord current;
+  absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) -> absl::Status {
+    // The lock waits for our in-flight transaction, if the server is still finishing it.
+    ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kLockApproval, {input.id}));
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", input.id, " not found"));
+    ASSIGN_OR_RETURN(current, ParseApprovalRow(rows, 0));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  const bool ours = current.version == locked_version + 1 && current.decided_by == input.actor &&
+                    (current.status == TargetStatus(input.decision) || current.status == kFailed);
+  if (ours) return current;
+  if (current.status == kPending) {
+    return absl::UnavailableError("the decision was not recorded (connection lost); retry");
+  }
+  return ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::ALREADY_PROCESSED,
+                     absl::StrCat("approval ", current.id, " is already ", current.status),
+                     StateMetadata(current));
+}
+
+}  // namespace approvald::db::pg

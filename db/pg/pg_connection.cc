@@ -1,0 +1,125 @@
+#include "db/pg/pg_connection.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "db/pg/internal/pg_result.h"
+#include "db/pg/pg_error.h"
+
+namespace approvald::db::pg {
+namespace {
+
+// Session settings every connection runs with: the edge parses timestamps in this format, and a
+// statement never runs unbounded (transactions lower it from the caller's deadline).
+constexpr absl::string_view kSessionSetup =
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
+    "SET statement_timeout = '30s'";
+
+std::string ConnectionMessage(const PGconn* conn) {
+  std::string message = PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
+// Builds the status for a failed statement: SQLSTATE mapping plus a message safe to show
+// (the server's primary message and the statement name; never parameters).
+absl::Status ResultError(const PGconn* conn, const PGresult* res, absl::string_view name) {
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (PQstatus(conn) == CONNECTION_BAD || state == nullptr) {
+    return MarkTransient(absl::UnavailableError(
+        absl::StrCat("database connection lost: ", ConnectionMessage(conn))));
+  }
+  const absl::StatusCode code = CodeForSqlState(state);
+  absl::Status status(code, absl::StrCat(primary ? primary : "database error", " (SQLSTATE ",
+                                         state, name.empty() ? "" : ", in ", name, ")"));
+  const absl::string_view s = state;
+  if (s == "40001" || s == "40P01" || code == absl::StatusCode::kUnavailable) {
+    return MarkTransient(status);
+  }
+  return status;
+}
+
+Rows ReadRows(const PGresult* res) {
+  const int nrows = PQntuples(res);
+  const int ncols = PQnfields(res);
+  std::vector<std::string> columns;
+  columns.reserve(static_cast<size_t>(ncols));
+  for (int c = 0; c < ncols; ++c) columns.emplace_back(PQfname(res, c));
+  std::vector<std::vector<Param>> values(static_cast<size_t>(nrows));
+  for (int r = 0; r < nrows; ++r) {
+    auto& row = values[static_cast<size_t>(r)];
+    row.reserve(static_cast<size_t>(ncols));
+    for (int c = 0; c < ncols; ++c) {
+      if (PQgetisnull(res, r, c)) {
+        row.emplace_back(std::nullopt);
+      } else {
+        row.emplace_back(std::string(PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))));
+      }
+    }
+  }
+  int64_t affected = nrows;
+  if (const char* tuples = PQcmdTuples(const_cast<PGresult*>(res)); tuples && *tuples) {
+    affected = std::strtoll(tuples, nullptr, 10);
+  }
+  return Rows(std::move(columns), std::move(values), affected);
+}
+
+}  // namespace
+
+void PgConnCloser::operator()(pg_conn* conn) const { PQfinish(conn); }
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn) {
+  // Defaults come first so that the connection string, expanded from "dbname", overrides them.
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {"5", "approvald", dsn.c_str(), nullptr};
+  std::unique_ptr<pg_conn, PgConnCloser> conn(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  if (!conn) return absl::UnavailableError("out of memory creating a database connection");
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to the database: ", ConnectionMessage(conn.get())));
+  }
+  std::unique_ptr<PgConnection> out(new PgConnection(std::move(conn)));
+  if (absl::Status st = out->ExecScript(kSessionSetup); !st.ok()) return st;
+  return out;
+}
+
+bool PgConnection::broken() const { return broken_ || PQstatus(conn_.get()) != CONNECTION_OK; }
+
+absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const int n = static_cast<int>(values.size());
+  PgResultPtr res;
+  if (query.name.empty()) {
+    const std::string text(query.text);
+    res.reset(PQexecParams(conn_.get(), text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0));
+  } else {
+    const std::string name(query.name);
+    if (!prepared_.contains(name)) {
+      const std::string text(query.text);
+      PgResultPtr prep(PQprepare(conn_.get(), name.c_str(), text.c_str(), 0, nullptr));
+      if (!prep || PQresultStatus(prep.get()) != PGRES_COMMAND_OK) {
+        return ResultError(conn_.get(), prep.get(), query.name);
+      }
+      prepared_.insert(name);
+    }
+    res.reset(PQexecPrepared(conn_.get(), name.c_str(), n, values.data(), nullptr, nullptr, 0));
+  }
+  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    return ResultError(conn_.get(), res.get(), query.name);
+  }
+  return ReadRows(res.get());
+}
+
+absl::Status PgConnection::ExecScript(absl::string_view sql) {
+  const std::string text(sql);
+  PgResultPtr res(PQexec(conn_.get(), text.c_str()));
+  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ResultError(conn_.get(), res.get(), "");
+  return absl::OkStatus();
+}
+
+}  // namespace approvald::db::pg

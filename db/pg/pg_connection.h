@@ -1,0 +1,51 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "db/query.h"
+#include "db/rows.h"
+
+struct pg_conn;
+
+namespace approvald::db::pg {
+
+struct PgConnCloser {
+  void operator()(pg_conn* conn) const;
+};
+
+/// One libpq connection (RAII, move-only). Used by one thread at a time. Each named Query is
+/// prepared once per connection, on first use.
+class PgConnection {
+ public:
+  /// Connects with a libpq connection string (empty: libpq's PG* environment variables), then
+  /// sets the session to UTC and ISO dates so timestamps parse the same everywhere.
+  /// UNAVAILABLE if the server cannot be reached or refuses the login.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& dsn);
+
+  PgConnection(PgConnection&&) = default;
+  PgConnection& operator=(PgConnection&&) = default;
+
+  /// Runs a statement with bound parameters; named queries run as prepared statements.
+  absl::StatusOr<Rows> Exec(const Query& query, const Params& params);
+  /// Runs SQL text with the simple query protocol (no parameters; several statements allowed).
+  /// For transaction control and migrations only.
+  absl::Status ExecScript(absl::string_view sql);
+
+  /// True once the connection is lost: the pool discards it.
+  bool broken() const;
+  /// Marks the connection unusable (e.g. a transaction left it in an unknown state).
+  void MarkBroken() { broken_ = true; }
+
+ private:
+  explicit PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn) : conn_(std::move(conn)) {}
+
+  std::unique_ptr<pg_conn, PgConnCloser> conn_;
+  absl::flat_hash_set<std::string> prepared_;
+  bool broken_ = false;
+};
+
+}  // namespace approvald::db::pg

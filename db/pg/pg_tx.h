@@ -1,0 +1,42 @@
+#pragma once
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "db/pg/connection_pool.h"
+#include "db/tx.h"
+
+namespace approvald::db::pg {
+
+/// A transaction on a leased connection: BEGIN on creation, ROLLBACK on destruction unless
+/// committed. Statements are bounded by the deadline (statement_timeout and lock_timeout).
+class PgTx final : public Tx {
+ public:
+  /// DEADLINE_EXCEEDED if the deadline has already passed.
+  static absl::StatusOr<std::unique_ptr<PgTx>> Begin(PgConnection& conn, absl::Time deadline);
+  ~PgTx() override;
+
+  absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
+
+  /// UNKNOWN ("commit outcome unknown") if the connection broke while COMMIT was in flight:
+  /// the caller must read the state back, never re-run the work.
+  absl::Status Commit();
+  absl::Status Rollback();
+  absl::Status Savepoint(absl::string_view name);
+  absl::Status RollbackToSavepoint(absl::string_view name);
+
+ private:
+  explicit PgTx(PgConnection& conn) : conn_(conn) {}
+  PgConnection& conn_;
+  bool done_ = false;
+};
+
+/// Runs `fn` in a fresh transaction from the pool, re-running it (at most `max_attempts` times,
+/// within the deadline) when it fails with a transient error: serialization failure, deadlock,
+/// or a connection lost before COMMIT. `fn` commits by itself; an uncommitted transaction is
+/// rolled back. Never re-runs after a commit whose outcome is unknown.
+absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
+                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3);
+
+}  // namespace approvald::db::pg

@@ -1,0 +1,5 @@
+-- The approval a requester ($1) created with an idempotency key ($2), and whether its payload
+-- (action type $3, action data $4, summary $5) equals the new request's.
+SELECT *, (action_type = $3 AND action_data = $4::jsonb AND summary = $5) AS same_payload
+FROM ai_approvals
+WHERE requested_by = $1 AND idempotency_key = $2

@@ -1,0 +1,1 @@
+SELECT * FROM ai_approvals WHERE id = $1::uuid

@@ -1,0 +1,1 @@
+SELECT value FROM approvald_settings WHERE name = $1

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <google/protobuf/struct.pb.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "db/approval.h"
+#include "db/tx.h"
+
+namespace approvald::handlers {
+
+/// Runs one kind of action. Implementations are stateless or internally synchronised: one
+/// instance serves every worker thread at once.
+class ActionHandler {
+ public:
+  virtual ~ActionHandler() = default;
+
+  /// Checks action_data when the approval is created. INVALID_ARGUMENT (with field violations)
+  /// if it cannot be executed as given.
+  virtual absl::Status Validate(const google::protobuf::Struct& action_data) const = 0;
+
+  /// Executes the approved action inside the decision's transaction; every write goes through
+  /// `tx`, so it commits or rolls back with the decision. Returns the execution result.
+  /// A transient error (ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED) leaves the approval pending;
+  /// any other error rolls back the handler's writes and marks the approval FAILED.
+  virtual absl::StatusOr<google::protobuf::Struct> Execute(db::Tx& tx,
+                                                           const db::ApprovalRecord& approval) = 0;
+};
+
+}  // namespace approvald::handlers

@@ -1,0 +1,15 @@
+#include "handlers/noop_handler.h"
+
+namespace approvald::handlers {
+
+absl::Status NoopHandler::Validate(const google::protobuf::Struct&) const {
+  return absl::OkStatus();
+}
+
+absl::StatusOr<google::protobuf::Struct> NoopHandler::Execute(db::Tx&, const db::ApprovalRecord&) {
+  google::protobuf::Struct result;
+  (*result.mutable_fields())["ok"].set_bool_value(true);
+  return result;
+}
+
+}  // namespace approvald::handlers

@@ -1,0 +1,63 @@
+#include "server/approval_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "db/migrations.h"
+#include "db/pg/migrator.h"
+#include "db/status_macros.h"
+
+namespace approvald::server {
+
+namespace {
+constexpr char kServiceName[] = "approvals.v1.ApprovalService";
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
+    ServerConfig config, std::shared_ptr<const handlers::HandlerRegistry> registry) {
+  std::unique_ptr<ApprovalServer> s(new ApprovalServer());
+  s->config_ = std::move(config);
+  s->registry_ = std::move(registry);
+  s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size);
+  {
+    ASSIGN_OR_RETURN(db::pg::PoolLease lease, s->pool_->Acquire(absl::Now() + absl::Seconds(30)));
+    RETURN_IF_ERROR(db::pg::CheckSchema(*lease, db::Migrations()));
+  }
+  s->store_ = std::make_unique<db::pg::PgApprovalStore>(*s->pool_);
+  ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
+  s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
+  s->service_ = std::make_unique<ApprovalServiceImpl>(*s->store_, *s->registry_, s->config_.tokens,
+                                                      PageTokenCodec(std::move(key)), *s->executor_,
+                                                      s->config_.service);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(s->config_.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(s->config_.max_message_bytes);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", s->config_.listen));
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  return s;
+}
+
+ApprovalServer::~ApprovalServer() { Shutdown(absl::Seconds(5)); }
+
+void ApprovalServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  }
+  if (executor_) executor_->Shutdown();
+  if (server_) server_->Wait();
+}
+
+}  // namespace approvald::server

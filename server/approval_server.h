@@ -1,0 +1,60 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "db/pg/connection_pool.h"
+#include "db/pg/pg_approval_store.h"
+#include "handlers/handler_registry.h"
+#include "server/approval_service.h"
+#include "server/executor.h"
+
+namespace approvald::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";  ///< port 0 picks a free port
+  std::string dsn;                         ///< libpq connection string; empty: PG* variables
+  int pool_size = 8;                       ///< database connections = executor workers
+  size_t max_queue = 1024;                 ///< queued calls beyond which RESOURCE_EXHAUSTED
+  int max_message_bytes = 4 * 1024 * 1024;
+  std::shared_ptr<const TokenStore> tokens;
+  ServiceOptions service;
+};
+
+/// The composition of pool, store, executor, service and gRPC server (reflection and health on).
+class ApprovalServer {
+ public:
+  /// Connects to the database, checks its schema version, reads the page-token key and starts
+  /// listening. FAILED_PRECONDITION if the schema is not current; UNAVAILABLE if the database
+  /// cannot be reached; INVALID_ARGUMENT if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<ApprovalServer>> Start(
+      ServerConfig config, std::shared_ptr<const handlers::HandlerRegistry> registry);
+  ~ApprovalServer();
+
+  int port() const { return port_; }
+  ApprovalServiceImpl& service() { return *service_; }
+  grpc::Server& grpc_server() { return *server_; }
+
+  /// Health NOT_SERVING, stop accepting calls, let in-flight calls finish within `grace`
+  /// (then cancel them), drain the executor. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  ApprovalServer() = default;
+
+  ServerConfig config_;
+  std::shared_ptr<const handlers::HandlerRegistry> registry_;
+  std::unique_ptr<db::pg::ConnectionPool> pool_;
+  std::unique_ptr<db::pg::PgApprovalStore> store_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ApprovalServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace approvald::server

@@ -1,0 +1,271 @@
+#include "server/approval_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "db/errors.h"
+#include "db/status_macros.h"
+#include "server/proto_convert.h"
+#include "server/status_conversion.h"
+
+namespace approvald::server {
+
+namespace v1 = approvals::v1;
+
+ApprovalServiceImpl::ApprovalServiceImpl(db::ApprovalStore& store,
+                                         const handlers::HandlerRegistry& registry,
+                                         std::shared_ptr<const TokenStore> tokens,
+                                         PageTokenCodec page_tokens, Executor& executor,
+                                         ServiceOptions options)
+    : store_(store),
+      registry_(registry),
+      tokens_(std::move(tokens)),
+      page_tokens_(std::move(page_tokens)),
+      executor_(executor),
+      options_(std::move(options)) {}
+
+void ApprovalServiceImpl::SetTokens(std::shared_ptr<const TokenStore> tokens) {
+  absl::MutexLock lock(&tokens_mu_);
+  tokens_ = std::move(tokens);
+}
+
+absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(grpc::CallbackServerContext* ctx) const {
+  std::shared_ptr<const TokenStore> tokens;
+  {
+    absl::MutexLock lock(&tokens_mu_);
+    tokens = tokens_;
+  }
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  absl::string_view value;
+  if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
+  if (!tokens) return absl::UnauthenticatedError("no tokens are configured");
+  return tokens->Authenticate(value);
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerContext* ctx,
+                                                        absl::string_view method,
+                                                        const absl::StatusOr<Principal>& principal,
+                                                        absl::Status precheck, Work work) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const absl::Time start = absl::Now();
+  const std::string who = principal.ok() ? principal->name : "";
+  if (!principal.ok()) precheck = principal.status();
+  if (!precheck.ok()) {
+    Finish(reactor, method, who, start, precheck);
+    return reactor;
+  }
+  absl::Time deadline = start + options_.default_deadline;
+  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    deadline = std::min(deadline, absl::FromChrono(ctx->deadline()));
+  }
+  const bool queued = executor_.TrySubmit([this, ctx, reactor, method, who, start, deadline,
+                                           work = std::move(work)] {
+    absl::Status st;
+    if (ctx->IsCancelled()) {
+      st = absl::CancelledError("the call was cancelled before it ran");
+    } else if (absl::Now() >= deadline) {
+      st = absl::DeadlineExceededError("the deadline passed while the call was queued");
+    } else {
+      st = work(deadline);
+    }
+    Finish(reactor, method, who, start, st);
+  });
+  if (!queued) {
+    Finish(reactor, method, who, start,
+           absl::ResourceExhaustedError("approvald is overloaded (work queue full); retry later"));
+  }
+  return reactor;
+}
+
+void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
+                                 const std::string& principal, absl::Time start,
+                                 const absl::Status& status) {
+  if (options_.logger) {
+    const v1::ErrorReason reason = db::GetReason(status);
+    options_.logger->info(
+        "rpc method={} code={} reason={} ms={:.2f} principal={}{}{}", std::string(method),
+        absl::StatusCodeToString(status.code()),
+        reason == v1::ERROR_REASON_UNSPECIFIED ? "-" : v1::ErrorReason_Name(reason),
+        absl::ToDoubleMilliseconds(absl::Now() - start), principal.empty() ? "-" : principal,
+        status.ok() ? "" : " message=", std::string(status.message()));
+  }
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+absl::Status ApprovalServiceImpl::PrecheckCreate(const v1::CreateApprovalRequest& req) const {
+  RETURN_IF_ERROR(ValidateCreate(req, options_.limits));
+  handlers::ActionHandler* handler = registry_.Find(req.action_type());
+  if (handler == nullptr) {
+    return db::FieldError("action_type",
+                          absl::StrCat("unknown action type \"", req.action_type(), "\""),
+                          v1::UNKNOWN_ACTION_TYPE);
+  }
+  absl::Status valid = handler->Validate(req.action_data());
+  if (!valid.ok() && !db::GetErrorInfo(valid)) {
+    return db::FieldError("action_data", valid.message(), v1::INVALID_ACTION_DATA);
+  }
+  return valid;
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::CreateApproval(grpc::CallbackServerContext* ctx,
+                                                              const v1::CreateApprovalRequest* req,
+                                                              v1::Approval* resp) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  absl::Status precheck = principal.ok() ? PrecheckCreate(*req) : absl::OkStatus();
+  return Dispatch(ctx, "CreateApproval", principal, precheck,
+                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
+                    return CreateWork(p, *req, d, resp);
+                  });
+}
+
+absl::Status ApprovalServiceImpl::CreateWork(const Principal& p,
+                                             const v1::CreateApprovalRequest& req,
+                                             absl::Time deadline, v1::Approval* resp) {
+  db::CreateInput in;
+  in.action_type = req.action_type();
+  ASSIGN_OR_RETURN(in.action_data_json, StructToJson(req.action_data()));
+  in.summary = req.summary();
+  in.requested_by = p.name;
+  if (!req.idempotency_key().empty()) in.idempotency_key = req.idempotency_key();
+  if (req.has_expire_time()) in.expire_time = FromTimestamp(req.expire_time());
+  in.ttl = req.has_ttl() ? FromDuration(req.ttl()) : options_.default_ttl;
+  in.max_ttl = options_.limits.max_ttl;
+  in.deadline = deadline;
+  ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
+  return ToProto(created.approval, resp);
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerContext* ctx,
+                                                           const v1::GetApprovalRequest* req,
+                                                           v1::Approval* resp) {
+  return Dispatch(ctx, "GetApproval", Authenticate(ctx), ValidateGet(*req),
+                  [this, req, resp](absl::Time deadline) -> absl::Status {
+                    ASSIGN_OR_RETURN(db::ApprovalRecord a, store_.Get(req->id(), deadline));
+                    return ToProto(a, resp);
+                  });
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::ListApprovals(grpc::CallbackServerContext* ctx,
+                                                             const v1::ListApprovalsRequest* req,
+                                                             v1::ListApprovalsResponse* resp) {
+  return Dispatch(ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req),
+                  [this, req, resp](absl::Time deadline) { return ListWork(*req, deadline, resp); });
+}
+
+absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, absl::Time deadline,
+                                           v1::ListApprovalsResponse* resp) {
+  db::ListInput in;
+  const int page_size =
+      req.page_size() == 0 ? kDefaultPageSize : std::min(req.page_size(), kMaxPageSize);
+  in.limit = page_size + 1;  // one more tells whether a next page exists
+  for (int s : req.statuses()) {
+    in.statuses.emplace_back(*StatusStorageName(static_cast<v1::ApprovalStatus>(s)));
+  }
+  std::sort(in.statuses.begin(), in.statuses.end());
+  in.statuses.erase(std::unique(in.statuses.begin(), in.statuses.end()), in.statuses.end());
+  if (!req.action_type().empty()) in.action_type = req.action_type();
+  if (!req.page_token().empty()) {
+    ASSIGN_OR_RETURN(in.after, page_tokens_.Decode(req.page_token(), req));
+  }
+  in.deadline = deadline;
+  ASSIGN_OR_RETURN(std::vector<db::ApprovalRecord> rows, store_.List(in));
+  const bool more = rows.size() > static_cast<size_t>(page_size);
+  if (more) rows.resize(static_cast<size_t>(page_size));
+  for (const db::ApprovalRecord& a : rows) RETURN_IF_ERROR(ToProto(a, resp->add_approvals()));
+  if (more) {
+    resp->set_next_page_token(page_tokens_.Encode(
+        {absl::ToUnixMicros(rows.back().create_time), rows.back().id}, req));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
+                                             v1::Approval* resp) {
+  in.actor = p.name;
+  const db::Decision decision = in.decision;
+  db::AuthorizeFn authorize = [&p, decision](const db::ApprovalRecord& a) -> absl::Status {
+    if (decision == db::Decision::kApprove && a.requested_by == p.name) {
+      return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::SELF_APPROVAL,
+                             "the requester of an approval may not approve it",
+                             {{"requested_by", a.requested_by}});
+    }
+    if (decision == db::Decision::kCancel && a.requested_by != p.name) {
+      return absl::PermissionDeniedError("only the requester may cancel an approval");
+    }
+    return absl::OkStatus();
+  };
+  db::ExecuteFn execute = [this](db::Tx& tx,
+                                 const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
+    handlers::ActionHandler* handler = registry_.Find(a.action_type);
+    if (handler == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no handler is registered for action type ", a.action_type));
+    }
+    ASSIGN_OR_RETURN(google::protobuf::Struct result, handler->Execute(tx, a));
+    return StructToJson(result);
+  };
+  ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, authorize, execute));
+  return ToProto(decided, resp);
+}
+
+namespace {
+
+template <typename Req>
+db::DecideInput DecideInputFrom(db::Decision decision, const Req& req, std::string reason,
+                                int64_t expected_version, absl::Time deadline) {
+  db::DecideInput in;
+  in.decision = decision;
+  in.id = absl::AsciiStrToLower(req.id());
+  in.expected_version = expected_version;
+  in.reason = std::move(reason);
+  if (!req.request_id().empty()) in.request_id = req.request_id();
+  in.deadline = deadline;
+  return in;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(grpc::CallbackServerContext* ctx,
+                                                       const v1::ApproveRequest* req,
+                                                       v1::Approval* resp) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  return Dispatch(ctx, "Approve", principal, ValidateApprove(*req, options_.limits),
+                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
+                    return DecideWork(p,
+                                      DecideInputFrom(db::Decision::kApprove, *req, req->comment(),
+                                                      req->expected_version(), d),
+                                      resp);
+                  });
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Reject(grpc::CallbackServerContext* ctx,
+                                                      const v1::RejectRequest* req,
+                                                      v1::Approval* resp) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  return Dispatch(ctx, "Reject", principal, ValidateReject(*req, options_.limits),
+                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
+                    return DecideWork(p,
+                                      DecideInputFrom(db::Decision::kReject, *req, req->reason(),
+                                                      req->expected_version(), d),
+                                      resp);
+                  });
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::CancelApproval(
+    grpc::CallbackServerContext* ctx, const v1::CancelApprovalRequest* req, v1::Approval* resp) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  return Dispatch(ctx, "CancelApproval", principal, ValidateCancel(*req, options_.limits),
+                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
+                    return DecideWork(p,
+                                      DecideInputFrom(db::Decision::kCancel, *req, req->reason(),
+                                                      req->expected_version(), d),
+                                      resp);
+                  });
+}
+
+}  // namespace approvald::server

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "approvals/v1/approvals.grpc.pb.h"
+#include "db/approval_store.h"
+#include "handlers/handler_registry.h"
+#include "server/executor.h"
+#include "server/page_token.h"
+#include "server/token_store.h"
+#include "server/validation.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace approvald::server {
+
+struct ServiceOptions {
+  Limits limits;
+  absl::Duration default_ttl = absl::Hours(24);
+  /// Bounds calls that come without a deadline.
+  absl::Duration default_deadline = absl::Seconds(30);
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+/// The gRPC edge of ApprovalService: authenticates, validates, hands the work to the executor
+/// (database calls never run on gRPC threads) and maps the result. WatchApprovals and
+/// ListActionTypes answer UNIMPLEMENTED (the generated defaults) for now.
+class ApprovalServiceImpl final : public approvals::v1::ApprovalService::CallbackService {
+ public:
+  ApprovalServiceImpl(db::ApprovalStore& store, const handlers::HandlerRegistry& registry,
+                      std::shared_ptr<const TokenStore> tokens, PageTokenCodec page_tokens,
+                      Executor& executor, ServiceOptions options);
+
+  /// Swaps the tokens used for new calls (e.g. on SIGHUP).
+  void SetTokens(std::shared_ptr<const TokenStore> tokens);
+
+  grpc::ServerUnaryReactor* CreateApproval(grpc::CallbackServerContext* ctx,
+                                           const approvals::v1::CreateApprovalRequest* req,
+                                           approvals::v1::Approval* resp) override;
+  grpc::ServerUnaryReactor* GetApproval(grpc::CallbackServerContext* ctx,
+                                        const approvals::v1::GetApprovalRequest* req,
+                                        approvals::v1::Approval* resp) override;
+  grpc::ServerUnaryReactor* ListApprovals(grpc::CallbackServerContext* ctx,
+                                          const approvals::v1::ListApprovalsRequest* req,
+                                          approvals::v1::ListApprovalsResponse* resp) override;
+  grpc::ServerUnaryReactor* Approve(grpc::CallbackServerContext* ctx,
+                                    const approvals::v1::ApproveRequest* req,
+                                    approvals::v1::Approval* resp) override;
+  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx,
+                                   const approvals::v1::RejectRequest* req,
+                                   approvals::v1::Approval* resp) override;
+  grpc::ServerUnaryReactor* CancelApproval(grpc::CallbackServerContext* ctx,
+                                           const approvals::v1::CancelApprovalRequest* req,
+                                           approvals::v1::Approval* resp) override;
+
+ private:
+  using Work = std::function<absl::Status(absl::Time deadline)>;
+
+  absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx) const;
+  // Runs `work` on the executor (or answers `precheck` at once if it failed) and finishes.
+  grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                     const absl::StatusOr<Principal>& principal,
+                                     absl::Status precheck, Work work);
+  void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
+              const std::string& principal, absl::Time start, const absl::Status& status);
+  absl::Status CreateWork(const Principal& p, const approvals::v1::CreateApprovalRequest& req,
+                          absl::Time deadline, approvals::v1::Approval* resp);
+  absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
+                        approvals::v1::ListApprovalsResponse* resp);
+  absl::Status DecideWork(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp);
+  absl::Status PrecheckCreate(const approvals::v1::CreateApprovalRequest& req) const;
+
+  db::ApprovalStore& store_;
+  const handlers::HandlerRegistry& registry_;
+  mutable absl::Mutex tokens_mu_;
+  std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(tokens_mu_);
+  const PageTokenCodec page_tokens_;
+  Executor& executor_;
+  const ServiceOptions options_;
+};
+
+}  // namespace approvald::server

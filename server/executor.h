@@ -1,0 +1,36 @@
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace approvald::server {
+
+/// A fixed set of worker threads with a bounded queue, for the blocking database work that
+/// gRPC's callback threads must never do. Thread-safe.
+class Executor {
+ public:
+  Executor(int threads, size_t max_queue);
+  ~Executor();
+
+  /// Queues `task`; false (and the task is dropped) if the queue is full or the executor stopped.
+  bool TrySubmit(std::function<void()> task);
+  /// Runs every queued task, then joins the workers. Idempotent.
+  void Shutdown();
+  size_t queue_depth() const;
+
+ private:
+  void Work();
+
+  const size_t max_queue_;
+  mutable absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace approvald::server

@@ -1,0 +1,133 @@
+// approvald: the daemon. `approvald [flags]` serves; `approvald migrate [flags]` only migrates.
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "db/migrations.h"
+#include "db/pg/migrator.h"
+#include "handlers/noop_handler.h"
+#include "server/approval_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
+ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
+ABSL_FLAG(int, pool_size, 8, "database connections (and worker threads)");
+ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, tokens, "", "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
+ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
+ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "on SIGTERM, how long in-flight calls may take to finish");
+ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest accepted request message");
+
+namespace {
+
+using approvald::server::ApprovalServer;
+
+int Fail(const absl::Status& st) {
+  spdlog::error("{}", st.ToString());
+  return 1;
+}
+
+int RunMigrate(const std::string& dsn) {
+  auto conn = approvald::db::pg::PgConnection::Connect(dsn);
+  if (!conn.ok()) return Fail(conn.status());
+  auto applied = approvald::db::pg::Migrate(**conn, approvald::db::Migrations());
+  if (!applied.ok()) return Fail(applied.status());
+  auto version = approvald::db::pg::SchemaVersion(**conn);
+  spdlog::info("migrations applied: {}; schema version {}", *applied, version.ok() ? *version : -1);
+  return 0;
+}
+
+int Serve() {
+  const std::string tokens_path = absl::GetFlag(FLAGS_tokens);
+  if (tokens_path.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--tokens is required (create entries with `approvalctl token new --principal NAME`)"));
+  }
+  auto tokens = approvald::server::TokenStore::Load(tokens_path);
+  if (!tokens.ok()) return Fail(tokens.status());
+
+  auto registry = std::make_shared<approvald::handlers::HandlerRegistry>();
+  if (auto st = registry->Register("noop", std::make_shared<approvald::handlers::NoopHandler>());
+      !st.ok()) {
+    return Fail(st);
+  }
+
+  approvald::server::ServerConfig config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.dsn = absl::GetFlag(FLAGS_dsn);
+  config.pool_size = std::max(1, absl::GetFlag(FLAGS_pool_size));
+  config.max_queue = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_queue)));
+  config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  config.tokens = std::make_shared<const approvald::server::TokenStore>(std::move(*tokens));
+  config.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);
+  config.service.limits.max_ttl = absl::GetFlag(FLAGS_max_ttl);
+  config.service.logger = spdlog::default_logger();
+  if (config.service.default_ttl > config.service.limits.max_ttl) {
+    return Fail(absl::InvalidArgumentError("--default-ttl must not exceed --max-ttl"));
+  }
+
+  // Block the signals before gRPC starts its threads, so that only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (absl::GetFlag(FLAGS_migrate)) {
+    if (int rc = RunMigrate(config.dsn); rc != 0) return rc;
+  }
+  auto server = ApprovalServer::Start(config, registry);
+  if (!server.ok()) return Fail(server.status());
+  spdlog::info("approvald listening on {} (port {}), pool {}, {} tokens", config.listen,
+               (*server)->port(), config.pool_size, config.tokens->size());
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      auto reloaded = approvald::server::TokenStore::Load(tokens_path);
+      if (!reloaded.ok()) {
+        spdlog::error("SIGHUP: keeping the old tokens: {}", reloaded.status().ToString());
+        continue;
+      }
+      spdlog::info("SIGHUP: reloaded {} tokens", reloaded->size());
+      (*server)->service().SetTokens(
+          std::make_shared<const approvald::server::TokenStore>(std::move(*reloaded)));
+      continue;
+    }
+    spdlog::info("signal {}: shutting down", sig);
+    break;
+  }
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  spdlog::info("approvald stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "approvald [flags]            serve ApprovalService\n"
+      "approvald migrate [--dsn=]   apply database migrations and exit");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("approvald"));
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  if (args.size() > 1) {
+    const std::string command = args[1];
+    if (command == "migrate" && args.size() == 2) return RunMigrate(absl::GetFlag(FLAGS_dsn));
+    std::cerr << "unknown command: " << command << "\n" << absl::ProgramUsageMessage() << "\n";
+    return 2;
+  }
+  return Serve();
+}

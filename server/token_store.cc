@@ -1,0 +1,92 @@
+#include "server/token_store.h"
+
+#include <openssl/sha.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace approvald::server {
+namespace {
+
+bool IsSha256Hex(absl::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+absl::StatusOr<TokenStore> TokenStore::Parse(absl::string_view contents, absl::string_view source) {
+  TokenStore store;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+    ++line_no;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<absl::string_view> cols = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    auto error = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": ", what));
+    };
+    if (cols.size() < 2 || cols.size() > 3) {
+      return error("expected `<sha256-hex-of-token> <principal> [<role>,...]`");
+    }
+    if (!IsSha256Hex(cols[0])) return error("the first column must be 64 hex digits (a SHA-256)");
+    Principal p;
+    p.name = std::string(cols[1]);
+    if (cols.size() == 3) {
+      for (absl::string_view role : absl::StrSplit(cols[2], ',', absl::SkipEmpty())) {
+        p.roles.emplace_back(role);
+      }
+    }
+    if (!store.by_hash_.emplace(absl::AsciiStrToLower(cols[0]), std::move(p)).second) {
+      return error("this token hash is listed twice");
+    }
+  }
+  return store;
+}
+
+absl::StatusOr<TokenStore> TokenStore::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read tokens file ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return Parse(buffer.str(), path);
+}
+
+absl::StatusOr<Principal> TokenStore::Authenticate(absl::string_view authorization) const {
+  absl::string_view value = absl::StripAsciiWhitespace(authorization);
+  if (value.empty()) {
+    return absl::UnauthenticatedError("missing `authorization: Bearer <token>` metadata");
+  }
+  if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
+    return absl::UnauthenticatedError("authorization must be `Bearer <token>`");
+  }
+  absl::string_view token = absl::StripAsciiWhitespace(value.substr(7));
+  // Look up by the token's hash: the comparison never touches the secret itself.
+  auto it = by_hash_.find(Sha256Hex(token));
+  if (token.empty() || it == by_hash_.end()) return absl::UnauthenticatedError("unknown token");
+  return it->second;
+}
+
+}  // namespace approvald::server

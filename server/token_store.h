@@ -1,0 +1,40 @@
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace approvald::server {
+
+struct Principal {
+  std::string name;
+  std::vector<std::string> roles;
+};
+
+/// Bearer tokens, stored only as SHA-256 hashes. The file has one line per token:
+/// `<sha256-hex-of-token> <principal> [<role>[,<role>...]]`; blank lines and `#` comments are
+/// ignored. Immutable once built, so safe to share between threads.
+class TokenStore {
+ public:
+  /// INVALID_ARGUMENT naming `source` and the line for a malformed line or a repeated hash.
+  static absl::StatusOr<TokenStore> Parse(absl::string_view contents, absl::string_view source);
+  /// NOT_FOUND if the file cannot be read; else as Parse.
+  static absl::StatusOr<TokenStore> Load(const std::string& path);
+
+  /// The principal of an `authorization` header value ("Bearer <token>").
+  /// UNAUTHENTICATED if it is missing, malformed or unknown.
+  absl::StatusOr<Principal> Authenticate(absl::string_view authorization) const;
+
+  size_t size() const { return by_hash_.size(); }
+
+ private:
+  absl::flat_hash_map<std::string, Principal> by_hash_;
+};
+
+/// Lowercase hex SHA-256 of `data`.
+std::string Sha256Hex(absl::string_view data);
+
+}  // namespace approvald::server

@@ -1,0 +1,215 @@
+#include "server/validation.h"
+
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "db/errors.h"
+#include "handlers/handler_registry.h"
+#include "server/proto_convert.h"
+
+namespace approvald::server {
+namespace {
+
+namespace pb = google::protobuf;
+using Violations = std::vector<std::pair<std::string, std::string>>;
+
+absl::Status Check(const Violations& v) {
+  if (v.empty()) return absl::OkStatus();
+  std::string message = "invalid request: ";
+  for (size_t i = 0; i < v.size(); ++i) {
+    absl::StrAppend(&message, i ? "; " : "", v[i].first, ": ", v[i].second);
+  }
+  return db::FieldErrors(v, approvals::v1::ERROR_REASON_UNSPECIFIED, message);
+}
+
+void CheckId(absl::string_view field, absl::string_view id, Violations& v) {
+  if (id.empty()) {
+    v.emplace_back(field, "is required");
+  } else if (!IsUuid(id)) {
+    v.emplace_back(field, "must be a UUID (8-4-4-4-12 hex digits)");
+  }
+}
+
+void CheckText(absl::string_view field, absl::string_view text, size_t max, Violations& v) {
+  if (text.size() > max) v.emplace_back(field, absl::StrCat("must be at most ", max, " bytes"));
+}
+
+void CheckKey(absl::string_view field, absl::string_view key, size_t max, Violations& v) {
+  if (key.size() > max) {
+    v.emplace_back(field, absl::StrCat("must be at most ", max, " bytes"));
+    return;
+  }
+  for (char c : key) {
+    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
+      v.emplace_back(field, "must be printable without spaces or control characters");
+      return;
+    }
+  }
+}
+
+void CheckVersion(absl::string_view field, int64_t version, Violations& v) {
+  if (version < 0) v.emplace_back(field, "must be 0 (any) or a positive version");
+}
+
+// Depth counts nested Struct/list levels; the top-level object is depth 1.
+bool CheckValue(const pb::Value& value, int depth, int max_depth, std::string& why);
+
+bool CheckFields(const pb::Struct& s, int depth, int max_depth, std::string& why) {
+  if (depth > max_depth) {
+    why = absl::StrCat("nests deeper than ", max_depth, " levels");
+    return false;
+  }
+  for (const auto& [key, value] : s.fields()) {
+    if (!CheckValue(value, depth, max_depth, why)) return false;
+  }
+  return true;
+}
+
+bool CheckValue(const pb::Value& value, int depth, int max_depth, std::string& why) {
+  switch (value.kind_case()) {
+    case pb::Value::kNumberValue:
+      if (!std::isfinite(value.number_value())) {
+        why = "numbers must be finite (no NaN or Infinity)";
+        return false;
+      }
+      return true;
+    case pb::Value::kStructValue:
+      return CheckFields(value.struct_value(), depth + 1, max_depth, why);
+    case pb::Value::kListValue:
+      if (depth + 1 > max_depth) {
+        why = absl::StrCat("nests deeper than ", max_depth, " levels");
+        return false;
+      }
+      for (const pb::Value& item : value.list_value().values()) {
+        if (!CheckValue(item, depth + 1, max_depth, why)) return false;
+      }
+      return true;
+    case pb::Value::KIND_NOT_SET:
+      why = "every value must be set (null, number, string, bool, object or list)";
+      return false;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+bool IsUuid(absl::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateActionData(const pb::Struct& data, const Limits& limits) {
+  std::string why;
+  if (!CheckFields(data, 1, limits.max_action_data_depth, why)) {
+    return db::FieldError("action_data", why, approvals::v1::INVALID_ACTION_DATA);
+  }
+  // Cheap bound first: the binary size is close to the JSON size.
+  if (data.ByteSizeLong() > 4 * limits.max_action_data_bytes) {
+    return db::FieldError("action_data",
+                          absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
+                          approvals::v1::INVALID_ACTION_DATA);
+  }
+  absl::StatusOr<std::string> json = StructToJson(data);
+  if (!json.ok()) {
+    return db::FieldError("action_data", json.status().message(), approvals::v1::INVALID_ACTION_DATA);
+  }
+  if (json->size() > limits.max_action_data_bytes) {
+    return db::FieldError("action_data",
+                          absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
+                          approvals::v1::INVALID_ACTION_DATA);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits) {
+  Violations v;
+  if (req.action_type().empty()) {
+    v.emplace_back("action_type", "is required");
+  } else if (!handlers::IsValidActionType(req.action_type())) {
+    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
+  }
+  CheckText("summary", req.summary(), limits.max_summary_bytes, v);
+  CheckKey("idempotency_key", req.idempotency_key(), limits.max_key_bytes, v);
+  if (req.has_ttl()) {
+    const auto& ttl = req.ttl();
+    if (ttl.nanos() < -999999999 || ttl.nanos() > 999999999 || ttl.seconds() < 0 ||
+        ttl.nanos() < 0 || (ttl.seconds() == 0 && ttl.nanos() == 0)) {
+      v.emplace_back("ttl", "must be a positive duration");
+    } else if (FromDuration(ttl) > limits.max_ttl) {
+      v.emplace_back("ttl", absl::StrCat("must be at most the maximum ttl of ",
+                                         absl::FormatDuration(limits.max_ttl)));
+    }
+  }
+  if (req.has_expire_time()) {
+    const auto& ts = req.expire_time();
+    // Timestamp's valid range: 0001-01-01 to 9999-12-31.
+    if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 || ts.nanos() < 0 ||
+        ts.nanos() > 999999999) {
+      v.emplace_back("expire_time", "is not a valid timestamp");
+    }
+  }
+  if (absl::Status st = Check(v); !st.ok()) return st;
+  return ValidateActionData(req.action_data(), limits);
+}
+
+absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req) {
+  Violations v;
+  CheckId("id", req.id(), v);
+  return Check(v);
+}
+
+absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
+  Violations v;
+  for (int i = 0; i < req.statuses_size(); ++i) {
+    if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(req.statuses(i)))) {
+      v.emplace_back(absl::StrCat("statuses[", i, "]"), "must be a known status other than UNSPECIFIED");
+    }
+  }
+  if (!req.action_type().empty() && !handlers::IsValidActionType(req.action_type())) {
+    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
+  }
+  if (req.page_size() < 0) v.emplace_back("page_size", "must not be negative");
+  if (req.page_token().size() > 1024) v.emplace_back("page_token", "is not a valid page token");
+  return Check(v);
+}
+
+absl::Status ValidateApprove(const approvals::v1::ApproveRequest& req, const Limits& limits) {
+  Violations v;
+  CheckId("id", req.id(), v);
+  CheckVersion("expected_version", req.expected_version(), v);
+  CheckText("comment", req.comment(), limits.max_reason_bytes, v);
+  CheckKey("request_id", req.request_id(), limits.max_key_bytes, v);
+  return Check(v);
+}
+
+absl::Status ValidateReject(const approvals::v1::RejectRequest& req, const Limits& limits) {
+  Violations v;
+  CheckId("id", req.id(), v);
+  if (absl::StripAsciiWhitespace(req.reason()).empty()) v.emplace_back("reason", "is required");
+  CheckText("reason", req.reason(), limits.max_reason_bytes, v);
+  CheckVersion("expected_version", req.expected_version(), v);
+  CheckKey("request_id", req.request_id(), limits.max_key_bytes, v);
+  return Check(v);
+}
+
+absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, const Limits& limits) {
+  Violations v;
+  CheckId("id", req.id(), v);
+  CheckText("reason", req.reason(), limits.max_reason_bytes, v);
+  CheckVersion("expected_version", req.expected_version(), v);
+  CheckKey("request_id", req.request_id(), limits.max_key_bytes, v);
+  return Check(v);
+}
+
+}  // namespace approvald::server

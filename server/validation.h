@@ -1,0 +1,37 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "approvals/v1/approvals.pb.h"
+
+namespace approvald::server {
+
+/// Bounds on request fields. Every violation is INVALID_ARGUMENT with a google.rpc.BadRequest
+/// naming the field.
+struct Limits {
+  size_t max_action_data_bytes = 64 * 1024;  ///< as compact JSON
+  int max_action_data_depth = 32;
+  size_t max_summary_bytes = 2000;
+  size_t max_reason_bytes = 2000;
+  size_t max_key_bytes = 128;  ///< idempotency_key, request_id
+  absl::Duration max_ttl = absl::Hours(24 * 30);
+};
+
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 500;
+
+bool IsUuid(absl::string_view s);
+
+absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits);
+absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req);
+absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req);
+absl::Status ValidateApprove(const approvals::v1::ApproveRequest& req, const Limits& limits);
+absl::Status ValidateReject(const approvals::v1::RejectRequest& req, const Limits& limits);
+absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, const Limits& limits);
+
+/// action_data: nesting depth, finite numbers, and size as JSON.
+absl::Status ValidateActionData(const google::protobuf::Struct& data, const Limits& limits);
+
+}  // namespace approvald::server
