@@ -1,0 +1,195 @@
+// approvalctl: a command-line client for every ApprovalService RPC.
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "client/approval_client.h"
+#include "client/cli_args.h"
+#include "client/output.h"
+
+namespace {
+
+namespace v1 = approvals::v1;
+namespace pb = google::protobuf;
+using approvald::client::ApprovalClient;
+using approvald::client::CliArgs;
+
+constexpr char kUsage[] = R"(usage: approvalctl [--addr HOST:PORT] [--token T] [--json] [--timeout 10s] COMMAND
+
+commands:
+  create --type T [--data JSON] [--summary S] [--ttl 1h | --expire-time RFC3339]
+         [--idempotency-key K]
+  get ID
+  list [--status pending,approved,...] [--type T] [--page-size N] [--page-token T] [--all]
+  approve ID [--comment C] [--expected-version N] [--request-id R]
+  reject ID --reason R [--expected-version N] [--request-id R]
+  cancel ID [--reason R] [--expected-version N] [--request-id R]
+  token new --principal P [--roles r1,r2]
+
+--token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
+Errors print the gRPC code and the ErrorInfo reason, and exit 1 (2 for usage errors).
+)";
+
+int Usage(const std::string& why) {
+  std::cerr << "approvalctl: " << why << "\n\n" << kUsage;
+  return 2;
+}
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+bool ParseInt64(const CliArgs& args, const std::string& name, int64_t* out) {
+  auto v = args.Get(name);
+  if (!v) return true;
+  return absl::SimpleAtoi(*v, out);
+}
+
+int TokenNew(const CliArgs& args) {
+  auto principal = args.Get("principal");
+  if (!principal || principal->empty()) return Usage("token new needs --principal");
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    std::cerr << "approvalctl: no randomness available\n";
+    return 1;
+  }
+  std::string token;
+  absl::WebSafeBase64Escape(std::string(reinterpret_cast<char*>(bytes), sizeof(bytes)), &token);
+  token = "apv_" + token;
+  std::cout << "token: " << token << "\n";
+  std::cout << "tokens-file line: " << approvald::client::Sha256Hex(token) << " " << *principal
+            << " " << args.Get("roles").value_or("") << "\n";
+  return 0;
+}
+
+int Create(ApprovalClient& client, const CliArgs& args, bool json) {
+  v1::CreateApprovalRequest req;
+  auto type = args.Get("type");
+  if (!type) return Usage("create needs --type");
+  req.set_action_type(*type);
+  if (auto data = args.Get("data")) {
+    auto st = pb::util::JsonStringToMessage(*data, req.mutable_action_data());
+    if (!st.ok()) return Usage("--data must be a JSON object: " + st.message().as_string());
+  }
+  req.set_summary(args.Get("summary").value_or(""));
+  req.set_idempotency_key(args.Get("idempotency-key").value_or(""));
+  if (auto ttl = args.Get("ttl")) {
+    absl::Duration d;
+    if (!absl::ParseDuration(*ttl, &d)) return Usage("--ttl must be a duration such as 90m or 24h");
+    *req.mutable_ttl() = pb::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
+  }
+  if (auto at = args.Get("expire-time")) {
+    if (!pb::util::TimeUtil::FromString(*at, req.mutable_expire_time())) {
+      return Usage("--expire-time must be RFC 3339, e.g. 2026-12-01T12:00:00Z");
+    }
+  }
+  return approvald::client::PrintApprovalResult(client.Create(req), json);
+}
+
+int List(ApprovalClient& client, const CliArgs& args, bool json) {
+  v1::ListApprovalsRequest req;
+  if (auto statuses = args.Get("status")) {
+    for (absl::string_view s : absl::StrSplit(*statuses, ',', absl::SkipEmpty())) {
+      v1::ApprovalStatus status;
+      std::string name = "APPROVAL_STATUS_" + std::string(s);
+      for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (!v1::ApprovalStatus_Parse(name, &status)) return Usage("unknown status: " + std::string(s));
+      req.add_statuses(status);
+    }
+  }
+  req.set_action_type(args.Get("type").value_or(""));
+  int64_t page_size = 0;
+  if (!ParseInt64(args, "page-size", &page_size)) return Usage("--page-size must be a number");
+  req.set_page_size(static_cast<int32_t>(page_size));
+  req.set_page_token(args.Get("page-token").value_or(""));
+  const bool all = args.Has("all");
+  v1::ListApprovalsResponse merged;
+  for (;;) {
+    auto page = client.List(req);
+    if (!page.ok()) return approvald::client::PrintError(page.status(), json);
+    for (auto& a : *page->mutable_approvals()) *merged.add_approvals() = std::move(a);
+    merged.set_next_page_token(page->next_page_token());
+    if (!all || page->next_page_token().empty()) break;
+    req.set_page_token(page->next_page_token());
+  }
+  approvald::client::PrintList(merged, json);
+  return 0;
+}
+
+int Decide(ApprovalClient& client, const std::string& command, const CliArgs& args, bool json) {
+  if (args.positional.size() < 2) return Usage(command + " needs an approval ID");
+  const std::string& id = args.positional[1];
+  int64_t version = 0;
+  if (!ParseInt64(args, "expected-version", &version)) {
+    return Usage("--expected-version must be a number");
+  }
+  const std::string request_id = args.Get("request-id").value_or("");
+  if (command == "approve") {
+    v1::ApproveRequest req;
+    req.set_id(id);
+    req.set_expected_version(version);
+    req.set_comment(args.Get("comment").value_or(""));
+    req.set_request_id(request_id);
+    return approvald::client::PrintApprovalResult(client.Approve(req), json);
+  }
+  if (command == "reject") {
+    v1::RejectRequest req;
+    req.set_id(id);
+    req.set_reason(args.Get("reason").value_or(""));
+    req.set_expected_version(version);
+    req.set_request_id(request_id);
+    return approvald::client::PrintApprovalResult(client.Reject(req), json);
+  }
+  v1::CancelApprovalRequest req;
+  req.set_id(id);
+  req.set_reason(args.Get("reason").value_or(""));
+  req.set_expected_version(version);
+  req.set_request_id(request_id);
+  return approvald::client::PrintApprovalResult(client.Cancel(req), json);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const CliArgs args = CliArgs::Parse(argc, argv, {"json", "all", "help"});
+  if (args.Has("help") || args.positional.empty()) {
+    std::cout << kUsage;
+    return args.positional.empty() && !args.Has("help") ? 2 : 0;
+  }
+  const std::string command = args.positional[0];
+  if (command == "token") {
+    if (args.positional.size() == 2 && args.positional[1] == "new") return TokenNew(args);
+    return Usage("unknown token command (try: token new --principal P)");
+  }
+  const bool json = args.Has("json");
+  absl::Duration timeout = absl::Seconds(10);
+  if (auto t = args.Get("timeout"); t && !absl::ParseDuration(*t, &timeout)) {
+    return Usage("--timeout must be a duration such as 10s");
+  }
+  const std::string addr = args.Get("addr").value_or(Env("APPROVALD_ADDR", "127.0.0.1:50051"));
+  const std::string token = args.Get("token").value_or(Env("APPROVALD_TOKEN", ""));
+  ApprovalClient client(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()), token,
+                        timeout);
+  if (command == "create") return Create(client, args, json);
+  if (command == "get") {
+    if (args.positional.size() < 2) return Usage("get needs an approval ID");
+    return approvald::client::PrintApprovalResult(client.Get(args.positional[1]), json);
+  }
+  if (command == "list") return List(client, args, json);
+  if (command == "approve" || command == "reject" || command == "cancel") {
+    return Decide(client, command, args, json);
+  }
+  return Usage("unknown command: " + command);
+}
