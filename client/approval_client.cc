@@ -54,14 +54,14 @@ void ApprovalClient::Prepare(grpc::ClientContext& ctx) const {
   if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
 }
 
-#define APPROVALD_UNARY(Name, Rpc, Req, Resp)                         \
-  absl::StatusOr<Resp> ApprovalClient::Name(const Req& req) {         \
-    grpc::ClientContext ctx;                                          \
-    Prepare(ctx);                                                     \
-    Resp resp;                                                        \
-    grpc::Status st = stub_->Rpc(&ctx, req, &resp);                   \
-    if (!st.ok()) return ToAbslStatus(st);                            \
-    return resp;                                                      \
+#define APPROVALD_UNARY(Name, Rpc, Req, Resp)                 \
+  absl::StatusOr<Resp> ApprovalClient::Name(const Req& req) { \
+    grpc::ClientContext ctx;                                  \
+    Prepare(ctx);                                             \
+    Resp resp;                                                \
+    grpc::Status st = stub_->Rpc(&ctx, req, &resp);           \
+    if (!st.ok()) return ToAbslStatus(st);                    \
+    return resp;                                              \
   }
 
 APPROVALD_UNARY(Create, CreateApproval, v1::CreateApprovalRequest, v1::Approval)

@@ -25,7 +25,8 @@ namespace pb = google::protobuf;
 using approvald::client::ApprovalClient;
 using approvald::client::CliArgs;
 
-constexpr char kUsage[] = R"(usage: approvalctl [--addr HOST:PORT] [--token T] [--json] [--timeout 10s] COMMAND
+constexpr char kUsage[] =
+    R"(usage: approvalctl [--addr HOST:PORT] [--token T] [--json] [--timeout 10s] COMMAND
 
 commands:
   create --type T [--data JSON] [--summary S] [--ttl 1h | --expire-time RFC3339]
@@ -105,7 +106,8 @@ int List(ApprovalClient& client, const CliArgs& args, bool json) {
       v1::ApprovalStatus status;
       std::string name = "APPROVAL_STATUS_" + std::string(s);
       for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (!v1::ApprovalStatus_Parse(name, &status)) return Usage("unknown status: " + std::string(s));
+      if (!v1::ApprovalStatus_Parse(name, &status))
+        return Usage("unknown status: " + std::string(s));
       req.add_statuses(status);
     }
   }

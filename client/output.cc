@@ -98,10 +98,9 @@ void PrintList(const v1::ListApprovalsResponse& page, bool json) {
   std::cout << absl::StrFormat("%-36s  %-9s  %-20s  %-12s  %-20s  %s\n", "ID", "STATUS", "TYPE",
                                "REQUESTED_BY", "CREATED", "SUMMARY");
   for (const v1::Approval& a : page.approvals()) {
-    std::cout << absl::StrFormat("%-36s  %-9s  %-20s  %-12s  %-20s  %s\n", a.id(),
-                                 ShortStatus(a.status()), a.action_type(), a.requested_by(),
-                                 pb::util::TimeUtil::ToString(a.create_time()).substr(0, 19),
-                                 a.summary());
+    std::cout << absl::StrFormat(
+        "%-36s  %-9s  %-20s  %-12s  %-20s  %s\n", a.id(), ShortStatus(a.status()), a.action_type(),
+        a.requested_by(), pb::util::TimeUtil::ToString(a.create_time()).substr(0, 19), a.summary());
   }
   if (!page.next_page_token().empty()) {
     std::cout << "next page: --page-token " << page.next_page_token() << "\n";

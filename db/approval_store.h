@@ -34,9 +34,9 @@ enum class Decision { kApprove, kReject, kCancel };
 struct DecideInput {
   Decision decision = Decision::kApprove;
   std::string id;
-  std::string actor;              ///< the authenticated principal
-  int64_t expected_version = 0;   ///< 0 = any
-  std::string reason;             ///< Approve's comment, Reject's / Cancel's reason
+  std::string actor;             ///< the authenticated principal
+  int64_t expected_version = 0;  ///< 0 = any
+  std::string reason;            ///< Approve's comment, Reject's / Cancel's reason
   std::optional<std::string> request_id;
   absl::Time deadline = absl::InfiniteFuture();
 };

@@ -3,10 +3,10 @@
 #include <map>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "approvals/v1/approvals.pb.h"
 #include "google/rpc/error_details.pb.h"
 
@@ -23,9 +23,11 @@ using ErrorMetadata = std::map<std::string, std::string>;
 absl::Status ReasonError(absl::StatusCode code, approvals::v1::ErrorReason reason,
                          absl::string_view message, const ErrorMetadata& metadata = {});
 
-/// INVALID_ARGUMENT naming the bad field (a google.rpc.BadRequest payload), optionally with a reason.
-absl::Status FieldError(absl::string_view field, absl::string_view description,
-                        approvals::v1::ErrorReason reason = approvals::v1::ERROR_REASON_UNSPECIFIED);
+/// INVALID_ARGUMENT naming the bad field (a google.rpc.BadRequest payload), optionally with a
+/// reason.
+absl::Status FieldError(
+    absl::string_view field, absl::string_view description,
+    approvals::v1::ErrorReason reason = approvals::v1::ERROR_REASON_UNSPECIFIED);
 
 /// INVALID_ARGUMENT with one violation per entry (field, description).
 absl::Status FieldErrors(const std::vector<std::pair<std::string, std::string>>& violations,

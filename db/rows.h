@@ -3,10 +3,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace approvald::db {
 
@@ -18,8 +18,7 @@ using Params = std::vector<Param>;
 class Rows {
  public:
   Rows() = default;
-  Rows(std::vector<std::string> columns, std::vector<std::vector<Param>> values,
-       int64_t affected)
+  Rows(std::vector<std::string> columns, std::vector<std::vector<Param>> values, int64_t affected)
       : columns_(std::move(columns)), values_(std::move(values)), affected_(affected) {}
 
   size_t size() const { return values_.size(); }

@@ -9,15 +9,15 @@
 #define APPROVALD_CONCAT_INNER(a, b) a##b
 #define APPROVALD_CONCAT(a, b) APPROVALD_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                                 \
-  do {                                                        \
+#define RETURN_IF_ERROR(expr)                               \
+  do {                                                      \
     if (::absl::Status _st = (expr); !_st.ok()) return _st; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \
   ASSIGN_OR_RETURN_IMPL(APPROVALD_CONCAT(_status_or_, __LINE__), lhs, expr)
 
-#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                          \
+#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)    \
+  auto tmp = (expr);                             \
   if (!tmp.ok()) return std::move(tmp).status(); \
   lhs = std::move(*tmp)

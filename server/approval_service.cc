@@ -33,7 +33,8 @@ void ApprovalServiceImpl::SetTokens(std::shared_ptr<const TokenStore> tokens) {
   tokens_ = std::move(tokens);
 }
 
-absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(grpc::CallbackServerContext* ctx) const {
+absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
+    grpc::CallbackServerContext* ctx) const {
   std::shared_ptr<const TokenStore> tokens;
   {
     absl::MutexLock lock(&tokens_mu_);
@@ -63,18 +64,18 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
   if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
     deadline = std::min(deadline, absl::FromChrono(ctx->deadline()));
   }
-  const bool queued = executor_.TrySubmit([this, ctx, reactor, method, who, start, deadline,
-                                           work = std::move(work)] {
-    absl::Status st;
-    if (ctx->IsCancelled()) {
-      st = absl::CancelledError("the call was cancelled before it ran");
-    } else if (absl::Now() >= deadline) {
-      st = absl::DeadlineExceededError("the deadline passed while the call was queued");
-    } else {
-      st = work(deadline);
-    }
-    Finish(reactor, method, who, start, st);
-  });
+  const bool queued = executor_.TrySubmit(
+      [this, ctx, reactor, method, who, start, deadline, work = std::move(work)] {
+        absl::Status st;
+        if (ctx->IsCancelled()) {
+          st = absl::CancelledError("the call was cancelled before it ran");
+        } else if (absl::Now() >= deadline) {
+          st = absl::DeadlineExceededError("the deadline passed while the call was queued");
+        } else {
+          st = work(deadline);
+        }
+        Finish(reactor, method, who, start, st);
+      });
   if (!queued) {
     Finish(reactor, method, who, start,
            absl::ResourceExhaustedError("approvald is overloaded (work queue full); retry later"));
@@ -153,8 +154,9 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
 grpc::ServerUnaryReactor* ApprovalServiceImpl::ListApprovals(grpc::CallbackServerContext* ctx,
                                                              const v1::ListApprovalsRequest* req,
                                                              v1::ListApprovalsResponse* resp) {
-  return Dispatch(ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req),
-                  [this, req, resp](absl::Time deadline) { return ListWork(*req, deadline, resp); });
+  return Dispatch(
+      ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req),
+      [this, req, resp](absl::Time deadline) { return ListWork(*req, deadline, resp); });
 }
 
 absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, absl::Time deadline,
@@ -178,8 +180,8 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
   if (more) rows.resize(static_cast<size_t>(page_size));
   for (const db::ApprovalRecord& a : rows) RETURN_IF_ERROR(ToProto(a, resp->add_approvals()));
   if (more) {
-    resp->set_next_page_token(page_tokens_.Encode(
-        {absl::ToUnixMicros(rows.back().create_time), rows.back().id}, req));
+    resp->set_next_page_token(
+        page_tokens_.Encode({absl::ToUnixMicros(rows.back().create_time), rows.back().id}, req));
   }
   return absl::OkStatus();
 }
@@ -256,8 +258,9 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Reject(grpc::CallbackServerContex
                   });
 }
 
-grpc::ServerUnaryReactor* ApprovalServiceImpl::CancelApproval(
-    grpc::CallbackServerContext* ctx, const v1::CancelApprovalRequest* req, v1::Approval* resp) {
+grpc::ServerUnaryReactor* ApprovalServiceImpl::CancelApproval(grpc::CallbackServerContext* ctx,
+                                                              const v1::CancelApprovalRequest* req,
+                                                              v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
   return Dispatch(ctx, "CancelApproval", principal, ValidateCancel(*req, options_.limits),
                   [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {

@@ -4,7 +4,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -19,7 +22,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:por
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
 ABSL_FLAG(int, pool_size, 8, "database connections (and worker threads)");
 ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
-ABSL_FLAG(std::string, tokens, "", "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
+ABSL_FLAG(std::string, tokens, "",
+          "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
@@ -120,7 +124,16 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "approvald [flags]            serve ApprovalService\n"
       "approvald migrate [--dsn=]   apply database migrations and exit");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // Flags are documented with dashes (--pool-size); Abseil spells them with underscores.
+  std::vector<std::string> spelled(argv, argv + argc);
+  for (std::string& arg : spelled) {
+    if (arg.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+  }
+  std::vector<char*> raw;
+  for (std::string& arg : spelled) raw.push_back(arg.data());
+  std::vector<char*> args = absl::ParseCommandLine(argc, raw.data());
   spdlog::set_default_logger(spdlog::stderr_color_mt("approvald"));
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   if (args.size() > 1) {

@@ -31,7 +31,9 @@ std::string Fingerprint(const approvals::v1::ListApprovalsRequest& f) {
   return Sha256Hex(canonical).substr(0, 2 * kFingerprintBytes);
 }
 
-absl::Status BadToken() { return db::FieldError("page_token", "is not a valid page token for this request"); }
+absl::Status BadToken() {
+  return db::FieldError("page_token", "is not a valid page token for this request");
+}
 
 }  // namespace
 

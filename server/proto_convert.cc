@@ -11,14 +11,18 @@ namespace pb = google::protobuf;
 absl::StatusOr<std::string> StructToJson(const pb::Struct& value) {
   std::string json;
   auto st = pb::util::MessageToJsonString(value, &json);
-  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("not representable as JSON: ", st.message().as_string()));
+  if (!st.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat("not representable as JSON: ", st.message().as_string()));
   return json;
 }
 
 absl::StatusOr<pb::Struct> JsonToStruct(absl::string_view json) {
   pb::Struct value;
   auto st = pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), &value);
-  if (!st.ok()) return absl::InternalError(absl::StrCat("stored JSON does not parse: ", st.message().as_string()));
+  if (!st.ok())
+    return absl::InternalError(
+        absl::StrCat("stored JSON does not parse: ", st.message().as_string()));
   return value;
 }
 

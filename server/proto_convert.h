@@ -6,9 +6,9 @@
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.pb.h"
 #include "db/approval.h"

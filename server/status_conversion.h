@@ -1,7 +1,8 @@
 #pragma once
 
-#include "absl/status/status.h"
 #include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
 
 namespace approvald::server {
 

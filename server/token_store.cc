@@ -44,7 +44,8 @@ absl::StatusOr<TokenStore> TokenStore::Parse(absl::string_view contents, absl::s
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
-    std::vector<absl::string_view> cols = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> cols =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     auto error = [&](absl::string_view what) {
       return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": ", what));
     };

@@ -116,18 +116,21 @@ absl::Status ValidateActionData(const pb::Struct& data, const Limits& limits) {
   }
   // Cheap bound first: the binary size is close to the JSON size.
   if (data.ByteSizeLong() > 4 * limits.max_action_data_bytes) {
-    return db::FieldError("action_data",
-                          absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
-                          approvals::v1::INVALID_ACTION_DATA);
+    return db::FieldError(
+        "action_data",
+        absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
+        approvals::v1::INVALID_ACTION_DATA);
   }
   absl::StatusOr<std::string> json = StructToJson(data);
   if (!json.ok()) {
-    return db::FieldError("action_data", json.status().message(), approvals::v1::INVALID_ACTION_DATA);
+    return db::FieldError("action_data", json.status().message(),
+                          approvals::v1::INVALID_ACTION_DATA);
   }
   if (json->size() > limits.max_action_data_bytes) {
-    return db::FieldError("action_data",
-                          absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
-                          approvals::v1::INVALID_ACTION_DATA);
+    return db::FieldError(
+        "action_data",
+        absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
+        approvals::v1::INVALID_ACTION_DATA);
   }
   return absl::OkStatus();
 }
@@ -173,7 +176,8 @@ absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
   Violations v;
   for (int i = 0; i < req.statuses_size(); ++i) {
     if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(req.statuses(i)))) {
-      v.emplace_back(absl::StrCat("statuses[", i, "]"), "must be a known status other than UNSPECIFIED");
+      v.emplace_back(absl::StrCat("statuses[", i, "]"),
+                     "must be a known status other than UNSPECIFIED");
     }
   }
   if (!req.action_type().empty() && !handlers::IsValidActionType(req.action_type())) {

@@ -1,8 +1,7 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.pb.h"
 
@@ -12,7 +11,8 @@ namespace approvald::server {
 /// naming the field.
 struct Limits {
   size_t max_action_data_bytes = 64 * 1024;  ///< as compact JSON
-  int max_action_data_depth = 32;
+  /// Each level costs protobuf three nested messages; gRPC refuses to parse beyond ~33.
+  int max_action_data_depth = 20;
   size_t max_summary_bytes = 2000;
   size_t max_reason_bytes = 2000;
   size_t max_key_bytes = 128;  ///< idempotency_key, request_id

@@ -12,9 +12,9 @@ int Newest(const std::vector<Migration>& migrations) {
 }
 
 absl::Status RefuseNewer(int current, int known) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the database schema is at version ", current, " but this approvald knows only up to ", known,
-      ": upgrade approvald"));
+  return absl::FailedPreconditionError(absl::StrCat("the database schema is at version ", current,
+                                                    " but this approvald knows only up to ", known,
+                                                    ": upgrade approvald"));
 }
 
 absl::Status ApplyOne(PgConnection& conn, const Migration& m, bool& applied) {
@@ -72,9 +72,9 @@ absl::Status CheckSchema(PgConnection& conn, const std::vector<Migration>& migra
   const int known = Newest(migrations);
   if (current > known) return RefuseNewer(current, known);
   if (current < known) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the database schema is at version ", current, ", this approvald needs ", known,
-        ": run `approvald migrate` or start with --migrate"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the database schema is at version ", current, ", this approvald needs ",
+                     known, ": run `approvald migrate` or start with --migrate"));
   }
   return absl::OkStatus();
 }

@@ -92,15 +92,16 @@ absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& lo
 absl::Status RecordOutcome(PgTx& tx, const DecideInput& input, const std::string& approval_id,
                            const absl::Status& outcome) {
   if (!input.request_id) return absl::OkStatus();
-  std::string info_json = "{}";
+  std::string info_json;
   if (auto info = GetErrorInfo(outcome)) {
     (void)google::protobuf::util::MessageToJsonString(*info, &info_json);
   }
-  return tx.Exec(queries::kInsertDecisionRequest,
-                 {input.actor, *input.request_id, approval_id,
-                  std::string(MethodName(input.decision)),
-                  absl::StrCat(static_cast<int>(outcome.code())), "",
-                  std::string(outcome.message()), info_json})
+  if (info_json.empty()) info_json = "{}";
+  return tx
+      .Exec(queries::kInsertDecisionRequest,
+            {input.actor, *input.request_id, approval_id, std::string(MethodName(input.decision)),
+             absl::StrCat(static_cast<int>(outcome.code())), "", std::string(outcome.message()),
+             info_json})
       .status();
 }
 
@@ -140,9 +141,9 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
     Param expire_micros;
     if (in.expire_time) {
       expire_micros = absl::StrCat(ToMicros(*in.expire_time));
-      ASSIGN_OR_RETURN(Rows check,
-                       tx.Exec(queries::kCheckExpireTime,
-                               {expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.max_ttl))}));
+      ASSIGN_OR_RETURN(Rows check, tx.Exec(queries::kCheckExpireTime,
+                                           {expire_micros,
+                                            absl::StrCat(absl::ToInt64Microseconds(in.max_ttl))}));
       if (!check.GetBool(0, "in_future")) {
         return FieldError("expire_time", "must be in the future (by the database clock)");
       }
@@ -152,11 +153,10 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
       }
     }
     const Param key = in.idempotency_key ? Param(*in.idempotency_key) : Param();
-    ASSIGN_OR_RETURN(
-        Rows inserted,
-        tx.Exec(queries::kInsertApproval,
-                {in.action_type, in.action_data_json, in.summary, in.requested_by, key,
-                 expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.ttl))}));
+    ASSIGN_OR_RETURN(Rows inserted,
+                     tx.Exec(queries::kInsertApproval,
+                             {in.action_type, in.action_data_json, in.summary, in.requested_by, key,
+                              expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.ttl))}));
     if (!inserted.empty()) {
       ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(inserted, 0));
       result.created = true;
@@ -171,8 +171,7 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
     ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(existing, 0));
     result.created = false;
     if (!existing.GetBool(0, "same_payload")) {
-      return ReasonError(absl::StatusCode::kAlreadyExists,
-                         approvals::v1::IDEMPOTENCY_KEY_CONFLICT,
+      return ReasonError(absl::StatusCode::kAlreadyExists, approvals::v1::IDEMPOTENCY_KEY_CONFLICT,
                          "idempotency_key was already used with a different payload",
                          {{"approval_id", result.approval.id}});
     }
@@ -204,9 +203,10 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
     after_id = in.after->id;
   }
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
-  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kListApprovals,
-                                          {statuses, in.action_type ? Param(*in.action_type) : Param(),
-                                           after_micros, after_id, absl::StrCat(in.limit)}));
+  ASSIGN_OR_RETURN(Rows rows,
+                   lease->Exec(queries::kListApprovals,
+                               {statuses, in.action_type ? Param(*in.action_type) : Param(),
+                                after_micros, after_id, absl::StrCat(in.limit)}));
   std::vector<ApprovalRecord> out;
   out.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -243,7 +243,8 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                          ApprovalRecord& out, int64_t& locked_version) {
   locked_version = 0;
   ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
-  if (locked_rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", in.id, " not found"));
+  if (locked_rows.empty())
+    return absl::NotFoundError(absl::StrCat("approval ", in.id, " not found"));
   ASSIGN_OR_RETURN(ApprovalRecord locked, ParseApprovalRow(locked_rows, 0));
   const Param request_id = in.request_id ? Param(*in.request_id) : Param();
 
@@ -273,11 +274,11 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     ASSIGN_OR_RETURN(ApprovalRecord expired,
                      RecordDecision(tx, locked, kExpired, Param(), Param(), Param(), Param(),
                                     kSystemActor, Param()));
-    return AnswerWithError(tx, in, locked.id,
-                           ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
-                                       absl::StrCat("approval ", locked.id, " has expired"),
-                                       StateMetadata(expired)),
-                           /*must_commit=*/true);
+    return AnswerWithError(
+        tx, in, locked.id,
+        ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
+                    absl::StrCat("approval ", locked.id, " has expired"), StateMetadata(expired)),
+        /*must_commit=*/true);
   }
   if (in.expected_version != 0 && in.expected_version != locked.version) {
     return AnswerWithError(
@@ -304,9 +305,8 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
       if (htx.savepoint()) RETURN_IF_ERROR(tx.RollbackToSavepoint(kHandlerSavepoint));
       ASSIGN_OR_RETURN(ApprovalRecord failed,
                        RecordDecision(tx, locked, kFailed, in.actor, Opt(in.reason), Param(),
-                                      std::string(failure.message().empty()
-                                                      ? "action failed"
-                                                      : failure.message()),
+                                      std::string(failure.message().empty() ? "action failed"
+                                                                            : failure.message()),
                                       in.actor, request_id));
       return AnswerWithError(
           tx, in, locked.id,

@@ -21,8 +21,7 @@ class PgApprovalStore final : public ApprovalStore {
  private:
   // One attempt of Decide inside `tx`; sets `out` on success.
   absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,
-                          const ExecuteFn& execute, ApprovalRecord& out,
-                          int64_t& locked_version);
+                          const ExecuteFn& execute, ApprovalRecord& out, int64_t& locked_version);
   // After a commit whose outcome is unknown: reads the row back under its lock.
   absl::StatusOr<ApprovalRecord> ResolveUnknownCommit(const DecideInput& input,
                                                       int64_t locked_version);

@@ -31,8 +31,8 @@ absl::Status ResultError(const PGconn* conn, const PGresult* res, absl::string_v
         absl::StrCat("database connection lost: ", ConnectionMessage(conn))));
   }
   const absl::StatusCode code = CodeForSqlState(state);
-  absl::Status status(code, absl::StrCat(primary ? primary : "database error", " (SQLSTATE ",
-                                         state, name.empty() ? "" : ", in ", name, ")"));
+  absl::Status status(code, absl::StrCat(primary ? primary : "database error", " (SQLSTATE ", state,
+                                         name.empty() ? "" : ", in ", name, ")"));
   const absl::string_view s = state;
   if (s == "40001" || s == "40P01" || code == absl::StatusCode::kUnavailable) {
     return MarkTransient(status);
@@ -54,7 +54,8 @@ Rows ReadRows(const PGresult* res) {
       if (PQgetisnull(res, r, c)) {
         row.emplace_back(std::nullopt);
       } else {
-        row.emplace_back(std::string(PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))));
+        row.emplace_back(
+            std::string(PQgetvalue(res, r, c), static_cast<size_t>(PQgetlength(res, r, c))));
       }
     }
   }
@@ -94,7 +95,8 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
   PgResultPtr res;
   if (query.name.empty()) {
     const std::string text(query.text);
-    res.reset(PQexecParams(conn_.get(), text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0));
+    res.reset(
+        PQexecParams(conn_.get(), text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0));
   } else {
     const std::string name(query.name);
     if (!prepared_.contains(name)) {
@@ -118,7 +120,8 @@ absl::Status PgConnection::ExecScript(absl::string_view sql) {
   const std::string text(sql);
   PgResultPtr res(PQexec(conn_.get(), text.c_str()));
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ResultError(conn_.get(), res.get(), "");
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+    return ResultError(conn_.get(), res.get(), "");
   return absl::OkStatus();
 }
 

@@ -14,7 +14,8 @@ absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time
   if (absl::Status st = conn.ExecScript("BEGIN"); !st.ok()) return st;
   std::unique_ptr<PgTx> tx(new PgTx(conn));
   if (deadline != absl::InfiniteFuture()) {
-    const int64_t ms = std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
+    const int64_t ms =
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
     absl::StatusOr<Rows> set = tx->Exec(queries::kSetTxTimeouts, {absl::StrCat(ms)});
     if (!set.ok()) return set.status();
   }

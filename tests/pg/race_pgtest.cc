@@ -1,0 +1,132 @@
+// The product's promise under contention: through the real gRPC server and many database
+// connections, each approved action runs exactly once and a decision is final.
+
+#include <gtest/gtest.h>
+
+#include <latch>
+#include <thread>
+#include <vector>
+
+#include "client/approval_client.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_server.h"
+
+namespace approvald::testing {
+namespace {
+
+namespace v1 = approvals::v1;
+
+struct Outcome {
+  absl::Status status;
+  std::string reason;
+};
+
+v1::Approval CreateEffect(TestServer& ts, const std::string& summary) {
+  v1::CreateApprovalRequest req;
+  req.set_action_type("test.effect");
+  req.set_summary(summary);
+  auto created = ts.Client("agent")->Create(req);
+  EXPECT_OK(created);
+  return created.ok() ? *created : v1::Approval();
+}
+
+TEST(RaceTest, ThirtyTwoConcurrentApprovesExecuteOnce) {
+  auto ts = TestServer::Start(/*pool_size=*/16);
+  ASSERT_NE(ts, nullptr);
+  const v1::Approval a = CreateEffect(*ts, "race");
+  constexpr int kRacers = 32;
+  std::vector<std::unique_ptr<client::ApprovalClient>> clients;
+  for (int i = 0; i < kRacers; ++i) clients.push_back(ts->Client("racer" + std::to_string(i)));
+  std::vector<Outcome> outcomes(kRacers);
+  std::latch start(kRacers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] {
+      v1::ApproveRequest req;
+      req.set_id(a.id());
+      start.arrive_and_wait();
+      auto r = clients[i]->Approve(req);
+      outcomes[i] = {r.status(), client::ReasonOf(r.status())};
+    });
+  }
+  for (auto& t : threads) t.join();
+  int ok = 0;
+  for (const Outcome& o : outcomes) {
+    if (o.status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(o.status.code(), absl::StatusCode::kFailedPrecondition) << o.status;
+      EXPECT_EQ(o.reason, "ALREADY_PROCESSED") << o.status;
+    }
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(ts->Effects(a.id()), 1);
+  EXPECT_EQ(ts->db().Scalar("SELECT status FROM ai_approvals WHERE id = '" + a.id() + "'"),
+            "approved");
+  EXPECT_EQ(
+      ts->db().Scalar("SELECT count(*) FROM approval_events WHERE approval_id = '" + a.id() + "'"),
+      "2");
+}
+
+TEST(RaceTest, ApproversRacingRejectersLeaveAConsistentRow) {
+  auto ts = TestServer::Start(/*pool_size=*/16);
+  ASSERT_NE(ts, nullptr);
+  constexpr int kSide = 16;
+  constexpr int kRounds = 50;
+  std::vector<std::unique_ptr<client::ApprovalClient>> clients;
+  for (int i = 0; i < 2 * kSide; ++i) clients.push_back(ts->Client("racer" + std::to_string(i)));
+  int approved_rounds = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const v1::Approval a = CreateEffect(*ts, "round " + std::to_string(round));
+    std::vector<Outcome> outcomes(2 * kSide);
+    std::latch start(2 * kSide);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2 * kSide; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        absl::StatusOr<v1::Approval> r;
+        if (i % 2 == 0) {
+          v1::ApproveRequest req;
+          req.set_id(a.id());
+          r = clients[i]->Approve(req);
+        } else {
+          v1::RejectRequest req;
+          req.set_id(a.id());
+          req.set_reason("no");
+          r = clients[i]->Reject(req);
+        }
+        outcomes[i] = {r.status(), client::ReasonOf(r.status())};
+      });
+    }
+    for (auto& t : threads) t.join();
+    int winners = 0;
+    int winner = -1;
+    for (int i = 0; i < 2 * kSide; ++i) {
+      if (outcomes[i].status.ok()) {
+        ++winners;
+        winner = i;
+      } else {
+        EXPECT_EQ(outcomes[i].reason, "ALREADY_PROCESSED") << outcomes[i].status;
+      }
+    }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    auto row = ts->Client("agent")->Get(a.id());
+    ASSERT_OK(row);
+    if (winner % 2 == 0) {
+      ++approved_rounds;
+      EXPECT_EQ(row->status(), v1::APPROVAL_STATUS_APPROVED);
+      EXPECT_TRUE(row->has_execute_time());
+      EXPECT_EQ(ts->Effects(a.id()), 1) << "round " << round;
+    } else {
+      EXPECT_EQ(row->status(), v1::APPROVAL_STATUS_REJECTED);
+      EXPECT_FALSE(row->has_execute_time());
+      EXPECT_EQ(ts->Effects(a.id()), 0) << "round " << round;
+    }
+    EXPECT_EQ(row->version(), 2);
+  }
+  // Total effects equal the rounds that were approved: never twice, never on a rejected row.
+  EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM test_effects"), std::to_string(approved_rounds));
+}
+
+}  // namespace
+}  // namespace approvald::testing

@@ -1,0 +1,69 @@
+#include "tests/testing/test_handlers.h"
+
+#include "db/query.h"
+#include "db/status_macros.h"
+#include "handlers/noop_handler.h"
+
+namespace approvald::testing {
+namespace {
+
+namespace pb = google::protobuf;
+
+constexpr db::Query kInsertEffect{
+    "test_insert_effect", "INSERT INTO test_effects (approval_id, note) VALUES ($1::uuid, $2)"};
+constexpr db::Query kViolate{"test_violate",
+                             "INSERT INTO test_effects (approval_id) VALUES (NULL)"};
+
+enum class Mode { kEffect, kFail, kTransient, kSqlError };
+
+class TestHandler final : public handlers::ActionHandler {
+ public:
+  TestHandler(Mode mode, std::shared_ptr<std::atomic<int>> executions)
+      : mode_(mode), executions_(std::move(executions)) {}
+
+  absl::Status Validate(const pb::Struct& data) const override {
+    auto it = data.fields().find("reject_me");
+    if (it != data.fields().end()) return absl::InvalidArgumentError("reject_me is not allowed");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<pb::Struct> Execute(db::Tx& tx, const db::ApprovalRecord& a) override {
+    if (executions_) executions_->fetch_add(1);
+    switch (mode_) {
+      case Mode::kTransient:
+        return absl::UnavailableError("downstream is briefly unavailable");
+      case Mode::kSqlError:
+        RETURN_IF_ERROR(tx.Exec(kViolate, {}).status());
+        break;
+      case Mode::kEffect:
+      case Mode::kFail:
+        RETURN_IF_ERROR(tx.Exec(kInsertEffect, {a.id, a.summary}).status());
+        break;
+    }
+    if (mode_ == Mode::kFail) return absl::FailedPreconditionError("insufficient funds");
+    pb::Struct result;
+    (*result.mutable_fields())["inserted"].set_number_value(1);
+    return result;
+  }
+
+ private:
+  Mode mode_;
+  std::shared_ptr<std::atomic<int>> executions_;
+};
+
+}  // namespace
+
+std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
+    std::shared_ptr<std::atomic<int>> executions) {
+  auto registry = std::make_shared<handlers::HandlerRegistry>();
+  (void)registry->Register("noop", std::make_shared<handlers::NoopHandler>());
+  (void)registry->Register("test.effect", std::make_shared<TestHandler>(Mode::kEffect, executions));
+  (void)registry->Register("test.fail", std::make_shared<TestHandler>(Mode::kFail, executions));
+  (void)registry->Register("test.transient",
+                           std::make_shared<TestHandler>(Mode::kTransient, executions));
+  (void)registry->Register("test.sqlerror",
+                           std::make_shared<TestHandler>(Mode::kSqlError, executions));
+  return registry;
+}
+
+}  // namespace approvald::testing

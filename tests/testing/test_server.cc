@@ -1,0 +1,77 @@
+#include "tests/testing/test_server.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/token_store.h"
+#include "tests/testing/test_handlers.h"
+
+namespace approvald::testing {
+
+std::unique_ptr<TestServer> TestServer::Start(int pool_size, size_t max_queue) {
+  auto ts = std::unique_ptr<TestServer>(new TestServer());
+  ts->db_ = TestDatabase::Create();
+  if (!ts->db_) return nullptr;
+  if (auto conn = ts->db_->Connect(); !conn || !conn->ExecScript(kCreateEffectsTable).ok()) {
+    ADD_FAILURE() << "cannot create test_effects";
+    return nullptr;
+  }
+  std::string tokens;
+  std::vector<std::string> names = {"agent", "alice", "bob", "carol"};
+  for (int i = 0; i < 64; ++i) names.push_back(absl::StrCat("racer", i));
+  for (const auto& n : names) {
+    absl::StrAppend(&tokens, server::Sha256Hex("tok-" + n), " ", n, " approver,requester\n");
+  }
+  auto store = server::TokenStore::Parse(tokens, "test tokens");
+  if (!store.ok()) {
+    ADD_FAILURE() << store.status();
+    return nullptr;
+  }
+  server::ServerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.dsn = ts->db_->dsn();
+  config.pool_size = pool_size;
+  config.max_queue = max_queue;
+  config.tokens = std::make_shared<const server::TokenStore>(std::move(*store));
+  config.service.logger = spdlog::default_logger();
+  auto started = server::ApprovalServer::Start(config, MakeTestRegistry());
+  if (!started.ok()) {
+    ADD_FAILURE() << started.status();
+    return nullptr;
+  }
+  ts->server_ = std::move(*started);
+  return ts;
+}
+
+TestServer::~TestServer() {
+  if (server_) server_->Shutdown(absl::Seconds(5));
+  server_.reset();
+}
+
+std::string TestServer::target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+
+std::shared_ptr<grpc::Channel> TestServer::NewChannel() const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+  return grpc::CreateCustomChannel(target(), grpc::InsecureChannelCredentials(), args);
+}
+
+std::unique_ptr<client::ApprovalClient> TestServer::Client(const std::string& principal) const {
+  return std::make_unique<client::ApprovalClient>(
+      NewChannel(), principal.empty() ? "" : "tok-" + principal, absl::Seconds(30));
+}
+
+int TestServer::Effects(const std::string& approval_id) const {
+  int n = -1;
+  (void)absl::SimpleAtoi(
+      db_->Scalar(absl::StrCat("SELECT count(*) FROM test_effects WHERE approval_id = '",
+                               approval_id, "'")),
+      &n);
+  return n;
+}
+
+}  // namespace approvald::testing

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <string>
+
+#include "client/approval_client.h"
+#include "server/approval_server.h"
+#include "tests/testing/pg_fixture.h"
+
+namespace approvald::testing {
+
+/// The real gRPC server on 127.0.0.1:<free port> against a fresh test database, with the test
+/// handlers and a token "tok-<name>" for principals agent, alice, bob, carol and racer0..racer63.
+class TestServer {
+ public:
+  static std::unique_ptr<TestServer> Start(int pool_size = 8, size_t max_queue = 1024);
+  ~TestServer();
+
+  TestDatabase& db() { return *db_; }
+  server::ApprovalServer& server() { return *server_; }
+  std::string target() const;
+  /// A channel with its own TCP connection.
+  std::shared_ptr<grpc::Channel> NewChannel() const;
+  /// A client authenticated as `principal` on a new connection (empty: no token).
+  std::unique_ptr<client::ApprovalClient> Client(const std::string& principal) const;
+  /// Rows in test_effects for one approval.
+  int Effects(const std::string& approval_id) const;
+
+ private:
+  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<server::ApprovalServer> server_;
+};
+
+}  // namespace approvald::testing
