@@ -41,6 +41,8 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
 
   /// Swaps the tokens used for new calls (e.g. on SIGHUP).
   void SetTokens(std::shared_ptr<const TokenStore> tokens);
+  /// Calls waiting for a worker.
+  size_t queue_depth() const { return executor_.queue_depth(); }
 
   grpc::ServerUnaryReactor* CreateApproval(grpc::CallbackServerContext* ctx,
                                            const approvals::v1::CreateApprovalRequest* req,

@@ -4,7 +4,7 @@
 APPROVALD_PACKAGES=(cmake ninja-build g++ pkg-config ccache python3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpq-dev libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libssl-dev
-  postgresql-15 postgresql-client-15)
+  postgresql-15 postgresql-client-15 python3-grpcio python3-protobuf)
 PG_BIN=/usr/lib/postgresql/15/bin
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -26,6 +26,8 @@ ensure_packages() {
 # build_project BUILD_DIR [cmake args...]
 build_project() {
   local dir=$1; shift
+  # Let clones in other folders share the compiler cache.
+  export CCACHE_BASEDIR="$APPROVALD_ROOT" CCACHE_NOHASHDIR=1
   cmake -S "$APPROVALD_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   cmake --build "$dir" -j2
 }

@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""End-to-end test of the shipped binaries, as a new user would meet them.
+
+Starts the real `approvald` (with --migrate) on a fresh database of the PostgreSQL that
+tests/run started, then talks to it from Python stubs generated from our .proto (a polyglot
+client), from `approvalctl`, and through reflection and the health service (what grpcurl uses).
+Finally sends SIGTERM and expects a clean exit 0.
+
+usage: daemon_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
+DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+
+
+def generate_stubs(out):
+    """protoc --python_out/--grpc_python_out into `out`, importable as plain modules."""
+    base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
+            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
+    subprocess.run(base + ["-I", os.path.join(ROOT, "proto"), "approvals/v1/approvals.proto",
+                           "google/rpc/status.proto", "google/rpc/error_details.proto"], check=True)
+    e2e = os.path.join(ROOT, "tests", "e2e", "protos")
+    # Generated from their own folder so that no Python package named `grpc` shadows grpcio.
+    subprocess.run(base + ["-I", e2e, "health.proto", "reflection.proto"], check=True)
+    sys.path.insert(0, out)
+
+
+def psql(sql, dbname="postgres"):
+    subprocess.run(["psql", DSN + " dbname=" + dbname, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                   check=True, capture_output=True)
+
+
+def new_token(principal, roles):
+    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
+                         check=True, capture_output=True, text=True).stdout
+    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
+    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
+    return token, line
+
+
+class Daemon:
+    def __init__(self, dsn, tokens_file, log_path, extra=()):
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [APPROVALD, "--dsn", dsn, "--tokens", tokens_file, "--listen", "127.0.0.1:0",
+             "--migrate", "--shutdown-grace=5s", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.proc.poll() is None:
+            m = re.search(r"\(port (\d+)\)", open(log_path).read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.05)
+
+    def output(self):
+        return open(self.log_path).read()
+
+
+class DaemonTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not DSN:
+            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
+        cls.tmp = tempfile.mkdtemp(prefix="approvald-e2e-")
+        generate_stubs(cls.tmp)
+        cls.dbname = "approvald_e2e_" + uuid.uuid4().hex[:12]
+        psql("CREATE DATABASE " + cls.dbname)
+        cls.dsn = DSN + " dbname=" + cls.dbname
+        cls.tokens = {}
+        lines = []
+        for name, roles in [("agent", "requester"), ("alice", "approver")]:
+            token, line = new_token(name, roles)
+            cls.tokens[name] = token
+            lines.append(line)
+        cls.tokens_file = os.path.join(cls.tmp, "tokens")
+        with open(cls.tokens_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"))
+        if cls.daemon.port is None:
+            raise RuntimeError("approvald did not start:\n" + cls.daemon.output())
+        import grpc
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.daemon.port)
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon.proc.poll() is None:
+            cls.daemon.proc.kill()
+        psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
+
+    def md(self, who):
+        return (("authorization", "Bearer " + self.tokens[who]),)
+
+    def stub(self):
+        from approvals.v1 import approvals_pb2_grpc
+        return approvals_pb2_grpc.ApprovalServiceStub(self.channel)
+
+    def ctl(self, who, *args):
+        env = dict(os.environ, APPROVALD_TOKEN=self.tokens[who])
+        return subprocess.run([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port, *args],
+                              capture_output=True, text=True, env=env, timeout=30)
+
+    def test_1_health_and_reflection(self):
+        import health_pb2, health_pb2_grpc, reflection_pb2, reflection_pb2_grpc
+        health = health_pb2_grpc.HealthStub(self.channel)
+        for service in ("", "approvals.v1.ApprovalService"):
+            resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
+        refl = reflection_pb2_grpc.ServerReflectionStub(self.channel)
+        reqs = [reflection_pb2.ServerReflectionRequest(list_services="")]
+        names = [s.name for r in refl.ServerReflectionInfo(iter(reqs), timeout=5)
+                 for s in r.list_services_response.service]
+        self.assertIn("approvals.v1.ApprovalService", names)
+        self.assertIn("grpc.health.v1.Health", names)
+        # grpcurl describes messages from the served descriptors, dependencies included.
+        reqs = [reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="approvals.v1.ApprovalService")]
+        files = [r.file_descriptor_response.file_descriptor_proto
+                 for r in refl.ServerReflectionInfo(iter(reqs), timeout=5)]
+        self.assertTrue(files and files[0])
+
+    def test_2_python_client_and_error_details(self):
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb
+        from google.rpc import status_pb2, error_details_pb2
+        stub = self.stub()
+        req = pb.CreateApprovalRequest(action_type="noop", summary="refund order 42, 30 EUR")
+        req.action_data.update({"order_id": 42, "amount_eur": 30, "lines": [1, "two", True]})
+        req.ttl.FromSeconds(3600)
+        created = stub.CreateApproval(req, metadata=self.md("agent"), timeout=10)
+        self.assertEqual(created.status, pb.APPROVAL_STATUS_PENDING)
+        self.assertEqual(created.requested_by, "agent")
+        self.assertEqual(list(created.action_data["lines"]), [1, "two", True])
+        approved = stub.Approve(pb.ApproveRequest(id=created.id, comment="ok"),
+                                metadata=self.md("alice"), timeout=10)
+        self.assertEqual(approved.status, pb.APPROVAL_STATUS_APPROVED)
+        self.assertEqual(approved.decision_reason, "ok")
+        self.assertTrue(approved.execution_result["ok"])
+        with self.assertRaises(grpc.RpcError) as err:
+            stub.Approve(pb.ApproveRequest(id=created.id), metadata=self.md("alice"), timeout=10)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        details = dict(err.exception.trailing_metadata())["grpc-status-details-bin"]
+        status = status_pb2.Status.FromString(details)
+        info = error_details_pb2.ErrorInfo()
+        self.assertTrue(status.details[0].Unpack(info))
+        self.assertEqual((info.reason, info.domain), ("ALREADY_PROCESSED", "approvald"))
+        self.assertEqual(info.metadata["status"], "APPROVAL_STATUS_APPROVED")
+        with self.assertRaises(grpc.RpcError) as err:
+            stub.GetApproval(pb.GetApprovalRequest(id=created.id), timeout=10)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+    def test_3_approvalctl(self):
+        out = self.ctl("agent", "create", "--type", "noop", "--summary", "unlock account 7",
+                       "--data", '{"account_id": 7}', "--ttl", "1h", "--json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        created = json.loads(out.stdout)
+        self.assertEqual(created["status"], "APPROVAL_STATUS_PENDING")
+        listed = self.ctl("alice", "list", "--status", "pending")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(created["id"], listed.stdout)
+        own = self.ctl("agent", "approve", created["id"])
+        self.assertEqual(own.returncode, 1)
+        self.assertIn("PERMISSION_DENIED SELF_APPROVAL", own.stderr)
+        ok = self.ctl("alice", "approve", created["id"], "--comment", "verified by phone")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertRegex(ok.stdout, r"status:\s+APPROVED")
+        again = self.ctl("alice", "reject", created["id"], "--reason", "changed my mind")
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("FAILED_PRECONDITION ALREADY_PROCESSED", again.stderr)
+        got = json.loads(self.ctl("alice", "get", created["id"], "--json").stdout)
+        self.assertEqual(got["decided_by"], "alice")
+        self.assertEqual(got["version"], "2")
+        bad = self.ctl("alice", "get", "not-a-uuid")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("INVALID_ARGUMENT", bad.stderr)
+
+    def test_4_refuses_unmigrated_schema_and_newer_schema(self):
+        other = "approvald_e2e_" + uuid.uuid4().hex[:12]
+        psql("CREATE DATABASE " + other)
+        try:
+            dsn = DSN + " dbname=" + other
+            run = subprocess.run([APPROVALD, "--dsn", dsn, "--tokens", self.tokens_file,
+                                  "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                                 timeout=30)
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("approvald migrate", run.stderr)
+            mig = subprocess.run([APPROVALD, "migrate", "--dsn", dsn], capture_output=True,
+                                 text=True, timeout=30)
+            self.assertEqual(mig.returncode, 0, mig.stderr)
+            psql("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", other)
+            run = subprocess.run([APPROVALD, "--dsn", dsn, "--tokens", self.tokens_file,
+                                  "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                                 timeout=30)
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("upgrade approvald", run.stderr)
+        finally:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
+
+    def test_9_sigterm_exits_cleanly(self):
+        proc = self.daemon.proc
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=20), 0, self.daemon.output())
+        self.assertIn("approvald stopped", self.daemon.output())
+
+
+if __name__ == "__main__":
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
+    sys.exit(1 if failed else 0)
