@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -19,6 +20,13 @@ inline constexpr absl::string_view kFailed = "failed";
 
 /// The proto enum name of a stored status ("approved" -> "APPROVAL_STATUS_APPROVED").
 std::string StatusEnumName(absl::string_view status);
+
+/// One reviewer's vote on a quorum approval.
+struct VoteRecord {
+  std::string voter;
+  absl::Time time;
+  std::string comment;
+};
 
 /// One row of ai_approvals. JSON columns stay JSON text; the edge converts them.
 struct ApprovalRecord {
@@ -38,6 +46,7 @@ struct ApprovalRecord {
   std::optional<absl::Time> execute_time;
   std::optional<std::string> execution_result_json;
   std::optional<std::string> execution_error;
+  std::vector<VoteRecord> votes;  ///< oldest first
 };
 
 }  // namespace approvald::db

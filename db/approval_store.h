@@ -41,9 +41,16 @@ struct DecideInput {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
+/// What the action type's policy says about a decision on one approval.
+struct DecisionPolicy {
+  /// Approve only: distinct votes needed. Below it a vote is recorded (status stays pending,
+  /// version bumped, a 'voted' event); the vote that reaches it runs the action.
+  int required_approvals = 1;
+};
+
 /// Called with the locked, pending, unexpired row: the policy (self-approval, roles, requester-only
 /// cancel). A non-OK status is the answer and nothing changes.
-using AuthorizeFn = std::function<absl::Status(const ApprovalRecord&)>;
+using AuthorizeFn = std::function<absl::StatusOr<DecisionPolicy>(const ApprovalRecord&)>;
 /// Approve only: runs the action inside the decision's transaction and returns its result as a
 /// JSON object. An error whose code is ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED or
 /// UNKNOWN is transient (the whole transaction is rolled back, the approval stays pending);
@@ -87,7 +94,8 @@ class ApprovalStore {
   /// Decides a pending approval under its row lock, in one transaction:
   /// NOT_FOUND; FAILED_PRECONDITION / ALREADY_PROCESSED (decided) or EXPIRED (expired, or found
   /// expired by the database clock, which is recorded); ABORTED / VERSION_MISMATCH;
-  /// `authorize`'s error; FAILED_PRECONDITION / EXECUTION_FAILED (the action failed: the approval
+  /// `authorize`'s error; FAILED_PRECONDITION / ALREADY_VOTED (a second vote by the same
+  /// reviewer); FAILED_PRECONDITION / EXECUTION_FAILED (the action failed: the approval
   /// is now FAILED). A repeated request_id by the same actor answers the first call's outcome.
   /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
   virtual absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,

@@ -18,14 +18,22 @@ using Params = std::vector<Param>;
 class Rows {
  public:
   Rows() = default;
-  Rows(std::vector<std::string> columns, std::vector<std::vector<Param>> values, int64_t affected)
-      : columns_(std::move(columns)), values_(std::move(values)), affected_(affected) {}
+  Rows(std::vector<std::string> columns, std::vector<std::vector<Param>> values, int64_t affected,
+       std::vector<uint32_t> types = {})
+      : columns_(std::move(columns)),
+        values_(std::move(values)),
+        affected_(affected),
+        types_(std::move(types)) {}
 
   size_t size() const { return values_.size(); }
   bool empty() const { return values_.empty(); }
   /// Rows changed by INSERT/UPDATE/DELETE (PQcmdTuples), or the number returned by SELECT.
   int64_t affected() const { return affected_; }
   const std::vector<std::string>& columns() const { return columns_; }
+  /// PostgreSQL type OIDs of the columns (empty if unknown).
+  const std::vector<uint32_t>& types() const { return types_; }
+  /// The value at (row, column index).
+  const Param& At(size_t row, size_t column) const { return values_[row][column]; }
 
   /// Index of a column, or -1.
   int Column(absl::string_view name) const;
@@ -39,6 +47,7 @@ class Rows {
   std::vector<std::string> columns_;
   std::vector<std::vector<Param>> values_;
   int64_t affected_ = 0;
+  std::vector<uint32_t> types_;
 };
 
 }  // namespace approvald::db

@@ -2,9 +2,12 @@
 
 #include <google/protobuf/struct.pb.h>
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "db/approval.h"
+#include "db/query.h"
 #include "db/tx.h"
 
 namespace approvald::handlers {
@@ -21,10 +24,15 @@ class ActionHandler {
 
   /// Executes the approved action inside the decision's transaction; every write goes through
   /// `tx`, so it commits or rolls back with the decision. Returns the execution result.
+  /// `approval.decided_by` is the reviewer whose approval runs the action.
   /// A transient error (ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED) leaves the approval pending;
   /// any other error rolls back the handler's writes and marks the approval FAILED.
   virtual absl::StatusOr<google::protobuf::Struct> Execute(db::Tx& tx,
                                                            const db::ApprovalRecord& approval) = 0;
+
+  /// Statements the handler runs, prepared at start-up so that a broken one stops the server
+  /// (or a config reload) with an error naming the action type.
+  virtual std::vector<db::Query> Statements() const { return {}; }
 };
 
 }  // namespace approvald::handlers

@@ -14,27 +14,40 @@ bool IsValidActionType(absl::string_view name) {
   });
 }
 
-absl::Status HandlerRegistry::Register(const std::string& action_type,
-                                       std::shared_ptr<ActionHandler> handler) {
-  if (!IsValidActionType(action_type)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid action type name: ", action_type));
+absl::Status HandlerRegistry::Register(ActionType type) {
+  if (!IsValidActionType(type.name)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid action type name: ", type.name));
   }
-  if (!handlers_.emplace(action_type, std::move(handler)).second) {
-    return absl::AlreadyExistsError(absl::StrCat("action type registered twice: ", action_type));
+  if (!type.handler) {
+    return absl::InvalidArgumentError(absl::StrCat("action type ", type.name, " has no handler"));
+  }
+  const std::string name = type.name;
+  if (!types_.emplace(name, std::move(type)).second) {
+    return absl::AlreadyExistsError(absl::StrCat("action type registered twice: ", name));
   }
   return absl::OkStatus();
 }
 
-ActionHandler* HandlerRegistry::Find(const std::string& action_type) const {
-  auto it = handlers_.find(action_type);
-  return it == handlers_.end() ? nullptr : it->second.get();
+absl::Status HandlerRegistry::Register(const std::string& action_type,
+                                       std::shared_ptr<ActionHandler> handler) {
+  ActionType type;
+  type.name = action_type;
+  type.handler_kind = action_type;
+  type.handler = std::move(handler);
+  return Register(std::move(type));
 }
 
-std::vector<std::string> HandlerRegistry::Names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, handler] : handlers_) names.push_back(name);
-  std::sort(names.begin(), names.end());
-  return names;
+const ActionType* HandlerRegistry::Find(const std::string& action_type) const {
+  auto it = types_.find(action_type);
+  return it == types_.end() ? nullptr : &it->second;
+}
+
+std::vector<const ActionType*> HandlerRegistry::All() const {
+  std::vector<const ActionType*> all;
+  for (const auto& [name, type] : types_) all.push_back(&type);
+  std::sort(all.begin(), all.end(),
+            [](const ActionType* a, const ActionType* b) { return a->name < b->name; });
+  return all;
 }
 
 }  // namespace approvald::handlers

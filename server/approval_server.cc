@@ -13,25 +13,51 @@
 namespace approvald::server {
 
 namespace {
+
 constexpr char kServiceName[] = "approvals.v1.ApprovalService";
+
+// Prepares each handler statement once, so that a statement that does not prepare (a typo, a
+// missing table) fails start-up or a reload with the action type's name, not a live decision.
+absl::Status CheckStatements(db::pg::ConnectionPool& pool,
+                             const handlers::HandlerRegistry& registry) {
+  ASSIGN_OR_RETURN(db::pg::PoolLease lease, pool.Acquire(absl::Now() + absl::Seconds(30)));
+  for (const handlers::ActionType* type : registry.All()) {
+    const std::vector<db::Query> statements = type->handler->Statements();
+    for (size_t i = 0; i < statements.size(); ++i) {
+      if (absl::Status st = lease->Prepare(statements[i]); !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("action type ", type->name, ", sql[", i,
+                                                       "] does not prepare: ", st.message()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status ApprovalServer::SetActionTypes(
+    std::shared_ptr<const handlers::HandlerRegistry> registry) {
+  RETURN_IF_ERROR(CheckStatements(*pool_, *registry));
+  service_->SetRegistry(std::move(registry));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     ServerConfig config, std::shared_ptr<const handlers::HandlerRegistry> registry) {
   std::unique_ptr<ApprovalServer> s(new ApprovalServer());
   s->config_ = std::move(config);
-  s->registry_ = std::move(registry);
   s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size);
   {
     ASSIGN_OR_RETURN(db::pg::PoolLease lease, s->pool_->Acquire(absl::Now() + absl::Seconds(30)));
     RETURN_IF_ERROR(db::pg::CheckSchema(*lease, db::Migrations()));
   }
+  RETURN_IF_ERROR(CheckStatements(*s->pool_, *registry));
   s->store_ = std::make_unique<db::pg::PgApprovalStore>(*s->pool_);
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
-  s->service_ = std::make_unique<ApprovalServiceImpl>(*s->store_, *s->registry_, s->config_.tokens,
-                                                      PageTokenCodec(std::move(key)), *s->executor_,
-                                                      s->config_.service);
+  s->service_ = std::make_unique<ApprovalServiceImpl>(
+      *s->store_, std::move(registry), s->config_.tokens, PageTokenCodec(std::move(key)),
+      *s->executor_, s->config_.service);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

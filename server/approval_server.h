@@ -36,6 +36,10 @@ class ApprovalServer {
   ~ApprovalServer();
 
   int port() const { return port_; }
+
+  /// Prepares every handler statement of `registry` on a pooled connection, then makes it the
+  /// registry for new calls. On error (naming the action type) the old registry stays.
+  absl::Status SetActionTypes(std::shared_ptr<const handlers::HandlerRegistry> registry);
   ApprovalServiceImpl& service() { return *service_; }
   grpc::Server& grpc_server() { return *server_; }
 
@@ -47,7 +51,6 @@ class ApprovalServer {
   ApprovalServer() = default;
 
   ServerConfig config_;
-  std::shared_ptr<const handlers::HandlerRegistry> registry_;
   std::unique_ptr<db::pg::ConnectionPool> pool_;
   std::unique_ptr<db::pg::PgApprovalStore> store_;
   std::unique_ptr<Executor> executor_;

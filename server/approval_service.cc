@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
 #include "server/proto_convert.h"
@@ -17,27 +18,37 @@ namespace approvald::server {
 namespace v1 = approvals::v1;
 
 ApprovalServiceImpl::ApprovalServiceImpl(db::ApprovalStore& store,
-                                         const handlers::HandlerRegistry& registry,
+                                         std::shared_ptr<const handlers::HandlerRegistry> registry,
                                          std::shared_ptr<const TokenStore> tokens,
                                          PageTokenCodec page_tokens, Executor& executor,
                                          ServiceOptions options)
     : store_(store),
-      registry_(registry),
+      registry_(std::move(registry)),
       tokens_(std::move(tokens)),
       page_tokens_(std::move(page_tokens)),
       executor_(executor),
       options_(std::move(options)) {}
 
 void ApprovalServiceImpl::SetTokens(std::shared_ptr<const TokenStore> tokens) {
-  absl::MutexLock lock(&tokens_mu_);
+  absl::MutexLock lock(&mu_);
   tokens_ = std::move(tokens);
+}
+
+void ApprovalServiceImpl::SetRegistry(std::shared_ptr<const handlers::HandlerRegistry> registry) {
+  absl::MutexLock lock(&mu_);
+  registry_ = std::move(registry);
+}
+
+std::shared_ptr<const handlers::HandlerRegistry> ApprovalServiceImpl::registry() const {
+  absl::MutexLock lock(&mu_);
+  return registry_;
 }
 
 absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
     grpc::CallbackServerContext* ctx) const {
   std::shared_ptr<const TokenStore> tokens;
   {
-    absl::MutexLock lock(&tokens_mu_);
+    absl::MutexLock lock(&mu_);
     tokens = tokens_;
   }
   const auto& md = ctx->client_metadata();
@@ -98,15 +109,28 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string
   reactor->Finish(ToGrpcStatus(status));
 }
 
-absl::Status ApprovalServiceImpl::PrecheckCreate(const v1::CreateApprovalRequest& req) const {
+absl::Status ApprovalServiceImpl::PrecheckCreate(const Principal& p,
+                                                 const handlers::ActionType* type,
+                                                 const v1::CreateApprovalRequest& req) const {
   RETURN_IF_ERROR(ValidateCreate(req, options_.limits));
-  handlers::ActionHandler* handler = registry_.Find(req.action_type());
-  if (handler == nullptr) {
+  if (type == nullptr) {
     return db::FieldError("action_type",
                           absl::StrCat("unknown action type \"", req.action_type(), "\""),
                           v1::UNKNOWN_ACTION_TYPE);
   }
-  absl::Status valid = handler->Validate(req.action_data());
+  if (!handlers::HasAnyRole(p.roles, type->policy.requester_roles)) {
+    return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
+                           absl::StrCat("creating ", type->name, " needs one of the roles: ",
+                                        absl::StrJoin(type->policy.requester_roles, ", ")),
+                           {{"required_roles", absl::StrJoin(type->policy.requester_roles, ",")}});
+  }
+  const absl::Duration max_ttl = type->policy.max_ttl.value_or(options_.limits.max_ttl);
+  if (req.has_ttl() && FromDuration(req.ttl()) > max_ttl) {
+    return db::FieldError("ttl", absl::StrCat("must be at most the maximum ttl of ", type->name,
+                                              " (", absl::FormatDuration(max_ttl), ")"));
+  }
+  RETURN_IF_ERROR(handlers::ValidateParameters(*type, req.action_data()));
+  absl::Status valid = type->handler->Validate(req.action_data());
   if (!valid.ok() && !db::GetErrorInfo(valid)) {
     return db::FieldError("action_data", valid.message(), v1::INVALID_ACTION_DATA);
   }
@@ -117,14 +141,16 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::CreateApproval(grpc::CallbackServ
                                                               const v1::CreateApprovalRequest* req,
                                                               v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  absl::Status precheck = principal.ok() ? PrecheckCreate(*req) : absl::OkStatus();
+  std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
+  const handlers::ActionType* type = registry->Find(req->action_type());
+  absl::Status precheck =
+      principal.ok() ? PrecheckCreate(*principal, type, *req) : absl::OkStatus();
   return Dispatch(ctx, "CreateApproval", principal, precheck,
-                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
-                    return CreateWork(p, *req, d, resp);
-                  });
+                  [this, req, resp, registry, type, p = principal.ok() ? *principal : Principal()](
+                      absl::Time d) { return CreateWork(p, *type, *req, d, resp); });
 }
 
-absl::Status ApprovalServiceImpl::CreateWork(const Principal& p,
+absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers::ActionType& type,
                                              const v1::CreateApprovalRequest& req,
                                              absl::Time deadline, v1::Approval* resp) {
   db::CreateInput in;
@@ -134,8 +160,10 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p,
   in.requested_by = p.name;
   if (!req.idempotency_key().empty()) in.idempotency_key = req.idempotency_key();
   if (req.has_expire_time()) in.expire_time = FromTimestamp(req.expire_time());
-  in.ttl = req.has_ttl() ? FromDuration(req.ttl()) : options_.default_ttl;
-  in.max_ttl = options_.limits.max_ttl;
+  in.max_ttl = type.policy.max_ttl.value_or(options_.limits.max_ttl);
+  in.ttl = req.has_ttl()
+               ? FromDuration(req.ttl())
+               : std::min(type.policy.default_ttl.value_or(options_.default_ttl), in.max_ttl);
   in.deadline = deadline;
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
   return ToProto(created.approval, resp);
@@ -190,29 +218,71 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
                                              v1::Approval* resp) {
   in.actor = p.name;
   const db::Decision decision = in.decision;
-  db::AuthorizeFn authorize = [&p, decision](const db::ApprovalRecord& a) -> absl::Status {
-    if (decision == db::Decision::kApprove && a.requested_by == p.name) {
+  // The registry as of this call: a reload during the call does not change its rules.
+  std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
+  db::AuthorizeFn authorize =
+      [&p, decision, &registry](const db::ApprovalRecord& a) -> absl::StatusOr<db::DecisionPolicy> {
+    const handlers::ActionType* type = registry->Find(a.action_type);
+    const handlers::ActionPolicy policy = type ? type->policy : handlers::ActionPolicy();
+    if (decision == db::Decision::kCancel) {
+      if (a.requested_by != p.name) {
+        return absl::PermissionDeniedError("only the requester may cancel an approval");
+      }
+      return db::DecisionPolicy{};
+    }
+    if (!handlers::HasAnyRole(p.roles, policy.approver_roles)) {
+      return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
+                             absl::StrCat("deciding ", a.action_type, " needs one of the roles: ",
+                                          absl::StrJoin(policy.approver_roles, ", ")),
+                             {{"required_roles", absl::StrJoin(policy.approver_roles, ",")}});
+    }
+    if (decision == db::Decision::kApprove && a.requested_by == p.name &&
+        !policy.allow_self_approval) {
       return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::SELF_APPROVAL,
                              "the requester of an approval may not approve it",
                              {{"requested_by", a.requested_by}});
     }
-    if (decision == db::Decision::kCancel && a.requested_by != p.name) {
-      return absl::PermissionDeniedError("only the requester may cancel an approval");
-    }
-    return absl::OkStatus();
+    return db::DecisionPolicy{policy.required_approvals};
   };
-  db::ExecuteFn execute = [this](db::Tx& tx,
-                                 const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
-    handlers::ActionHandler* handler = registry_.Find(a.action_type);
-    if (handler == nullptr) {
+  db::ExecuteFn execute =
+      [&registry, &p](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
+    const handlers::ActionType* type = registry->Find(a.action_type);
+    if (type == nullptr) {
       return absl::FailedPreconditionError(
-          absl::StrCat("no handler is registered for action type ", a.action_type));
+          absl::StrCat("no handler is configured for action type ", a.action_type));
     }
-    ASSIGN_OR_RETURN(google::protobuf::Struct result, handler->Execute(tx, a));
+    db::ApprovalRecord deciding = a;
+    deciding.decided_by = p.name;
+    ASSIGN_OR_RETURN(google::protobuf::Struct result, type->handler->Execute(tx, deciding));
     return StructToJson(result);
   };
   ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, authorize, execute));
   return ToProto(decided, resp);
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackServerContext* ctx,
+                                                               const v1::ListActionTypesRequest*,
+                                                               v1::ListActionTypesResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  if (principal.ok()) {
+    // In memory only: answered on the gRPC thread without touching the database.
+    for (const handlers::ActionType* t : registry()->All()) {
+      v1::ActionType* out = resp->add_action_types();
+      out->set_name(t->name);
+      out->set_description(t->description);
+      *out->mutable_parameters_schema() = handlers::ParametersSchema(*t);
+      for (const auto& role : t->policy.approver_roles) out->add_approver_roles(role);
+      *out->mutable_default_ttl() =
+          ToDuration(t->policy.default_ttl.value_or(options_.default_ttl));
+      *out->mutable_max_ttl() = ToDuration(t->policy.max_ttl.value_or(options_.limits.max_ttl));
+      out->set_required_approvals(t->policy.required_approvals);
+    }
+  }
+  Finish(reactor, "ListActionTypes", principal.ok() ? principal->name : "", start,
+         principal.status());
+  return reactor;
 }
 
 namespace {

@@ -35,9 +35,15 @@ struct ServiceOptions {
 /// ListActionTypes answer UNIMPLEMENTED (the generated defaults) for now.
 class ApprovalServiceImpl final : public approvals::v1::ApprovalService::CallbackService {
  public:
-  ApprovalServiceImpl(db::ApprovalStore& store, const handlers::HandlerRegistry& registry,
+  ApprovalServiceImpl(db::ApprovalStore& store,
+                      std::shared_ptr<const handlers::HandlerRegistry> registry,
                       std::shared_ptr<const TokenStore> tokens, PageTokenCodec page_tokens,
                       Executor& executor, ServiceOptions options);
+
+  /// Swaps the action types used for new calls (e.g. a reloaded config); calls in flight keep
+  /// the registry they started with.
+  void SetRegistry(std::shared_ptr<const handlers::HandlerRegistry> registry);
+  std::shared_ptr<const handlers::HandlerRegistry> registry() const;
 
   /// Swaps the tokens used for new calls (e.g. on SIGHUP).
   void SetTokens(std::shared_ptr<const TokenStore> tokens);
@@ -62,6 +68,9 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   grpc::ServerUnaryReactor* CancelApproval(grpc::CallbackServerContext* ctx,
                                            const approvals::v1::CancelApprovalRequest* req,
                                            approvals::v1::Approval* resp) override;
+  grpc::ServerUnaryReactor* ListActionTypes(grpc::CallbackServerContext* ctx,
+                                            const approvals::v1::ListActionTypesRequest* req,
+                                            approvals::v1::ListActionTypesResponse* resp) override;
 
  private:
   using Work = std::function<absl::Status(absl::Time deadline)>;
@@ -73,17 +82,19 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                                      absl::Status precheck, Work work);
   void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
               const std::string& principal, absl::Time start, const absl::Status& status);
-  absl::Status CreateWork(const Principal& p, const approvals::v1::CreateApprovalRequest& req,
-                          absl::Time deadline, approvals::v1::Approval* resp);
+  absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
+                          const approvals::v1::CreateApprovalRequest& req, absl::Time deadline,
+                          approvals::v1::Approval* resp);
   absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
                         approvals::v1::ListApprovalsResponse* resp);
   absl::Status DecideWork(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp);
-  absl::Status PrecheckCreate(const approvals::v1::CreateApprovalRequest& req) const;
+  absl::Status PrecheckCreate(const Principal& p, const handlers::ActionType* type,
+                              const approvals::v1::CreateApprovalRequest& req) const;
 
   db::ApprovalStore& store_;
-  const handlers::HandlerRegistry& registry_;
-  mutable absl::Mutex tokens_mu_;
-  std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(tokens_mu_);
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const handlers::HandlerRegistry> registry_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(mu_);
   const PageTokenCodec page_tokens_;
   Executor& executor_;
   const ServiceOptions options_;

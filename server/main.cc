@@ -16,6 +16,7 @@
 #include "db/migrations.h"
 #include "db/pg/migrator.h"
 #include "handlers/noop_handler.h"
+#include "server/action_config.h"
 #include "server/approval_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
@@ -24,6 +25,8 @@ ABSL_FLAG(int, pool_size, 8, "database connections (and worker threads)");
 ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tokens, "",
           "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
+ABSL_FLAG(std::string, config, "",
+          "YAML file of action types (see deploy/approvald.yaml); without it only `noop` exists");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
@@ -51,6 +54,47 @@ int RunMigrate(const std::string& dsn) {
   return 0;
 }
 
+// The action types: from --config, or just `noop`.
+absl::StatusOr<std::shared_ptr<approvald::handlers::HandlerRegistry>> LoadActionTypes() {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (!path.empty()) return approvald::server::LoadActionConfig(path);
+  auto registry = std::make_shared<approvald::handlers::HandlerRegistry>();
+  absl::Status st =
+      registry->Register("noop", std::make_shared<approvald::handlers::NoopHandler>());
+  if (!st.ok()) return st;
+  return registry;
+}
+
+int CheckConfig(const std::string& path) {
+  auto registry = approvald::server::LoadActionConfig(path);
+  if (!registry.ok()) {
+    std::cerr << registry.status().message() << "\n";
+    return 1;
+  }
+  std::cout << path << ": OK, " << (*registry)->All().size() << " action types\n";
+  return 0;
+}
+
+// SIGHUP: reload the tokens and the action types; a broken file keeps the old one.
+void Reload(ApprovalServer& server, const std::string& tokens_path) {
+  auto tokens = approvald::server::TokenStore::Load(tokens_path);
+  if (tokens.ok()) {
+    spdlog::info("SIGHUP: reloaded {} tokens", tokens->size());
+    server.service().SetTokens(
+        std::make_shared<const approvald::server::TokenStore>(std::move(*tokens)));
+  } else {
+    spdlog::error("SIGHUP: keeping the old tokens: {}", std::string(tokens.status().message()));
+  }
+  if (absl::GetFlag(FLAGS_config).empty()) return;
+  auto registry = LoadActionTypes();
+  absl::Status st = registry.ok() ? server.SetActionTypes(*registry) : registry.status();
+  if (st.ok()) {
+    spdlog::info("SIGHUP: reloaded {} action types", (*registry)->All().size());
+  } else {
+    spdlog::error("SIGHUP: keeping the old action types: {}", std::string(st.message()));
+  }
+}
+
 int Serve() {
   const std::string tokens_path = absl::GetFlag(FLAGS_tokens);
   if (tokens_path.empty()) {
@@ -60,11 +104,8 @@ int Serve() {
   auto tokens = approvald::server::TokenStore::Load(tokens_path);
   if (!tokens.ok()) return Fail(tokens.status());
 
-  auto registry = std::make_shared<approvald::handlers::HandlerRegistry>();
-  if (auto st = registry->Register("noop", std::make_shared<approvald::handlers::NoopHandler>());
-      !st.ok()) {
-    return Fail(st);
-  }
+  auto registry = LoadActionTypes();
+  if (!registry.ok()) return Fail(registry.status());
 
   approvald::server::ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
@@ -91,7 +132,7 @@ int Serve() {
   if (absl::GetFlag(FLAGS_migrate)) {
     if (int rc = RunMigrate(config.dsn); rc != 0) return rc;
   }
-  auto server = ApprovalServer::Start(config, registry);
+  auto server = ApprovalServer::Start(config, *registry);
   if (!server.ok()) return Fail(server.status());
   spdlog::info("approvald listening on {} (port {}), pool {}, {} tokens", config.listen,
                (*server)->port(), config.pool_size, config.tokens->size());
@@ -100,14 +141,7 @@ int Serve() {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      auto reloaded = approvald::server::TokenStore::Load(tokens_path);
-      if (!reloaded.ok()) {
-        spdlog::error("SIGHUP: keeping the old tokens: {}", reloaded.status().ToString());
-        continue;
-      }
-      spdlog::info("SIGHUP: reloaded {} tokens", reloaded->size());
-      (*server)->service().SetTokens(
-          std::make_shared<const approvald::server::TokenStore>(std::move(*reloaded)));
+      Reload(**server, tokens_path);
       continue;
     }
     spdlog::info("signal {}: shutting down", sig);
@@ -123,7 +157,8 @@ int Serve() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "approvald [flags]            serve ApprovalService\n"
-      "approvald migrate [--dsn=]   apply database migrations and exit");
+      "approvald migrate [--dsn=]   apply database migrations and exit\n"
+      "approvald check-config FILE  validate an action-type config file (exit 0 or 1)");
   // Flags are documented with dashes (--pool-size); Abseil spells them with underscores.
   std::vector<std::string> spelled(argv, argv + argc);
   for (std::string& arg : spelled) {
@@ -139,6 +174,7 @@ int main(int argc, char** argv) {
   if (args.size() > 1) {
     const std::string command = args[1];
     if (command == "migrate" && args.size() == 2) return RunMigrate(absl::GetFlag(FLAGS_dsn));
+    if (command == "check-config" && args.size() == 3) return CheckConfig(args[2]);
     std::cerr << "unknown command: " << command << "\n" << absl::ProgramUsageMessage() << "\n";
     return 2;
   }

@@ -100,6 +100,12 @@ absl::Status ToProto(const db::ApprovalRecord& r, approvals::v1::Approval* out) 
     *out->mutable_execution_result() = std::move(*result);
   }
   out->set_execution_error(r.execution_error.value_or(""));
+  for (const db::VoteRecord& v : r.votes) {
+    approvals::v1::Vote* vote = out->add_votes();
+    vote->set_voter(v.voter);
+    *vote->mutable_vote_time() = ToTimestamp(v.time);
+    vote->set_comment(v.comment);
+  }
   return absl::OkStatus();
 }
 

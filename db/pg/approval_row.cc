@@ -1,5 +1,8 @@
 #include "db/pg/approval_row.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "db/pg/pg_time.h"
 
@@ -13,6 +16,26 @@ absl::StatusOr<std::optional<absl::Time>> OptionalTime(const Rows& rows, size_t 
   absl::StatusOr<absl::Time> t = ParsePgTimestamp(*v);
   if (!t.ok()) return t.status();
   return std::optional<absl::Time>(*t);
+}
+
+// approval_votes_json(): [{"voter": ..., "micros": ..., "comment": ...}, ...]
+absl::StatusOr<std::vector<VoteRecord>> ParseVotes(const std::string& json) {
+  google::protobuf::ListValue list;
+  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) {
+    return absl::InternalError("unexpected votes JSON from the database");
+  }
+  std::vector<VoteRecord> votes;
+  for (const auto& v : list.values()) {
+    const auto& f = v.struct_value().fields();
+    VoteRecord vote;
+    if (auto it = f.find("voter"); it != f.end()) vote.voter = it->second.string_value();
+    if (auto it = f.find("comment"); it != f.end()) vote.comment = it->second.string_value();
+    if (auto it = f.find("micros"); it != f.end()) {
+      vote.time = absl::FromUnixMicros(static_cast<int64_t>(it->second.number_value()));
+    }
+    votes.push_back(std::move(vote));
+  }
+  return votes;
 }
 
 }  // namespace
@@ -45,6 +68,11 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
   a.execute_time = *executed;
   a.execution_result_json = rows.Get(row, "execution_result");
   a.execution_error = rows.Get(row, "execution_error");
+  if (const Param& votes = rows.Get(row, "votes"); votes) {
+    absl::StatusOr<std::vector<VoteRecord>> parsed = ParseVotes(*votes);
+    if (!parsed.ok()) return parsed.status();
+    a.votes = std::move(*parsed);
+  }
   return a;
 }
 

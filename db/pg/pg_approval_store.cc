@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
 #include "db/pg/approval_row.h"
@@ -289,10 +291,37 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                     StateMetadata(locked)),
         /*must_commit=*/false);
   }
+  DecisionPolicy policy;
   if (authorize) {
-    if (absl::Status denied = authorize(locked); !denied.ok()) {
-      return AnswerWithError(tx, in, locked.id, denied, /*must_commit=*/false);
+    absl::StatusOr<DecisionPolicy> allowed = authorize(locked);
+    if (!allowed.ok()) return AnswerWithError(tx, in, locked.id, allowed.status(), false);
+    policy = *allowed;
+  }
+
+  if (in.decision == Decision::kApprove && policy.required_approvals > 1) {
+    ASSIGN_OR_RETURN(Rows voted, tx.Exec(queries::kHasVoted, {locked.id, in.actor}));
+    if (voted.GetBool(0, "voted")) {
+      return AnswerWithError(
+          tx, in, locked.id,
+          ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::ALREADY_VOTED,
+                      absl::StrCat(in.actor, " already voted on approval ", locked.id),
+                      StateMetadata(locked)),
+          /*must_commit=*/false);
     }
+    ASSIGN_OR_RETURN(Rows count, tx.Exec(queries::kInsertVote, {locked.id, in.actor, in.reason}));
+    ASSIGN_OR_RETURN(int64_t votes, count.GetInt(0, "votes"));
+    if (votes < policy.required_approvals) {
+      ASSIGN_OR_RETURN(Rows bumped, tx.Exec(queries::kRecordVote,
+                                            {locked.id, absl::StrCat(locked.version), in.actor,
+                                             absl::StrCat(votes),
+                                             absl::StrCat(policy.required_approvals), request_id}));
+      if (bumped.empty()) return absl::InternalError("approval version moved under its row lock");
+      ASSIGN_OR_RETURN(out, ParseApprovalRow(bumped, 0));
+      RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
+      locked_version = locked.version;
+      return tx.Commit();
+    }
+    // This vote reaches the quorum: it runs the action and approves, in this transaction.
   }
 
   Param result;
@@ -337,7 +366,10 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveUnknownCommit(const Decid
   if (!st.ok()) return st;
   const bool ours = current.version == locked_version + 1 && current.decided_by == input.actor &&
                     (current.status == TargetStatus(input.decision) || current.status == kFailed);
-  if (ours) return current;
+  const bool our_vote = current.status == kPending && current.version == locked_version + 1 &&
+                        std::any_of(current.votes.begin(), current.votes.end(),
+                                    [&](const VoteRecord& v) { return v.voter == input.actor; });
+  if (ours || our_vote) return current;
   if (current.status == kPending) {
     return absl::UnavailableError("the decision was not recorded (connection lost); retry");
   }

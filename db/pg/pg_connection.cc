@@ -44,8 +44,12 @@ Rows ReadRows(const PGresult* res) {
   const int nrows = PQntuples(res);
   const int ncols = PQnfields(res);
   std::vector<std::string> columns;
+  std::vector<uint32_t> types;
   columns.reserve(static_cast<size_t>(ncols));
-  for (int c = 0; c < ncols; ++c) columns.emplace_back(PQfname(res, c));
+  for (int c = 0; c < ncols; ++c) {
+    columns.emplace_back(PQfname(res, c));
+    types.push_back(PQftype(res, c));
+  }
   std::vector<std::vector<Param>> values(static_cast<size_t>(nrows));
   for (int r = 0; r < nrows; ++r) {
     auto& row = values[static_cast<size_t>(r)];
@@ -63,7 +67,7 @@ Rows ReadRows(const PGresult* res) {
   if (const char* tuples = PQcmdTuples(const_cast<PGresult*>(res)); tuples && *tuples) {
     affected = std::strtoll(tuples, nullptr, 10);
   }
-  return Rows(std::move(columns), std::move(values), affected);
+  return Rows(std::move(columns), std::move(values), affected, std::move(types));
 }
 
 }  // namespace
@@ -99,14 +103,7 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
         PQexecParams(conn_.get(), text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0));
   } else {
     const std::string name(query.name);
-    if (!prepared_.contains(name)) {
-      const std::string text(query.text);
-      PgResultPtr prep(PQprepare(conn_.get(), name.c_str(), text.c_str(), 0, nullptr));
-      if (!prep || PQresultStatus(prep.get()) != PGRES_COMMAND_OK) {
-        return ResultError(conn_.get(), prep.get(), query.name);
-      }
-      prepared_.insert(name);
-    }
+    if (absl::Status st = Prepare(query); !st.ok()) return st;
     res.reset(PQexecPrepared(conn_.get(), name.c_str(), n, values.data(), nullptr, nullptr, 0));
   }
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
@@ -114,6 +111,18 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
     return ResultError(conn_.get(), res.get(), query.name);
   }
   return ReadRows(res.get());
+}
+
+absl::Status PgConnection::Prepare(const Query& query) {
+  const std::string name(query.name);
+  if (prepared_.contains(name)) return absl::OkStatus();
+  const std::string text(query.text);
+  PgResultPtr prep(PQprepare(conn_.get(), name.c_str(), text.c_str(), 0, nullptr));
+  if (!prep || PQresultStatus(prep.get()) != PGRES_COMMAND_OK) {
+    return ResultError(conn_.get(), prep.get(), query.name);
+  }
+  prepared_.insert(name);
+  return absl::OkStatus();
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {

@@ -31,6 +31,9 @@ class PgConnection {
 
   /// Runs a statement with bound parameters; named queries run as prepared statements.
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params);
+  /// Prepares a named query on this connection (once); INVALID_ARGUMENT-like codes from the
+  /// server's SQLSTATE if it does not prepare.
+  absl::Status Prepare(const Query& query);
   /// Runs SQL text with the simple query protocol (no parameters; several statements allowed).
   /// For transaction control and migrations only.
   absl::Status ExecScript(absl::string_view sql);

@@ -22,4 +22,5 @@ WITH decided AS (
     FROM decided
     RETURNING id
 )
-SELECT decided.*, (SELECT id FROM event) AS event_id FROM decided
+SELECT decided.*, (SELECT id FROM event) AS event_id, approval_votes_json(decided.id) AS votes
+FROM decided

@@ -12,7 +12,7 @@
 
 namespace approvald::testing {
 
-std::unique_ptr<TestServer> TestServer::Start(int pool_size, size_t max_queue) {
+std::unique_ptr<TestServer> TestServer::Start(TestServerOptions options) {
   auto ts = std::unique_ptr<TestServer>(new TestServer());
   ts->db_ = TestDatabase::Create();
   if (!ts->db_) return nullptr;
@@ -20,12 +20,22 @@ std::unique_ptr<TestServer> TestServer::Start(int pool_size, size_t max_queue) {
     ADD_FAILURE() << "cannot create test_effects";
     return nullptr;
   }
+  if (!options.setup_sql.empty()) {
+    auto conn = ts->db_->Connect();
+    if (absl::Status st = conn->ExecScript(options.setup_sql); !st.ok()) {
+      ADD_FAILURE() << "setup_sql: " << st;
+      return nullptr;
+    }
+  }
   std::string tokens;
   std::vector<std::string> names = {"agent", "alice", "bob", "carol"};
   for (int i = 0; i < 64; ++i) names.push_back(absl::StrCat("racer", i));
   for (const auto& n : names) {
     absl::StrAppend(&tokens, server::Sha256Hex("tok-" + n), " ", n, " approver,requester\n");
   }
+  absl::StrAppend(&tokens, server::Sha256Hex("tok-viewer"), " viewer\n");
+  absl::StrAppend(&tokens, server::Sha256Hex("tok-requester"), " requester requester\n");
+  absl::StrAppend(&tokens, server::Sha256Hex("tok-approver"), " approver approver\n");
   auto store = server::TokenStore::Parse(tokens, "test tokens");
   if (!store.ok()) {
     ADD_FAILURE() << store.status();
@@ -34,11 +44,12 @@ std::unique_ptr<TestServer> TestServer::Start(int pool_size, size_t max_queue) {
   server::ServerConfig config;
   config.listen = "127.0.0.1:0";
   config.dsn = ts->db_->dsn();
-  config.pool_size = pool_size;
-  config.max_queue = max_queue;
+  config.pool_size = options.pool_size;
+  config.max_queue = options.max_queue;
   config.tokens = std::make_shared<const server::TokenStore>(std::move(*store));
   config.service.logger = spdlog::default_logger();
-  auto started = server::ApprovalServer::Start(config, MakeTestRegistry());
+  auto started = server::ApprovalServer::Start(
+      config, options.registry ? options.registry : MakeTestRegistry());
   if (!started.ok()) {
     ADD_FAILURE() << started.status();
     return nullptr;

@@ -11,11 +11,24 @@
 
 namespace approvald::testing {
 
-/// The real gRPC server on 127.0.0.1:<free port> against a fresh test database, with the test
-/// handlers and a token "tok-<name>" for principals agent, alice, bob, carol and racer0..racer63.
+struct TestServerOptions {
+  int pool_size = 8;
+  size_t max_queue = 1024;
+  /// Action types; default: MakeTestRegistry().
+  std::shared_ptr<const handlers::HandlerRegistry> registry;
+  /// Run on the fresh database before the server starts (e.g. the tables of sql actions).
+  std::string setup_sql;
+};
+
+/// The real gRPC server on 127.0.0.1:<free port> against a fresh test database, with a token
+/// "tok-<name>" for principals agent, alice, bob, carol, racer0..racer63 (roles approver and
+/// requester), `viewer` (no roles), `requester` (requester) and `approver` (approver).
 class TestServer {
  public:
-  static std::unique_ptr<TestServer> Start(int pool_size = 8, size_t max_queue = 1024);
+  static std::unique_ptr<TestServer> Start(TestServerOptions options);
+  static std::unique_ptr<TestServer> Start(int pool_size = 8, size_t max_queue = 1024) {
+    return Start(TestServerOptions{pool_size, max_queue, nullptr, ""});
+  }
   ~TestServer();
 
   TestDatabase& db() { return *db_; }

@@ -1,0 +1,15 @@
+-- A vote that did not reach the quorum: bumps the version of the locked approval ($1, read at
+-- version $2) and appends a 'voted' event by $3 with the vote count $4 of $5 required.
+WITH bumped AS (
+    UPDATE ai_approvals SET version = version + 1
+    WHERE id = $1::uuid AND version = $2::integer
+    RETURNING *
+), event AS (
+    INSERT INTO approval_events (approval_id, type, actor, version, detail)
+    SELECT id, 'voted', $3, version,
+           jsonb_build_object('votes', $4::integer, 'required', $5::integer, 'request_id', $6::text)
+    FROM bumped
+    RETURNING id
+)
+SELECT bumped.*, (SELECT id FROM event) AS event_id, approval_votes_json(bumped.id) AS votes
+FROM bumped

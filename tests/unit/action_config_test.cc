@@ -1,0 +1,119 @@
+#include "server/action_config.h"
+
+#include <gtest/gtest.h>
+
+#include "handlers/sql_template.h"
+#include "tests/testing/status_matchers.h"
+
+namespace approvald::server {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  auto r = ParseActionConfig(yaml, "cfg.yaml");
+  return r.ok() ? "" : std::string(r.status().message());
+}
+
+TEST(ActionConfigTest, ParsesTypesPoliciesAndParameters) {
+  ASSERT_OK_AND_ASSIGN(auto registry, ParseActionConfig(R"yaml(
+action_types:
+  - name: refund.order
+    description: Refund
+    handler: sql
+    parameters:
+      - {name: order_id, type: integer, required: true, minimum: 1}
+      - {name: channel, type: string, enum: [email, phone], max_length: 10, pattern: "[a-z]+"}
+    additional_parameters: false
+    approver_roles: [approver]
+    requester_roles: [agent]
+    default_ttl: 2h
+    max_ttl: 7d
+    allow_self_approval: true
+    required_approvals: 2
+    sql:
+      - statement: UPDATE orders SET x = 1 WHERE id = :order_id
+        expect_rows: {at_least: 1}
+      - "SELECT :approval_id, :decided_by"
+  - name: noop
+)yaml",
+                                                        "cfg.yaml"));
+  const handlers::ActionType* t = registry->Find("refund.order");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->handler_kind, "sql");
+  EXPECT_EQ(t->parameters.size(), 2u);
+  EXPECT_TRUE(t->parameters[0].required);
+  EXPECT_EQ(t->parameters[1].enum_values.size(), 2u);
+  EXPECT_FALSE(t->additional_parameters);
+  EXPECT_EQ(t->policy.max_ttl, absl::Hours(24 * 7));
+  EXPECT_EQ(t->policy.default_ttl, absl::Hours(2));
+  EXPECT_TRUE(t->policy.allow_self_approval);
+  EXPECT_EQ(t->policy.required_approvals, 2);
+  ASSERT_EQ(t->handler->Statements().size(), 2u);
+  EXPECT_EQ(t->handler->Statements()[0].text, "UPDATE orders SET x = 1 WHERE id = $1");
+  EXPECT_NE(registry->Find("noop"), nullptr);
+}
+
+TEST(ActionConfigTest, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(
+      ErrorOf("action_types:\n  - name: a\n    handlr: noop\n"),
+      "cfg.yaml:3:5: action_types[0].handlr: unknown key (allowed: additional_parameters, "
+      "allow_self_approval, approver_roles, default_ttl, description, handler, max_ttl, name, "
+      "parameters, requester_roles, required_approvals, sql)");
+  EXPECT_EQ(ErrorOf("action_types:\n  - name: a\n    parameters:\n      - {name: p, type: text}\n"),
+            "cfg.yaml:4:25: action_types[0].parameters[0].type: must be one of string, integer, "
+            "number, boolean, object, array");
+  EXPECT_EQ(ErrorOf("action_types:\n  - name: a\n    required_approvals: 0\n"),
+            "cfg.yaml:3:25: action_types[0].required_approvals: must be from 1 to 100");
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    default_ttl: soon\n")
+                .find("cfg.yaml:3:18: action_types[0].default_ttl"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n  - name: a\n").find("cfg.yaml:3:11"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: Bad\n").find("action_types[0].name"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: sql\n").find("action_types[0].sql"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: sql\n    sql: [\"select :x\"]\n")
+                .find("placeholder :x"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: sql\n    sql: [\"select $1\"]\n")
+                .find("positional"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: magic\n").find("unknown handler"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    parameters:\n      - {name: p, type: string, "
+                    "pattern: \"(\"}\n")
+                .find("pattern"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types: [\n").find("cfg.yaml:2:1"), std::string::npos);
+  EXPECT_NE(ErrorOf("just a string").find("(top level)"), std::string::npos);
+  EXPECT_NE(ErrorOf("version: 1\n").find("action_types: is required"), std::string::npos);
+  EXPECT_CODE(LoadActionConfig("/nonexistent.yaml"), absl::StatusCode::kNotFound);
+}
+
+TEST(ActionConfigTest, Durations) {
+  absl::Duration d;
+  ASSERT_TRUE(ParseConfigDuration("7d", &d));
+  EXPECT_EQ(d, absl::Hours(168));
+  ASSERT_TRUE(ParseConfigDuration("90m", &d));
+  EXPECT_EQ(d, absl::Minutes(90));
+  EXPECT_FALSE(ParseConfigDuration("d", &d));
+  EXPECT_FALSE(ParseConfigDuration("soon", &d));
+}
+
+TEST(SqlTemplateTest, RewritesNamedPlaceholdersOnly) {
+  ASSERT_OK_AND_ASSIGN(
+      handlers::CompiledSql c,
+      handlers::CompileNamedPlaceholders("UPDATE t SET a = :x::int, b = ':y', \"c:z\" = :y -- :w\n"
+                                         "WHERE id = :x AND s = $q$ :v $q$ /* :u */"));
+  EXPECT_EQ(c.text,
+            "UPDATE t SET a = $1::int, b = ':y', \"c:z\" = $2 -- :w\n"
+            "WHERE id = $1 AND s = $q$ :v $q$ /* :u */");
+  EXPECT_EQ(c.names, (std::vector<std::string>{"x", "y"}));
+  EXPECT_FALSE(handlers::CompileNamedPlaceholders("SELECT $1").ok());
+  ASSERT_OK_AND_ASSIGN(handlers::CompiledSql quoted,
+                       handlers::CompileNamedPlaceholders("SELECT 'it''s :not' || :yes"));
+  EXPECT_EQ(quoted.text, "SELECT 'it''s :not' || $1");
+}
+
+}  // namespace
+}  // namespace approvald::server
