@@ -71,6 +71,15 @@ APPROVALD_UNARY(Reject, Reject, v1::RejectRequest, v1::Approval)
 APPROVALD_UNARY(Cancel, CancelApproval, v1::CancelApprovalRequest, v1::Approval)
 #undef APPROVALD_UNARY
 
+absl::StatusOr<v1::ListActionTypesResponse> ApprovalClient::ListActionTypes() {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::ListActionTypesResponse resp;
+  grpc::Status st = stub_->ListActionTypes(&ctx, v1::ListActionTypesRequest(), &resp);
+  if (!st.ok()) return ToAbslStatus(st);
+  return resp;
+}
+
 absl::StatusOr<v1::Approval> ApprovalClient::Get(const std::string& id) {
   grpc::ClientContext ctx;
   Prepare(ctx);

@@ -42,6 +42,7 @@ class ApprovalClient {
   absl::StatusOr<approvals::v1::Approval> Approve(const approvals::v1::ApproveRequest& req);
   absl::StatusOr<approvals::v1::Approval> Reject(const approvals::v1::RejectRequest& req);
   absl::StatusOr<approvals::v1::Approval> Cancel(const approvals::v1::CancelApprovalRequest& req);
+  absl::StatusOr<approvals::v1::ListActionTypesResponse> ListActionTypes();
 
  private:
   void Prepare(grpc::ClientContext& ctx) const;

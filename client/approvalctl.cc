@@ -36,6 +36,7 @@ commands:
   approve ID [--comment C] [--expected-version N] [--request-id R]
   reject ID --reason R [--expected-version N] [--request-id R]
   cancel ID [--reason R] [--expected-version N] [--request-id R]
+  types                       the action types the server offers, with their policies
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
@@ -190,6 +191,12 @@ int main(int argc, char** argv) {
     return approvald::client::PrintApprovalResult(client.Get(args.positional[1]), json);
   }
   if (command == "list") return List(client, args, json);
+  if (command == "types") {
+    auto types = client.ListActionTypes();
+    if (!types.ok()) return approvald::client::PrintError(types.status(), json);
+    approvald::client::PrintActionTypes(*types, json);
+    return 0;
+  }
   if (command == "approve" || command == "reject" || command == "cancel") {
     return Decide(client, command, args, json);
   }

@@ -4,10 +4,15 @@
 #include <google/protobuf/util/time_util.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "client/approval_client.h"
 
 namespace approvald::client {
@@ -87,7 +92,35 @@ int PrintApprovalResult(const absl::StatusOr<v1::Approval>& result, bool json) {
   row("execute_time:", Time(a.execute_time(), a.has_execute_time()));
   if (a.has_execution_result()) row("execution_result:", Json(a.execution_result()));
   row("execution_error:", a.execution_error());
+  for (const v1::Vote& v : a.votes()) {
+    row("vote:", absl::StrCat(v.voter(), " at ", pb::util::TimeUtil::ToString(v.vote_time()),
+                              v.comment().empty() ? "" : " (" + v.comment() + ")"));
+  }
   return 0;
+}
+
+void PrintActionTypes(const v1::ListActionTypesResponse& types, bool json) {
+  if (json) {
+    std::cout << Json(types) << "\n";
+    return;
+  }
+  std::cout << absl::StrFormat("%-24s  %-9s  %-20s  %-8s  %s\n", "TYPE", "APPROVALS",
+                               "APPROVER_ROLES", "MAX_TTL", "PARAMETERS");
+  for (const v1::ActionType& t : types.action_types()) {
+    std::vector<std::string> params;
+    const auto& fields = t.parameters_schema().fields();
+    if (auto it = fields.find("properties"); it != fields.end()) {
+      for (const auto& [name, spec] : it->second.struct_value().fields()) {
+        params.push_back(
+            absl::StrCat(name, ":", spec.struct_value().fields().at("type").string_value()));
+      }
+    }
+    std::sort(params.begin(), params.end());
+    std::cout << absl::StrFormat(
+        "%-24s  %-9d  %-20s  %-8s  %s\n", t.name(), t.required_approvals(),
+        t.approver_roles().empty() ? "-" : absl::StrJoin(t.approver_roles(), ","),
+        absl::FormatDuration(absl::Seconds(t.max_ttl().seconds())), absl::StrJoin(params, " "));
+  }
 }
 
 void PrintList(const v1::ListApprovalsResponse& page, bool json) {

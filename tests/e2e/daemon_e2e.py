@@ -49,6 +49,29 @@ def new_token(principal, roles):
     return token, line
 
 
+CONFIG = """
+action_types:
+  - name: noop
+    handler: noop
+  - name: ticket.close
+    description: Close a support ticket
+    handler: sql
+    parameters:
+      - {name: ticket_id, type: integer, required: true}
+    approver_roles: [approver]
+    sql:
+      - statement: UPDATE tickets SET closed_by = :decided_by WHERE id = :ticket_id AND closed_by IS NULL
+        expect_rows: {exactly: 1}
+"""
+
+BROKEN_CONFIG = "action_types:\n  - name: noop\n    handler: teleport\n"
+
+RELOADED_CONFIG = CONFIG + """
+  - name: ticket.reopen
+    handler: noop
+"""
+
+
 class Daemon:
     def __init__(self, dsn, tokens_file, log_path, extra=()):
         self.log_path = log_path
@@ -89,7 +112,13 @@ class DaemonTest(unittest.TestCase):
         cls.tokens_file = os.path.join(cls.tmp, "tokens")
         with open(cls.tokens_file, "w") as f:
             f.write("\n".join(lines) + "\n")
-        cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"))
+        psql("CREATE TABLE tickets (id bigint PRIMARY KEY, closed_by text);"
+             "INSERT INTO tickets VALUES (1, NULL)", cls.dbname)
+        cls.config_file = os.path.join(cls.tmp, "approvald.yaml")
+        with open(cls.config_file, "w") as f:
+            f.write(CONFIG)
+        cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"),
+                            extra=("--config", cls.config_file))
         if cls.daemon.port is None:
             raise RuntimeError("approvald did not start:\n" + cls.daemon.output())
         import grpc
@@ -209,6 +238,52 @@ class DaemonTest(unittest.TestCase):
             self.assertIn("upgrade approvald", run.stderr)
         finally:
             psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
+
+    def test_5_config_types_check_config_and_sighup_reload(self):
+        from approvals.v1 import approvals_pb2 as pb
+        stub = self.stub()
+        names = lambda: [t.name for t in stub.ListActionTypes(
+            pb.ListActionTypesRequest(), metadata=self.md("alice"), timeout=10).action_types]
+        self.assertEqual(names(), ["noop", "ticket.close"])
+        req = pb.CreateApprovalRequest(action_type="ticket.close")
+        req.action_data.update({"ticket_id": 1})
+        created = stub.CreateApproval(req, metadata=self.md("agent"), timeout=10)
+        done = stub.Approve(pb.ApproveRequest(id=created.id), metadata=self.md("alice"), timeout=10)
+        self.assertEqual(done.status, pb.APPROVAL_STATUS_APPROVED)
+        out = subprocess.run(["psql", self.dsn, "-Atc", "SELECT closed_by FROM tickets"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(out, "alice")
+
+        check = subprocess.run([APPROVALD, "check-config", self.config_file], capture_output=True,
+                               text=True)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        broken = os.path.join(self.tmp, "broken.yaml")
+        with open(broken, "w") as f:
+            f.write(BROKEN_CONFIG)
+        check = subprocess.run([APPROVALD, "check-config", broken], capture_output=True, text=True)
+        self.assertEqual(check.returncode, 1)
+        self.assertIn(broken + ":3:14: action_types[0].handler: unknown handler", check.stderr)
+
+        # SIGHUP with a broken file: logged, the old types stay.
+        with open(self.config_file, "w") as f:
+            f.write(BROKEN_CONFIG)
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        self.wait_for_log("SIGHUP: keeping the old action types")
+        self.assertEqual(names(), ["noop", "ticket.close"])
+        # SIGHUP with a valid file: new requests see the new types.
+        with open(self.config_file, "w") as f:
+            f.write(RELOADED_CONFIG)
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        self.wait_for_log("SIGHUP: reloaded 3 action types")
+        self.assertEqual(names(), ["noop", "ticket.close", "ticket.reopen"])
+
+    def wait_for_log(self, text):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if text in self.daemon.output():
+                return
+            time.sleep(0.05)
+        self.fail("approvald never logged %r:\n%s" % (text, self.daemon.output()))
 
     def test_9_sigterm_exits_cleanly(self):
         proc = self.daemon.proc
