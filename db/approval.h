@@ -49,4 +49,14 @@ struct ApprovalRecord {
   std::vector<VoteRecord> votes;  ///< oldest first
 };
 
+/// One row of approval_events with the approval as it stood right after it.
+struct EventRecord {
+  int64_t id = 0;
+  std::string type;  ///< created, voted, approved, rejected, expired, cancelled, failed
+  std::string actor;
+  absl::Time time;
+  int64_t version = 0;
+  ApprovalRecord approval;
+};
+
 }  // namespace approvald::db

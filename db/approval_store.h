@@ -102,6 +102,15 @@ class ApprovalStore {
                                                 const AuthorizeFn& authorize,
                                                 const ExecuteFn& execute) = 0;
 
+  /// Up to `limit` deliverable events after `after_id`, in id order (see 0003_event_stream.sql:
+  /// an event is deliverable once no older transaction is running).
+  virtual absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
+                                                              absl::Time deadline) = 0;
+
+  /// Expires up to `batch` pending approvals whose expires_at has passed (database clock), each
+  /// with an 'expired' event; rows locked by a decision in progress are skipped. Returns how many.
+  virtual absl::StatusOr<int> ExpireDue(int batch) = 0;
+
   /// A server-wide setting from approvald_settings; NOT_FOUND if absent.
   virtual absl::StatusOr<std::string> GetSetting(const std::string& name) = 0;
 };

@@ -53,8 +53,19 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   }
   RETURN_IF_ERROR(CheckStatements(*s->pool_, *registry));
   s->store_ = std::make_unique<db::pg::PgApprovalStore>(*s->pool_);
+  // Every new pooled connection prepares the operator statements of the current action types.
+  s->pool_->SetOnConnect([server = s.get()](db::pg::PgConnection& conn) -> absl::Status {
+    if (!server->service_) return absl::OkStatus();
+    for (const handlers::ActionType* type : server->service_->registry()->All()) {
+      for (const db::Query& q : type->handler->Statements()) RETURN_IF_ERROR(conn.Prepare(q));
+    }
+    return absl::OkStatus();
+  });
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
+  s->hub_ = std::make_unique<EventHub>(s->config_.dsn, s->config_.service.logger);
+  RETURN_IF_ERROR(s->hub_->Start());
+  s->config_.service.hub = s->hub_.get();
   s->service_ = std::make_unique<ApprovalServiceImpl>(
       *s->store_, std::move(registry), s->config_.tokens, PageTokenCodec(std::move(key)),
       *s->executor_, s->config_.service);
@@ -70,6 +81,11 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", s->config_.listen));
   }
   s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  if (s->config_.expiry_interval > absl::ZeroDuration()) {
+    s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,
+                                                  s->config_.service.logger);
+    s->sweeper_->Start();
+  }
   return s;
 }
 
@@ -78,10 +94,10 @@ ApprovalServer::~ApprovalServer() { Shutdown(absl::Seconds(5)); }
 void ApprovalServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  if (server_) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
-  }
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  if (sweeper_) sweeper_->Stop();
+  if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
+  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   if (executor_) executor_->Shutdown();
   if (server_) server_->Wait();
 }

@@ -11,7 +11,9 @@
 #include "db/pg/pg_approval_store.h"
 #include "handlers/handler_registry.h"
 #include "server/approval_service.h"
+#include "server/event_hub.h"
 #include "server/executor.h"
+#include "server/expiry_sweeper.h"
 
 namespace approvald::server {
 
@@ -23,6 +25,7 @@ struct ServerConfig {
   int max_message_bytes = 4 * 1024 * 1024;
   std::shared_ptr<const TokenStore> tokens;
   ServiceOptions service;
+  absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
 };
 
 /// The composition of pool, store, executor, service and gRPC server (reflection and health on).
@@ -42,6 +45,8 @@ class ApprovalServer {
   absl::Status SetActionTypes(std::shared_ptr<const handlers::HandlerRegistry> registry);
   ApprovalServiceImpl& service() { return *service_; }
   grpc::Server& grpc_server() { return *server_; }
+  EventHub& hub() { return *hub_; }
+  ExpirySweeper* sweeper() { return sweeper_.get(); }
 
   /// Health NOT_SERVING, stop accepting calls, let in-flight calls finish within `grace`
   /// (then cancel them), drain the executor. Idempotent.
@@ -56,6 +61,8 @@ class ApprovalServer {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ApprovalServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<ExpirySweeper> sweeper_;
   int port_ = 0;
   bool shut_down_ = false;
 };

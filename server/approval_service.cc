@@ -12,6 +12,7 @@
 #include "db/status_macros.h"
 #include "server/proto_convert.h"
 #include "server/status_conversion.h"
+#include "server/watch_reactor.h"
 
 namespace approvald::server {
 
@@ -258,6 +259,34 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   };
   ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, authorize, execute));
   return ToProto(decided, resp);
+}
+
+namespace {
+
+// Ends a stream at once (authentication or validation failed).
+class FailedStream final : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
+ public:
+  explicit FailedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals(
+    grpc::CallbackServerContext* ctx, const v1::WatchApprovalsRequest* req) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  absl::Status st = principal.ok() ? ValidateWatch(*req) : principal.status();
+  if (st.ok() && options_.hub == nullptr) st = absl::UnavailableError("no event stream");
+  if (options_.logger) {
+    options_.logger->info("rpc method=WatchApprovals code={} after_event_id={} principal={}",
+                          absl::StatusCodeToString(st.code()), req->after_event_id(),
+                          principal.ok() ? principal->name : "-");
+  }
+  if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
+  auto* reactor = new WatchReactor(*options_.hub, store_, executor_, *req, options_.watch_buffer,
+                                   options_.logger);
+  reactor->Begin();
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackServerContext* ctx,

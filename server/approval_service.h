@@ -11,6 +11,7 @@
 #include "approvals/v1/approvals.grpc.pb.h"
 #include "db/approval_store.h"
 #include "handlers/handler_registry.h"
+#include "server/event_hub.h"
 #include "server/executor.h"
 #include "server/page_token.h"
 #include "server/token_store.h"
@@ -28,6 +29,10 @@ struct ServiceOptions {
   /// Bounds calls that come without a deadline.
   absl::Duration default_deadline = absl::Seconds(30);
   std::shared_ptr<spdlog::logger> logger;
+  /// The daemon's event listener for WatchApprovals (UNAVAILABLE without one).
+  EventHub* hub = nullptr;
+  /// Events a watcher may fall behind before its stream ends with RESOURCE_EXHAUSTED.
+  size_t watch_buffer = 1024;
 };
 
 /// The gRPC edge of ApprovalService: authenticates, validates, hands the work to the executor
@@ -68,6 +73,8 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   grpc::ServerUnaryReactor* CancelApproval(grpc::CallbackServerContext* ctx,
                                            const approvals::v1::CancelApprovalRequest* req,
                                            approvals::v1::Approval* resp) override;
+  grpc::ServerWriteReactor<approvals::v1::ApprovalEvent>* WatchApprovals(
+      grpc::CallbackServerContext* ctx, const approvals::v1::WatchApprovalsRequest* req) override;
   grpc::ServerUnaryReactor* ListActionTypes(grpc::CallbackServerContext* ctx,
                                             const approvals::v1::ListActionTypesRequest* req,
                                             approvals::v1::ListActionTypesResponse* resp) override;

@@ -149,10 +149,7 @@ absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, con
     if (ttl.nanos() < -999999999 || ttl.nanos() > 999999999 || ttl.seconds() < 0 ||
         ttl.nanos() < 0 || (ttl.seconds() == 0 && ttl.nanos() == 0)) {
       v.emplace_back("ttl", "must be a positive duration");
-    } else if (FromDuration(ttl) > limits.max_ttl) {
-      v.emplace_back("ttl", absl::StrCat("must be at most the maximum ttl of ",
-                                         absl::FormatDuration(limits.max_ttl)));
-    }
+    }  // the upper bound is the action type's (checked with the type)
   }
   if (req.has_expire_time()) {
     const auto& ts = req.expire_time();
@@ -185,6 +182,21 @@ absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
   }
   if (req.page_size() < 0) v.emplace_back("page_size", "must not be negative");
   if (req.page_token().size() > 1024) v.emplace_back("page_token", "is not a valid page token");
+  return Check(v);
+}
+
+absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req) {
+  Violations v;
+  for (int i = 0; i < req.statuses_size(); ++i) {
+    if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(req.statuses(i)))) {
+      v.emplace_back(absl::StrCat("statuses[", i, "]"),
+                     "must be a known status other than UNSPECIFIED");
+    }
+  }
+  if (!req.action_type().empty() && !handlers::IsValidActionType(req.action_type())) {
+    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
+  }
+  if (req.after_event_id() < 0) v.emplace_back("after_event_id", "must not be negative");
   return Check(v);
 }
 

@@ -29,6 +29,7 @@ absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req);
 absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req);
 absl::Status ValidateApprove(const approvals::v1::ApproveRequest& req, const Limits& limits);
 absl::Status ValidateReject(const approvals::v1::RejectRequest& req, const Limits& limits);
+absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req);
 absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, const Limits& limits);
 
 /// action_data: nesting depth, finite numbers, and size as JSON.

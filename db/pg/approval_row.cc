@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "db/pg/pg_time.h"
+#include "db/status_macros.h"
 
 namespace approvald::db::pg {
 namespace {
@@ -18,12 +19,7 @@ absl::StatusOr<std::optional<absl::Time>> OptionalTime(const Rows& rows, size_t 
   return std::optional<absl::Time>(*t);
 }
 
-// approval_votes_json(): [{"voter": ..., "micros": ..., "comment": ...}, ...]
-absl::StatusOr<std::vector<VoteRecord>> ParseVotes(const std::string& json) {
-  google::protobuf::ListValue list;
-  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) {
-    return absl::InternalError("unexpected votes JSON from the database");
-  }
+std::vector<VoteRecord> VotesFromList(const google::protobuf::ListValue& list) {
   std::vector<VoteRecord> votes;
   for (const auto& v : list.values()) {
     const auto& f = v.struct_value().fields();
@@ -36,6 +32,42 @@ absl::StatusOr<std::vector<VoteRecord>> ParseVotes(const std::string& json) {
     votes.push_back(std::move(vote));
   }
   return votes;
+}
+
+// approval_votes_json(): [{"voter": ..., "micros": ..., "comment": ...}, ...]
+absl::StatusOr<std::vector<VoteRecord>> ParseVotes(const std::string& json) {
+  google::protobuf::ListValue list;
+  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) {
+    return absl::InternalError("unexpected votes JSON from the database");
+  }
+  return VotesFromList(list);
+}
+
+// to_jsonb() writes timestamptz as "2026-11-28T01:42:04.536705+00:00".
+absl::StatusOr<std::optional<absl::Time>> JsonTime(const google::protobuf::Struct& s,
+                                                   const std::string& key) {
+  auto it = s.fields().find(key);
+  if (it == s.fields().end() || !it->second.has_string_value()) return std::optional<absl::Time>();
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*S%Ez", it->second.string_value(), &t, &err)) {
+    return absl::InternalError(absl::StrCat("unexpected timestamp in an event: ", err));
+  }
+  return std::optional<absl::Time>(t);
+}
+
+std::optional<std::string> JsonString(const google::protobuf::Struct& s, const std::string& key) {
+  auto it = s.fields().find(key);
+  if (it == s.fields().end() || !it->second.has_string_value()) return std::nullopt;
+  return it->second.string_value();
+}
+
+std::optional<std::string> JsonObject(const google::protobuf::Struct& s, const std::string& key) {
+  auto it = s.fields().find(key);
+  if (it == s.fields().end() || !it->second.has_struct_value()) return std::nullopt;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(it->second.struct_value(), &json);
+  return json;
 }
 
 }  // namespace
@@ -74,6 +106,54 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
     a.votes = std::move(*parsed);
   }
   return a;
+}
+
+absl::StatusOr<ApprovalRecord> ParseApprovalJson(const std::string& json) {
+  google::protobuf::Struct s;
+  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) {
+    return absl::InternalError("unexpected approval snapshot in an event");
+  }
+  ApprovalRecord a;
+  a.id = JsonString(s, "id").value_or("");
+  a.action_type = JsonString(s, "action_type").value_or("");
+  a.action_data_json = JsonObject(s, "action_data").value_or("{}");
+  a.status = JsonString(s, "status").value_or("");
+  a.summary = JsonString(s, "summary").value_or("");
+  a.requested_by = JsonString(s, "requested_by").value_or("");
+  a.idempotency_key = JsonString(s, "idempotency_key");
+  if (auto it = s.fields().find("version"); it != s.fields().end()) {
+    a.version = static_cast<int64_t>(it->second.number_value());
+  }
+  ASSIGN_OR_RETURN(std::optional<absl::Time> created, JsonTime(s, "created_at"));
+  ASSIGN_OR_RETURN(std::optional<absl::Time> expires, JsonTime(s, "expires_at"));
+  a.create_time = created.value_or(absl::UnixEpoch());
+  a.expire_time = expires.value_or(absl::UnixEpoch());
+  a.decided_by = JsonString(s, "decided_by");
+  ASSIGN_OR_RETURN(a.decide_time, JsonTime(s, "decided_at"));
+  a.decision_reason = JsonString(s, "decision_reason");
+  ASSIGN_OR_RETURN(a.execute_time, JsonTime(s, "executed_at"));
+  a.execution_result_json = JsonObject(s, "execution_result");
+  a.execution_error = JsonString(s, "execution_error");
+  if (auto it = s.fields().find("votes"); it != s.fields().end() && it->second.has_list_value()) {
+    a.votes = VotesFromList(it->second.list_value());
+  }
+  return a;
+}
+
+absl::StatusOr<EventRecord> ParseEventRow(const Rows& rows, size_t row) {
+  EventRecord e;
+  ASSIGN_OR_RETURN(e.id, rows.GetInt(row, "id"));
+  e.type = rows.GetString(row, "type");
+  e.actor = rows.GetString(row, "actor");
+  ASSIGN_OR_RETURN(e.time, ParsePgTimestamp(rows.GetString(row, "at")));
+  ASSIGN_OR_RETURN(e.version, rows.GetInt(row, "version"));
+  const Param& snapshot = rows.Get(row, "approval");
+  if (snapshot) {
+    ASSIGN_OR_RETURN(e.approval, ParseApprovalJson(*snapshot));
+  } else {
+    e.approval.id = rows.GetString(row, "approval_id");  // written before snapshots existed
+  }
+  return e;
 }
 
 ErrorMetadata StateMetadata(const ApprovalRecord& approval) {

@@ -10,6 +10,12 @@ namespace approvald::db::pg {
 /// Reads row `row` of a `SELECT * FROM ai_approvals` (or RETURNING *) result.
 absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row);
 
+/// Reads an approval snapshot written by to_jsonb(ai_approvals row) || {"votes": [...]}.
+absl::StatusOr<ApprovalRecord> ParseApprovalJson(const std::string& json);
+
+/// Reads row `row` of read_events.sql.
+absl::StatusOr<EventRecord> ParseEventRow(const Rows& rows, size_t row);
+
 /// ErrorInfo metadata describing the approval's current state: status and version.
 ErrorMetadata StateMetadata(const ApprovalRecord& approval);
 

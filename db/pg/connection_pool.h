@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,12 @@ class ConnectionPool {
  public:
   ConnectionPool(std::string dsn, int max_size) : dsn_(std::move(dsn)), max_size_(max_size) {}
 
+  /// Runs on every new connection before it is handed out (e.g. to prepare statements); a
+  /// connection whose hook fails is closed and Acquire returns the error. Set before use.
+  void SetOnConnect(std::function<absl::Status(PgConnection&)> hook) {
+    on_connect_ = std::move(hook);
+  }
+
   /// A connection, waiting for a free one until `deadline`.
   /// UNAVAILABLE if connecting fails; DEADLINE_EXCEEDED if none frees up in time.
   absl::StatusOr<PoolLease> Acquire(absl::Time deadline);
@@ -50,6 +57,7 @@ class ConnectionPool {
   void Release(std::unique_ptr<PgConnection> conn);
 
   const std::string dsn_;
+  std::function<absl::Status(PgConnection&)> on_connect_;
   const int max_size_;
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);

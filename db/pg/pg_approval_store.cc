@@ -8,6 +8,7 @@
 #include "db/errors.h"
 #include "db/pg/approval_row.h"
 #include "db/pg/pg_error.h"
+#include "db/pg/pg_events.h"
 #include "db/pg/pg_time.h"
 #include "db/queries.h"
 #include "db/status_macros.h"
@@ -216,6 +217,23 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
     out.push_back(std::move(a));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t after_id, int limit,
+                                                                     absl::Time deadline) {
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
+  return ReadEventBatch(*lease, after_id, limit);
+}
+
+absl::StatusOr<int> PgApprovalStore::ExpireDue(int batch) {
+  int expired = 0;
+  RETURN_IF_ERROR(RunInTransaction(pool_, absl::Now() + absl::Seconds(30), [&](PgTx& tx) {
+    ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kExpireDue, {absl::StrCat(batch)}));
+    ASSIGN_OR_RETURN(int64_t n, rows.GetInt(0, "expired"));
+    expired = static_cast<int>(n);
+    return tx.Commit();
+  }));
+  return expired;
 }
 
 absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name) {

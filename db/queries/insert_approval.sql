@@ -8,8 +8,9 @@ WITH inserted AS (
     ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), event AS (
-    INSERT INTO approval_events (approval_id, type, actor, version)
-    SELECT id, 'created', requested_by, version FROM inserted
+    INSERT INTO approval_events (approval_id, type, actor, version, approval)
+    SELECT id, 'created', requested_by, version, to_jsonb(inserted) || '{"votes": []}'
+    FROM inserted
     RETURNING id
 )
 SELECT inserted.*, (SELECT id FROM event) AS event_id FROM inserted

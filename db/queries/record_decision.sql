@@ -15,10 +15,11 @@ WITH decided AS (
     WHERE id = $1::uuid AND version = $2::integer
     RETURNING *
 ), event AS (
-    INSERT INTO approval_events (approval_id, type, actor, version, detail)
+    INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
     SELECT id, status, $8, version,
            jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'error', $7::text,
-                                                'request_id', $9::text))
+                                                'request_id', $9::text)),
+           to_jsonb(decided) || jsonb_build_object('votes', approval_votes_json(decided.id))
     FROM decided
     RETURNING id
 )

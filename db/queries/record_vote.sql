@@ -5,9 +5,10 @@ WITH bumped AS (
     WHERE id = $1::uuid AND version = $2::integer
     RETURNING *
 ), event AS (
-    INSERT INTO approval_events (approval_id, type, actor, version, detail)
+    INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
     SELECT id, 'voted', $3, version,
-           jsonb_build_object('votes', $4::integer, 'required', $5::integer, 'request_id', $6::text)
+           jsonb_build_object('votes', $4::integer, 'required', $5::integer, 'request_id', $6::text),
+           to_jsonb(bumped) || jsonb_build_object('votes', approval_votes_json(bumped.id))
     FROM bumped
     RETURNING id
 )

@@ -417,15 +417,5 @@ TEST_F(ServiceTest, FieldViolationsNameTheField) {
   EXPECT_EQ(bad.field_violations(0).field(), "id");
 }
 
-TEST_F(ServiceTest, WatchIsNotBuiltYet) {
-  auto stub = v1::ApprovalService::NewStub(ts_->NewChannel());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer tok-alice");
-  auto reader = stub->WatchApprovals(&ctx, v1::WatchApprovalsRequest());
-  v1::ApprovalEvent event;
-  EXPECT_FALSE(reader->Read(&event));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
 }  // namespace
 }  // namespace approvald::testing

@@ -18,6 +18,8 @@ struct TestServerOptions {
   std::shared_ptr<const handlers::HandlerRegistry> registry;
   /// Run on the fresh database before the server starts (e.g. the tables of sql actions).
   std::string setup_sql;
+  size_t watch_buffer = 1024;
+  absl::Duration expiry_interval = absl::ZeroDuration();  ///< no background sweeper by default
 };
 
 /// The real gRPC server on 127.0.0.1:<free port> against a fresh test database, with a token
@@ -27,7 +29,10 @@ class TestServer {
  public:
   static std::unique_ptr<TestServer> Start(TestServerOptions options);
   static std::unique_ptr<TestServer> Start(int pool_size = 8, size_t max_queue = 1024) {
-    return Start(TestServerOptions{pool_size, max_queue, nullptr, ""});
+    TestServerOptions options;
+    options.pool_size = pool_size;
+    options.max_queue = max_queue;
+    return Start(options);
   }
   ~TestServer();
 

@@ -1,0 +1,139 @@
+#include "server/event_hub.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "db/pg/pg_connection.h"
+#include "db/pg/pg_events.h"
+#include "db/status_macros.h"
+#include "server/event_convert.h"
+
+namespace approvald::server {
+namespace {
+constexpr int kBatch = 500;
+}  // namespace
+
+EventHub::EventHub(std::string dsn, std::shared_ptr<spdlog::logger> logger,
+                   absl::Duration poll_interval)
+    : dsn_(std::move(dsn)), logger_(std::move(logger)), poll_interval_(poll_interval) {}
+
+EventHub::~EventHub() { Stop(); }
+
+absl::Status EventHub::Start() {
+  ASSIGN_OR_RETURN(auto conn, db::pg::PgConnection::Connect(dsn_));
+  ASSIGN_OR_RETURN(int64_t head, db::pg::EventsHead(*conn));
+  {
+    absl::MutexLock lock(&mu_);
+    head_ = head;
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void EventHub::Stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  for (EventSink* sink : sinks_) sink->OnHubStopped(head_);
+  sinks_.clear();
+}
+
+bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) {
+  absl::MutexLock lock(&mu_);
+  *head = head_;
+  if (stopped_) return false;
+  if (cursor < head_) return false;
+  sinks_.push_back(sink);
+  return true;
+}
+
+void EventHub::Detach(EventSink* sink) {
+  absl::MutexLock lock(&mu_);
+  sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());
+}
+
+int64_t EventHub::head() const {
+  absl::MutexLock lock(&mu_);
+  return head_;
+}
+
+size_t EventHub::sinks() const {
+  absl::MutexLock lock(&mu_);
+  return sinks_.size();
+}
+
+bool EventHub::stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+void EventHub::Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
+                       int64_t last_id) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& e : events) {
+    for (EventSink* sink : sinks_) sink->OnEvent(e);
+  }
+  head_ = std::max(head_, last_id);
+}
+
+void EventHub::Run() {
+  std::unique_ptr<db::pg::PgConnection> conn;
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!stopping_) {
+    absl::Status st;
+    if (!conn) {
+      auto connected = db::pg::PgConnection::Connect(dsn_);
+      st = connected.ok() ? (*connected)->ExecScript("LISTEN approval_events") : connected.status();
+      if (st.ok()) {
+        conn = std::move(*connected);
+        if (logger_ && backoff > absl::Milliseconds(100))
+          logger_->info("event listener reconnected");
+        backoff = absl::Milliseconds(100);
+      }
+    }
+    // Catch up: everything deliverable after the head, in bounded batches.
+    bool held_back = false;
+    while (st.ok() && !stopping_) {
+      const int64_t from = head();
+      auto batch = db::pg::ReadEventBatch(*conn, from, kBatch);
+      if (!batch.ok()) {
+        st = batch.status();
+        break;
+      }
+      if (batch->empty()) {
+        auto held = db::pg::EventsHeldBack(*conn, from);
+        st = held.status();
+        held_back = held.ok() && *held;
+        break;
+      }
+      std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events;
+      for (const db::EventRecord& e : *batch) {
+        auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
+        if (absl::Status converted = EventToProto(e, proto.get()); !converted.ok()) {
+          if (logger_) logger_->error("event {}: {}", e.id, std::string(converted.message()));
+        }
+        events.push_back(std::move(proto));
+      }
+      Publish(std::move(events), batch->back().id);
+      if (static_cast<int>(batch->size()) < kBatch) continue;  // re-check: more may be ready
+    }
+    if (st.ok() && !stopping_) {
+      // Held-back events become deliverable when an older transaction ends, which may send
+      // no notification: look again soon.
+      auto woke = conn->WaitForNotification(held_back ? absl::Milliseconds(20) : poll_interval_);
+      st = woke.status();
+    }
+    if (!st.ok() && !stopping_) {
+      if (logger_) logger_->warn("event listener: {}; reconnecting", std::string(st.message()));
+      conn.reset();
+      const absl::Time until = absl::Now() + backoff;
+      while (!stopping_ && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+  }
+}
+
+}  // namespace approvald::server

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "approvals/v1/approvals.pb.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace approvald::server {
+
+/// Receives the live stream. Called on the hub's thread with the hub's lock held: must not
+/// block and must not call back into the hub.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event) = 0;
+  /// The hub stops (server shutdown): end the stream.
+  virtual void OnHubStopped(int64_t head) = 0;
+};
+
+/// One database listener per daemon: a dedicated connection (outside the pool) that LISTENs on
+/// `approval_events`, reads newly deliverable events from the log in id order and fans them out
+/// to every attached sink. Reconnects with backoff and catches up from the log after a gap.
+/// Thread-safe.
+class EventHub {
+ public:
+  EventHub(std::string dsn, std::shared_ptr<spdlog::logger> logger,
+           absl::Duration poll_interval = absl::Milliseconds(500));
+  ~EventHub();
+
+  /// Connects and reads the head of the log; UNAVAILABLE if the database cannot be reached.
+  absl::Status Start();
+  /// Ends the thread and tells every sink (OnHubStopped). Idempotent.
+  void Stop();
+
+  /// Attaches `sink` if it has seen everything up to the hub's head (`cursor >= head`); it then
+  /// gets every later event. Otherwise sets `*head` and returns false: replay (cursor, head]
+  /// from the log first, then try again.
+  bool AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head);
+  /// After it returns, the hub no longer calls `sink`.
+  void Detach(EventSink* sink);
+
+  int64_t head() const;
+  size_t sinks() const;
+  bool stopped() const;
+
+ private:
+  void Run();
+  void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
+               int64_t last_id);
+
+  const std::string dsn_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  const absl::Duration poll_interval_;
+  mutable absl::Mutex mu_;
+  int64_t head_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<EventSink*> sinks_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace approvald::server

@@ -1,0 +1,42 @@
+#include "server/expiry_sweeper.h"
+
+#include <spdlog/spdlog.h>
+
+namespace approvald::server {
+
+ExpirySweeper::ExpirySweeper(db::ApprovalStore& store, absl::Duration interval,
+                             std::shared_ptr<spdlog::logger> logger, int batch)
+    : store_(store), interval_(interval), logger_(std::move(logger)), batch_(batch) {}
+
+ExpirySweeper::~ExpirySweeper() { Stop(); }
+
+void ExpirySweeper::Start() {
+  thread_ = std::thread([this] {
+    bool was_failing = false;
+    while (!stop_.WaitForNotificationWithTimeout(interval_)) {
+      absl::StatusOr<int> expired = SweepOnce();
+      if (!expired.ok() && !was_failing && logger_) {
+        logger_->warn("expiry sweep failed: {}", std::string(expired.status().message()));
+      }
+      was_failing = !expired.ok();
+      if (expired.ok() && *expired > 0 && logger_) logger_->info("expired {} approvals", *expired);
+    }
+  });
+}
+
+void ExpirySweeper::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::StatusOr<int> ExpirySweeper::SweepOnce() {
+  int total = 0;
+  for (;;) {
+    absl::StatusOr<int> n = store_.ExpireDue(batch_);
+    if (!n.ok()) return n.status();
+    total += *n;
+    if (*n < batch_ || stop_.HasBeenNotified()) return total;
+  }
+}
+
+}  // namespace approvald::server

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "db/approval_store.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace approvald::server {
+
+/// Every `interval`, turns due pending approvals into EXPIRED (with their events) in small
+/// batches. Every replica runs one; SKIP LOCKED shares the work so each expires exactly once.
+class ExpirySweeper {
+ public:
+  ExpirySweeper(db::ApprovalStore& store, absl::Duration interval,
+                std::shared_ptr<spdlog::logger> logger, int batch = 100);
+  ~ExpirySweeper();
+
+  void Start();
+  void Stop();  ///< idempotent
+  /// Runs one sweep now (all due approvals, batch by batch); returns how many expired.
+  absl::StatusOr<int> SweepOnce();
+
+ private:
+  db::ApprovalStore& store_;
+  const absl::Duration interval_;
+  std::shared_ptr<spdlog::logger> logger_;
+  const int batch_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace approvald::server

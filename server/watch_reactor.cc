@@ -1,0 +1,190 @@
+#include "server/watch_reactor.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/event_convert.h"
+#include "server/status_conversion.h"
+
+namespace approvald::server {
+namespace {
+constexpr int kReplayBatch = 500;
+}  // namespace
+
+WatchReactor::WatchReactor(EventHub& hub, db::ApprovalStore& store, Executor& executor,
+                           approvals::v1::WatchApprovalsRequest filter, size_t max_buffer,
+                           std::shared_ptr<spdlog::logger> logger)
+    : hub_(hub),
+      store_(store),
+      executor_(executor),
+      filter_(std::move(filter)),
+      max_buffer_(max_buffer),
+      logger_(std::move(logger)) {}
+
+void WatchReactor::Begin() {
+  int64_t start = filter_.after_event_id();
+  if (start == 0) {
+    // From now on: attach at the hub's head (the hub's lock is never taken under ours).
+    const int64_t observed = hub_.head();
+    {
+      absl::MutexLock lock(&mu_);
+      cursor_ = last_sent_ = observed;
+    }
+    int64_t head = 0;
+    if (hub_.AttachIfCaughtUp(this, observed, &head)) {
+      absl::MutexLock lock(&mu_);
+      live_ = true;
+      return;
+    }
+    if (hub_.stopped()) {
+      absl::MutexLock lock(&mu_);
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
+      return;
+    }
+    start = observed;  // the head moved meanwhile: replay from where we looked
+  }
+  absl::MutexLock lock(&mu_);
+  cursor_ = last_sent_ = start;
+  ScheduleReplay();
+}
+
+void WatchReactor::ScheduleReplay() {
+  if (replay_scheduled_ || finished_ || live_) return;
+  replay_scheduled_ = true;
+  if (!executor_.TrySubmit([this] { ReplayBatch(); })) {
+    replay_scheduled_ = false;
+    FinishOnce(ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat("approvald is overloaded; resume with after_event_id=", last_sent_))));
+  }
+}
+
+void WatchReactor::ReplayBatch() {
+  int64_t from = 0;
+  bool finished = false;
+  {
+    absl::MutexLock lock(&mu_);
+    from = cursor_;
+    finished = finished_;
+  }
+  absl::StatusOr<std::vector<db::EventRecord>> batch;
+  if (!finished) batch = store_.ReadEvents(from, kReplayBatch, absl::Now() + absl::Seconds(30));
+
+  // Only this task moves the cursor until the reactor is attached, so attaching with the cursor
+  // read under the lock is exact. The hub's lock is never taken while holding ours.
+  bool try_attach = false;
+  int64_t cursor = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!finished_ && !batch.ok()) {
+      FinishOnce(ToGrpcStatus(absl::Status(
+          batch.status().code(),
+          absl::StrCat(batch.status().message(), "; resume with after_event_id=", last_sent_))));
+    } else if (!finished_) {
+      for (const db::EventRecord& e : *batch) {
+        auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
+        (void)EventToProto(e, proto.get());
+        Enqueue(proto);
+      }
+      try_attach = !finished_ && batch->size() < static_cast<size_t>(kReplayBatch);
+    }
+    cursor = cursor_;
+  }
+  int64_t head = 0;
+  const bool attached = try_attach && hub_.AttachIfCaughtUp(this, cursor, &head);
+  const bool hub_stopped = try_attach && !attached && hub_.stopped();
+
+  bool detach = false;
+  bool delete_self = false;
+  {
+    absl::MutexLock lock(&mu_);
+    replay_scheduled_ = false;
+    if (attached) live_ = true;
+    if (hub_stopped) {
+      FinishOnce(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("approvald is shutting down; resume with after_event_id=", last_sent_)));
+    }
+    // Paced by the client: the next batch is read once this one is written.
+    if (!finished_ && !live_ && queue_.empty()) ScheduleReplay();
+    detach = attached && finished_;
+    delete_self = done_ && !replay_scheduled_;
+  }
+  if (detach) hub_.Detach(this);
+  if (delete_self) delete this;
+}
+
+void WatchReactor::Enqueue(const EventPtr& event) {
+  if (finished_ || event->event_id() <= cursor_) return;  // already seen: no duplicates
+  cursor_ = event->event_id();
+  if (!EventMatches(*event, filter_)) return;
+  if (queue_.size() >= max_buffer_) {
+    FinishOnce(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("watcher too slow: more than ", max_buffer_,
+                                  " events buffered; resume with after_event_id=", last_sent_)));
+    return;
+  }
+  queue_.push_back(event);
+  WriteNext();
+}
+
+void WatchReactor::WriteNext() {
+  if (writing_ || finished_ || queue_.empty()) return;
+  writing_ = true;
+  StartWrite(queue_.front().get());
+}
+
+void WatchReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (finished_) {
+    queue_.clear();
+    return;
+  }
+  if (!ok) {
+    FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+    return;
+  }
+  last_sent_ = queue_.front()->event_id();
+  queue_.pop_front();
+  WriteNext();
+  if (queue_.empty() && !live_) ScheduleReplay();
+}
+
+void WatchReactor::OnEvent(const EventPtr& event) {
+  absl::MutexLock lock(&mu_);
+  Enqueue(event);
+}
+
+void WatchReactor::OnHubStopped(int64_t) {
+  absl::MutexLock lock(&mu_);
+  live_ = false;
+  FinishOnce(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("approvald is shutting down; resume with after_event_id=", last_sent_)));
+}
+
+void WatchReactor::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  FinishOnce(grpc::Status::CANCELLED);
+}
+
+void WatchReactor::FinishOnce(const grpc::Status& status) {
+  if (finished_) return;
+  finished_ = true;
+  if (!writing_) queue_.clear();  // an event being written stays alive until OnWriteDone
+  Finish(status);
+}
+
+void WatchReactor::OnDone() {
+  hub_.Detach(this);  // after this the hub never calls us again
+  bool delete_now;
+  {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    delete_now = !replay_scheduled_;
+  }
+  if (delete_now) delete this;
+}
+
+}  // namespace approvald::server

@@ -1,0 +1,335 @@
+// WatchApprovals and expiry through the real gRPC server and PostgreSQL: live delivery, resume
+// without gaps or duplicates, the held-open-transaction case, filters, and the sweeper.
+
+#include <grpcpp/client_context.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <latch>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "db/pg/connection_pool.h"
+#include "db/pg/pg_approval_store.h"
+#include "server/expiry_sweeper.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_server.h"
+
+namespace approvald::testing {
+namespace {
+
+namespace v1 = approvals::v1;
+
+// Reads a stream on its own thread; the test waits for events with a bounded timeout.
+class Watch {
+ public:
+  Watch(TestServer& ts, v1::WatchApprovalsRequest req, const std::string& who = "alice")
+      : stub_(v1::ApprovalService::NewStub(ts.NewChannel())) {
+    ctx_.AddMetadata("authorization", "Bearer tok-" + who);
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    reader_ = stub_->WatchApprovals(&ctx_, req);
+    thread_ = std::thread([this] {
+      v1::ApprovalEvent e;
+      while (reader_->Read(&e)) {
+        absl::MutexLock lock(&mu_);
+        events_.push_back(e);
+      }
+      grpc::Status st = reader_->Finish();
+      absl::MutexLock lock(&mu_);
+      status_ = st;
+      ended_ = true;
+    });
+  }
+  ~Watch() {
+    ctx_.TryCancel();
+    thread_.join();
+  }
+
+  // The first `n` events (waits up to 10 s); fewer if the stream ended or time ran out.
+  std::vector<v1::ApprovalEvent> Take(size_t n, absl::Duration timeout = absl::Seconds(10)) {
+    absl::MutexLock lock(&mu_);
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return events_.size() >= n || ended_; };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    std::vector<v1::ApprovalEvent> out;
+    while (!events_.empty() && out.size() < n) {
+      out.push_back(events_.front());
+      events_.pop_front();
+    }
+    return out;
+  }
+  size_t Pending() {
+    absl::MutexLock lock(&mu_);
+    return events_.size();
+  }
+  grpc::Status WaitEnd() {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&ended_), absl::Seconds(20));
+    return status_;
+  }
+
+ private:
+  std::unique_ptr<v1::ApprovalService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::ApprovalEvent>> reader_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::deque<v1::ApprovalEvent> events_ ABSL_GUARDED_BY(mu_);
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Waits until the hub has `n` live watchers (the stream is attached).
+bool AwaitWatchers(TestServer& ts, size_t n) {
+  for (int i = 0; i < 1000; ++i) {
+    if (ts.server().hub().sinks() == n) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
+class WatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ts_ = TestServer::Start();
+    ASSERT_NE(ts_, nullptr);
+  }
+  v1::Approval Create(const std::string& type = "test.effect") {
+    v1::CreateApprovalRequest req;
+    req.set_action_type(type);
+    auto r = ts_->Client("agent")->Create(req);
+    EXPECT_OK(r);
+    return r.ok() ? *r : v1::Approval();
+  }
+  void Approve(const std::string& id) {
+    v1::ApproveRequest req;
+    req.set_id(id);
+    EXPECT_OK(ts_->Client("alice")->Approve(req));
+  }
+  void Reject(const std::string& id) {
+    v1::RejectRequest req;
+    req.set_id(id);
+    req.set_reason("no");
+    EXPECT_OK(ts_->Client("bob")->Reject(req));
+  }
+  std::unique_ptr<TestServer> ts_;
+};
+
+TEST_F(WatchTest, CreatedThenApprovedArriveWithTheApprovalAsItStood) {
+  Watch watch(*ts_, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts_, 1));
+  v1::Approval a = Create();
+  Approve(a.id());
+  auto events = watch.Take(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type(), v1::EVENT_TYPE_CREATED);
+  EXPECT_EQ(events[0].actor(), "agent");
+  EXPECT_EQ(events[0].approval().id(), a.id());
+  EXPECT_EQ(events[0].approval().status(), v1::APPROVAL_STATUS_PENDING);
+  EXPECT_EQ(events[0].approval().version(), 1);
+  EXPECT_EQ(events[1].type(), v1::EVENT_TYPE_APPROVED);
+  EXPECT_EQ(events[1].actor(), "alice");
+  EXPECT_EQ(events[1].approval().status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(events[1].approval().version(), 2);
+  EXPECT_EQ(events[1].approval().decided_by(), "alice");
+  EXPECT_TRUE(events[1].approval().has_execute_time());
+  EXPECT_LT(events[0].event_id(), events[1].event_id());
+  EXPECT_TRUE(events[1].has_event_time());
+}
+
+TEST_F(WatchTest, AResumedWatcherGetsWhatItMissedOnceEachInOrder) {
+  int64_t last_seen = 0;
+  v1::Approval a;
+  {
+    Watch watch(*ts_, v1::WatchApprovalsRequest());
+    ASSERT_TRUE(AwaitWatchers(*ts_, 1));
+    a = Create();
+    auto first = watch.Take(1);
+    ASSERT_EQ(first.size(), 1u);
+    last_seen = first[0].event_id();
+  }  // disconnects
+  ASSERT_TRUE(AwaitWatchers(*ts_, 0));
+  v1::Approval b = Create();  // three events while away
+  Approve(a.id());
+  Reject(b.id());
+  v1::WatchApprovalsRequest resume;
+  resume.set_after_event_id(last_seen);
+  Watch watch(*ts_, resume);
+  auto missed = watch.Take(3);
+  ASSERT_EQ(missed.size(), 3u);
+  EXPECT_EQ(missed[0].type(), v1::EVENT_TYPE_CREATED);
+  EXPECT_EQ(missed[0].approval().id(), b.id());
+  EXPECT_EQ(missed[1].type(), v1::EVENT_TYPE_APPROVED);
+  EXPECT_EQ(missed[1].approval().id(), a.id());
+  EXPECT_EQ(missed[2].type(), v1::EVENT_TYPE_REJECTED);
+  EXPECT_EQ(missed[2].approval().id(), b.id());
+  EXPECT_LT(missed[0].event_id(), missed[1].event_id());
+  EXPECT_LT(missed[1].event_id(), missed[2].event_id());
+  // Then it continues live, with nothing repeated.
+  ASSERT_TRUE(AwaitWatchers(*ts_, 1));
+  v1::Approval c = Create();
+  auto live = watch.Take(1);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].approval().id(), c.id());
+  EXPECT_EQ(watch.Take(1, absl::Milliseconds(300)).size(), 0u);
+}
+
+TEST_F(WatchTest, ReplayOfALongHistoryIsBatchedAndGapFree) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) ids.push_back(Create("noop").id());
+  v1::WatchApprovalsRequest all;
+  all.set_after_event_id(0);
+  all.set_after_event_id(1);  // everything (ids are far above 1)
+  Watch watch(*ts_, all);
+  auto events = watch.Take(30);
+  ASSERT_EQ(events.size(), 30u);
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(events[i].approval().id(), ids[i]);
+}
+
+TEST_F(WatchTest, AnEventIsHeldBackWhileAnOlderTransactionIsOpen) {
+  Watch watch(*ts_, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts_, 1));
+  // T1 starts first (takes its transaction id) and stays open.
+  auto t1 = ts_->db().Connect();
+  ASSERT_OK(t1->ExecScript("BEGIN; SELECT pg_current_xact_id()"));
+  // T2 (a whole CreateApproval) commits while T1 is open.
+  v1::Approval later = Create();
+  // T1 now writes its event, below T2's, and is still open.
+  ASSERT_OK(t1->ExecScript(
+      "INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) VALUES "
+      "('11111111-1111-4111-8111-111111111111', 'noop', 'agent', now() + interval '1 hour');"
+      "INSERT INTO approval_events (approval_id, type, actor, version) VALUES "
+      "('11111111-1111-4111-8111-111111111111', 'created', 'agent', 1)"));
+  // T2's event must not be delivered yet: a reader that resumed after it would lose T1's.
+  EXPECT_EQ(watch.Take(1, absl::Milliseconds(500)).size(), 0u);
+  ASSERT_OK(t1->ExecScript("COMMIT"));
+  auto events = watch.Take(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].approval().id(), "11111111-1111-4111-8111-111111111111");
+  EXPECT_EQ(events[1].approval().id(), later.id());
+  EXPECT_LT(events[0].event_id(), events[1].event_id());
+}
+
+TEST_F(WatchTest, Filters) {
+  v1::WatchApprovalsRequest approved_effects;
+  approved_effects.add_statuses(v1::APPROVAL_STATUS_APPROVED);
+  approved_effects.set_action_type("test.effect");
+  Watch filtered(*ts_, approved_effects);
+  v1::WatchApprovalsRequest pending;
+  pending.add_statuses(v1::APPROVAL_STATUS_PENDING);
+  Watch pending_only(*ts_, pending);
+  ASSERT_TRUE(AwaitWatchers(*ts_, 2));
+  v1::Approval noop = Create("noop");
+  v1::Approval effect = Create("test.effect");
+  v1::Approval rejected = Create("test.effect");
+  Approve(noop.id());
+  Reject(rejected.id());
+  Approve(effect.id());
+  auto got = filtered.Take(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].approval().id(), effect.id());
+  EXPECT_EQ(got[0].type(), v1::EVENT_TYPE_APPROVED);
+  EXPECT_EQ(filtered.Take(1, absl::Milliseconds(300)).size(), 0u);
+  auto created = pending_only.Take(3);
+  ASSERT_EQ(created.size(), 3u);
+  for (const auto& e : created) EXPECT_EQ(e.type(), v1::EVENT_TYPE_CREATED);
+  EXPECT_EQ(pending_only.Take(1, absl::Milliseconds(300)).size(), 0u);
+}
+
+TEST_F(WatchTest, BadRequestsAndShutdown) {
+  v1::WatchApprovalsRequest bad;
+  bad.set_after_event_id(-1);
+  Watch invalid(*ts_, bad);
+  EXPECT_EQ(invalid.WaitEnd().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Watch anonymous(*ts_, v1::WatchApprovalsRequest(), "nobody");
+  EXPECT_EQ(anonymous.WaitEnd().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  Watch live(*ts_, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts_, 1));
+  Create();
+  ASSERT_EQ(live.Take(1).size(), 1u);
+  ts_->server().Shutdown(absl::Seconds(5));
+  grpc::Status end = live.WaitEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(end.error_message().find("after_event_id="), std::string::npos) << end.error_message();
+}
+
+TEST_F(WatchTest, ManyWatchersShareOneListener) {
+  std::vector<std::unique_ptr<Watch>> watches;
+  for (int i = 0; i < 50; ++i) {
+    watches.push_back(std::make_unique<Watch>(*ts_, v1::WatchApprovalsRequest()));
+  }
+  ASSERT_TRUE(AwaitWatchers(*ts_, 50));
+  // One listener connection (the only one that runs events_held_back.sql), not fifty.
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid() AND query LIKE "
+                             "'%AS held_back%'"),
+            "1");
+  v1::Approval a = Create();
+  for (auto& w : watches) {
+    auto e = w->Take(1);
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(e[0].approval().id(), a.id());
+  }
+  watches.clear();  // cancelled streams free their slots promptly
+  EXPECT_TRUE(AwaitWatchers(*ts_, 0));
+}
+
+TEST_F(WatchTest, SweeperExpiresEachDueApprovalExactlyOnceAcrossReplicas) {
+  constexpr int kDue = 150;
+  for (int i = 0; i < kDue; ++i) Create("noop");
+  Create("noop");  // not due
+  ts_->db().Scalar(
+      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' "
+      "WHERE id IN (SELECT id FROM ai_approvals ORDER BY created_at LIMIT 150)");
+  // Two "replicas" sweep the same database at once.
+  db::pg::ConnectionPool pool_a(ts_->db().dsn(), 2), pool_b(ts_->db().dsn(), 2);
+  db::pg::PgApprovalStore store_a(pool_a), store_b(pool_b);
+  server::ExpirySweeper sweeper_a(store_a, absl::Seconds(1), nullptr, 10);
+  server::ExpirySweeper sweeper_b(store_b, absl::Seconds(1), nullptr, 10);
+  absl::StatusOr<int> ra, rb;
+  std::latch start(2);
+  std::thread ta([&] {
+    start.arrive_and_wait();
+    ra = sweeper_a.SweepOnce();
+  });
+  std::thread tb([&] {
+    start.arrive_and_wait();
+    rb = sweeper_b.SweepOnce();
+  });
+  ta.join();
+  tb.join();
+  ASSERT_OK(ra);
+  ASSERT_OK(rb);
+  EXPECT_EQ(*ra + *rb, kDue);
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM ai_approvals WHERE status = 'expired'"), "150");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approval_events WHERE type = 'expired'"), "150");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(DISTINCT approval_id) FROM approval_events "
+                             "WHERE type = 'expired'"),
+            "150");
+  ASSERT_OK_AND_ASSIGN(int again, sweeper_a.SweepOnce());
+  EXPECT_EQ(again, 0);
+}
+
+TEST(WatchSweeperTest, TheBackgroundSweeperExpiresByItself) {
+  TestServerOptions options;
+  options.expiry_interval = absl::Milliseconds(100);
+  auto ts = TestServer::Start(options);
+  ASSERT_NE(ts, nullptr);
+  Watch watch(*ts, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts, 1));
+  v1::CreateApprovalRequest req;
+  req.set_action_type("noop");
+  req.mutable_ttl()->set_nanos(200 * 1000 * 1000);  // 200 ms
+  ASSERT_OK_AND_ASSIGN(v1::Approval a, ts->Client("agent")->Create(req));
+  auto events = watch.Take(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].type(), v1::EVENT_TYPE_EXPIRED);
+  EXPECT_EQ(events[1].actor(), "approvald");
+  EXPECT_EQ(events[1].approval().status(), v1::APPROVAL_STATUS_EXPIRED);
+  v1::ApproveRequest approve;
+  approve.set_id(a.id());
+  EXPECT_EQ(client::ReasonOf(ts->Client("alice")->Approve(approve).status()), "EXPIRED");
+}
+
+}  // namespace
+}  // namespace approvald::testing
