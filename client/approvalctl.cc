@@ -6,6 +6,7 @@
 #include <grpcpp/security/credentials.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -37,6 +38,9 @@ commands:
   reject ID --reason R [--expected-version N] [--request-id R]
   cancel ID [--reason R] [--expected-version N] [--request-id R]
   types                       the action types the server offers, with their policies
+  watch [--after N] [--status S,...] [--type T] [--count N]
+                              stream events; on a dropped stream, reconnect and resume
+                              after the last event printed
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
@@ -131,6 +135,57 @@ int List(ApprovalClient& client, const CliArgs& args, bool json) {
   return 0;
 }
 
+int Watch(const std::string& addr, const std::string& token, const CliArgs& args, bool json) {
+  v1::WatchApprovalsRequest req;
+  int64_t after = 0, count = 0;
+  if (!ParseInt64(args, "after", &after) || after < 0) return Usage("--after must be an event id");
+  if (!ParseInt64(args, "count", &count) || count < 0) return Usage("--count must be a number");
+  if (auto statuses = args.Get("status")) {
+    for (absl::string_view s : absl::StrSplit(*statuses, ',', absl::SkipEmpty())) {
+      v1::ApprovalStatus status;
+      std::string name = "APPROVAL_STATUS_" + std::string(s);
+      for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (!v1::ApprovalStatus_Parse(name, &status))
+        return Usage("unknown status: " + std::string(s));
+      req.add_statuses(status);
+    }
+  }
+  req.set_action_type(args.Get("type").value_or(""));
+  auto stub =
+      v1::ApprovalService::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  int64_t printed = 0;
+  absl::Duration backoff = absl::Milliseconds(200);
+  for (;;) {
+    req.set_after_event_id(after);
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    auto reader = stub->WatchApprovals(&ctx, req);
+    v1::ApprovalEvent event;
+    while (reader->Read(&event)) {
+      approvald::client::PrintEvent(event, json);
+      after = event.event_id();
+      backoff = absl::Milliseconds(200);
+      if (count > 0 && ++printed >= count) {
+        ctx.TryCancel();
+        return 0;
+      }
+    }
+    const grpc::Status st = reader->Finish();
+    const auto code = st.error_code();
+    // Errors that a retry cannot fix end the command; the rest reconnect and resume.
+    if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::INVALID_ARGUMENT ||
+        code == grpc::StatusCode::PERMISSION_DENIED || code == grpc::StatusCode::UNIMPLEMENTED) {
+      return approvald::client::PrintError(approvald::client::ToAbslStatus(st), json);
+    }
+    std::cerr << "approvalctl: stream ended ("
+              << absl::StatusCodeToString(static_cast<absl::StatusCode>(code))
+              << (st.error_message().empty() ? "" : ": " + st.error_message())
+              << "); resuming after event " << after << "\n";
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
 int Decide(ApprovalClient& client, const std::string& command, const CliArgs& args, bool json) {
   if (args.positional.size() < 2) return Usage(command + " needs an approval ID");
   const std::string& id = args.positional[1];
@@ -191,6 +246,7 @@ int main(int argc, char** argv) {
     return approvald::client::PrintApprovalResult(client.Get(args.positional[1]), json);
   }
   if (command == "list") return List(client, args, json);
+  if (command == "watch") return Watch(addr, token, args, json);
   if (command == "types") {
     auto types = client.ListActionTypes();
     if (!types.ok()) return approvald::client::PrintError(types.status(), json);

@@ -99,6 +99,21 @@ int PrintApprovalResult(const absl::StatusOr<v1::Approval>& result, bool json) {
   return 0;
 }
 
+void PrintEvent(const v1::ApprovalEvent& e, bool json) {
+  if (json) {
+    std::cout << Json(e) << std::endl;
+    return;
+  }
+  std::string type = v1::EventType_Name(e.type());
+  if (type.rfind("EVENT_TYPE_", 0) == 0) type = type.substr(11);
+  std::cout << absl::StrFormat("%d  %s  %-9s  %-36s  %-9s  v%d  %-20s  by %s  %s", e.event_id(),
+                               pb::util::TimeUtil::ToString(e.event_time()).substr(0, 19), type,
+                               e.approval().id(), ShortStatus(e.approval().status()),
+                               e.approval().version(), e.approval().action_type(), e.actor(),
+                               e.approval().summary())
+            << std::endl;
+}
+
 void PrintActionTypes(const v1::ListActionTypesResponse& types, bool json) {
   if (json) {
     std::cout << Json(types) << "\n";

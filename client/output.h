@@ -14,6 +14,9 @@ void PrintList(const approvals::v1::ListApprovalsResponse& page, bool json);
 /// Prints `error: CODE REASON: message` (or a JSON object) to stderr; returns 1.
 int PrintError(const absl::Status& status, bool json);
 
+/// Prints one event per line (or one JSON object per line).
+void PrintEvent(const approvals::v1::ApprovalEvent& event, bool json);
+
 /// Prints the action types (a table, or one JSON line).
 void PrintActionTypes(const approvals::v1::ListActionTypesResponse& types, bool json);
 

@@ -33,6 +33,10 @@ ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals cre
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls may take to finish");
+ABSL_FLAG(absl::Duration, expiry_interval, absl::Seconds(1),
+          "how often pending approvals past their expiry become EXPIRED (0 turns it off)");
+ABSL_FLAG(int, watch_buffer, 1024,
+          "events a WatchApprovals stream may fall behind before it ends with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest accepted request message");
 
 namespace {
@@ -117,6 +121,8 @@ int Serve() {
   config.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);
   config.service.limits.max_ttl = absl::GetFlag(FLAGS_max_ttl);
   config.service.logger = spdlog::default_logger();
+  config.service.watch_buffer = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_watch_buffer)));
+  config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
   if (config.service.default_ttl > config.service.limits.max_ttl) {
     return Fail(absl::InvalidArgumentError("--default-ttl must not exceed --max-ttl"));
   }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/event_convert.h"
 #include "server/status_conversion.h"
@@ -67,7 +69,9 @@ void WatchReactor::ReplayBatch() {
     finished = finished_;
   }
   absl::StatusOr<std::vector<db::EventRecord>> batch;
-  if (!finished) batch = store_.ReadEvents(from, kReplayBatch, absl::Now() + absl::Seconds(30));
+  // A batch never exceeds the buffer: replay is paced by the client, so it never overflows.
+  const int limit = static_cast<int>(std::min<size_t>(kReplayBatch, max_buffer_));
+  if (!finished) batch = store_.ReadEvents(from, limit, absl::Now() + absl::Seconds(30));
 
   // Only this task moves the cursor until the reactor is attached, so attaching with the cursor
   // read under the lock is exact. The hub's lock is never taken while holding ours.
@@ -85,7 +89,7 @@ void WatchReactor::ReplayBatch() {
         (void)EventToProto(e, proto.get());
         Enqueue(proto);
       }
-      try_attach = !finished_ && batch->size() < static_cast<size_t>(kReplayBatch);
+      try_attach = !finished_ && batch->size() < static_cast<size_t>(limit);
     }
     cursor = cursor_;
   }

@@ -285,11 +285,41 @@ class DaemonTest(unittest.TestCase):
             time.sleep(0.05)
         self.fail("approvald never logged %r:\n%s" % (text, self.daemon.output()))
 
+    def test_6_approvalctl_watch(self):
+        env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
+        watch = subprocess.Popen([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port,
+                                  "watch", "--json", "--count", "2", "--type", "noop"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(0.5)  # let the stream attach: it starts "from now on"
+        out = self.ctl("agent", "create", "--type", "noop", "--json")
+        created = json.loads(out.stdout)
+        self.ctl("alice", "approve", created["id"])
+        stdout, stderr = watch.communicate(timeout=20)
+        self.assertEqual(watch.returncode, 0, stderr)
+        lines = [json.loads(l) for l in stdout.splitlines()]
+        self.assertEqual([l["type"] for l in lines], ["EVENT_TYPE_CREATED", "EVENT_TYPE_APPROVED"])
+        self.assertEqual(lines[1]["approval"]["status"], "APPROVAL_STATUS_APPROVED")
+        # Resuming after the first event prints the second again, and only it.
+        again = self.ctl("alice", "watch", "--after", lines[0]["event_id"], "--count", "1",
+                         "--type", "noop", "--json")
+        self.assertEqual(json.loads(again.stdout)["event_id"], lines[1]["event_id"])
+        type(self).watch_after = lines[1]["event_id"]
+
     def test_9_sigterm_exits_cleanly(self):
+        env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
+        watch = subprocess.Popen([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port,
+                                  "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=env)
+        time.sleep(0.5)
         proc = self.daemon.proc
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(timeout=20), 0, self.daemon.output())
         self.assertIn("approvald stopped", self.daemon.output())
+        # The watcher saw its stream end and keeps trying to resume.
+        time.sleep(1)
+        watch.terminate()
+        _, stderr = watch.communicate(timeout=10)
+        self.assertIn("resuming after event", stderr)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 // without gaps or duplicates, the held-open-transaction case, filters, and the sweeper.
 
 #include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -329,6 +331,69 @@ TEST(WatchSweeperTest, TheBackgroundSweeperExpiresByItself) {
   v1::ApproveRequest approve;
   approve.set_id(a.id());
   EXPECT_EQ(client::ReasonOf(ts->Client("alice")->Approve(approve).status()), "EXPIRED");
+}
+
+}  // namespace
+}  // namespace approvald::testing
+
+namespace approvald::testing {
+namespace {
+
+TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
+  TestServerOptions options;
+  options.watch_buffer = 4;
+  auto ts = TestServer::Start(options);
+  ASSERT_NE(ts, nullptr);
+  // A reader that does not read: with a small HTTP/2 window, flow control soon stops the
+  // server's writes.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 4096);
+  auto stub = v1::ApprovalService::NewStub(
+      grpc::CreateCustomChannel(ts->target(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer tok-alice");
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::WatchApprovalsRequest from_start;
+  from_start.set_after_event_id(1);
+  auto reader = stub->WatchApprovals(&ctx, from_start);
+  ASSERT_TRUE(AwaitWatchers(*ts, 0));  // replaying, then live
+  constexpr int kCreates = 150;
+  auto agent = ts->Client("agent");
+  std::vector<std::string> ids;
+  for (int i = 0; i < kCreates; ++i) {
+    v1::CreateApprovalRequest req;
+    req.set_action_type("noop");
+    req.set_summary(std::string(1500, 'a' + i % 26));  // ~2 KB per event
+    auto r = agent->Create(req);
+    ASSERT_OK(r);
+    ids.push_back(r->id());
+  }
+  std::vector<std::string> seen;
+  int64_t last = 0;
+  v1::ApprovalEvent e;
+  while (reader->Read(&e)) {
+    seen.push_back(e.approval().id());
+    last = e.event_id();
+  }
+  grpc::Status st = reader->Finish();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  // The server names the last event it knows was written; the client may have one more.
+  const size_t at = st.error_message().find("resume with after_event_id=");
+  ASSERT_NE(at, std::string::npos) << st.error_message();
+  EXPECT_LE(std::stoll(st.error_message().substr(at + 27)), last);
+  EXPECT_LT(seen.size(), ids.size());
+  // Resuming where it stopped delivers the rest: nothing lost, nothing twice.
+  grpc::ClientContext ctx2;
+  ctx2.AddMetadata("authorization", "Bearer tok-alice");
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::WatchApprovalsRequest resume;
+  resume.set_after_event_id(last);
+  auto reader2 = stub->WatchApprovals(&ctx2, resume);
+  while (seen.size() < ids.size() && reader2->Read(&e)) seen.push_back(e.approval().id());
+  ctx2.TryCancel();
+  EXPECT_EQ(seen, ids);
 }
 
 }  // namespace
