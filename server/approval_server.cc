@@ -64,6 +64,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
   s->hub_ = std::make_unique<EventHub>(s->config_.dsn, s->config_.service.logger);
+  // The listener notices a lost database first: health follows it (NOT_SERVING while down).
+  s->hub_->SetOnDatabaseState([server = s.get()](bool up) { server->SetDatabaseUp(up); });
   RETURN_IF_ERROR(s->hub_->Start());
   s->config_.service.hub = s->hub_.get();
   s->service_ = std::make_unique<ApprovalServiceImpl>(
@@ -76,7 +78,10 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   builder.AddListeningPort(s->config_.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.SetMaxReceiveMessageSize(s->config_.max_message_bytes);
   builder.RegisterService(s->service_.get());
-  s->server_ = builder.BuildAndStart();
+  {
+    absl::MutexLock lock(&s->health_mu_);  // the listener thread reads server_ for health
+    s->server_ = builder.BuildAndStart();
+  }
   if (!s->server_ || s->port_ == 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", s->config_.listen));
   }
@@ -89,12 +94,21 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   return s;
 }
 
+void ApprovalServer::SetDatabaseUp(bool up) {
+  absl::MutexLock lock(&health_mu_);
+  if (server_ == nullptr || shut_down_) return;
+  server_->GetHealthCheckService()->SetServingStatus(up);
+}
+
 ApprovalServer::~ApprovalServer() { Shutdown(absl::Seconds(5)); }
 
 void ApprovalServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
-  shut_down_ = true;
-  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  {
+    absl::MutexLock lock(&health_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   if (sweeper_) sweeper_->Stop();
   if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
   if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
@@ -64,7 +65,10 @@ class ApprovalServer {
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<ExpirySweeper> sweeper_;
   int port_ = 0;
-  bool shut_down_ = false;
+  // Health follows the database; shutdown makes it NOT_SERVING for good.
+  void SetDatabaseUp(bool up);
+  absl::Mutex health_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace approvald::server

@@ -89,8 +89,10 @@ void EventHub::Run() {
       st = connected.ok() ? (*connected)->ExecScript("LISTEN approval_events") : connected.status();
       if (st.ok()) {
         conn = std::move(*connected);
-        if (logger_ && backoff > absl::Milliseconds(100))
-          logger_->info("event listener reconnected");
+        if (backoff > absl::Milliseconds(100)) {
+          if (logger_) logger_->info("database reachable again; event listener reconnected");
+          if (on_state_) on_state_(true);
+        }
         backoff = absl::Milliseconds(100);
       }
     }
@@ -128,6 +130,7 @@ void EventHub::Run() {
     }
     if (!st.ok() && !stopping_) {
       if (logger_) logger_->warn("event listener: {}; reconnecting", std::string(st.message()));
+      if (on_state_ && backoff == absl::Milliseconds(100)) on_state_(false);
       conn.reset();
       const absl::Time until = absl::Now() + backoff;
       while (!stopping_ && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));

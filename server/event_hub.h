@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -55,6 +56,13 @@ class EventHub {
   size_t sinks() const;
   bool stopped() const;
 
+  /// Called on the hub's thread whenever its database connection is lost or comes back: the
+  /// daemon's view of whether the database is reachable (drives the health service). Set
+  /// before Start.
+  void SetOnDatabaseState(std::function<void(bool up)> callback) {
+    on_state_ = std::move(callback);
+  }
+
  private:
   void Run();
   void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
@@ -68,6 +76,7 @@ class EventHub {
   std::vector<EventSink*> sinks_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> stopping_{false};
+  std::function<void(bool)> on_state_;
   std::thread thread_;
 };
 
