@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
@@ -60,6 +62,27 @@ absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
   return tokens->Authenticate(value);
 }
 
+std::string ApprovalServiceImpl::RequestId(grpc::CallbackServerContext* ctx) {
+  // The caller's x-request-id if it is a sane one, else a fresh id; sent back either way.
+  const auto& md = ctx->client_metadata();
+  std::string id;
+  if (auto it = md.find("x-request-id"); it != md.end() && it->second.size() <= 128) {
+    id.assign(it->second.data(), it->second.size());
+    for (char c : id) {
+      if (c < 0x21 || c > 0x7e) {
+        id.clear();
+        break;
+      }
+    }
+  }
+  if (id.empty()) {
+    absl::BitGen gen;
+    id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+  }
+  ctx->AddInitialMetadata("x-request-id", id);
+  return id;
+}
+
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerContext* ctx,
                                                         absl::string_view method,
                                                         const absl::StatusOr<Principal>& principal,
@@ -67,9 +90,10 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const absl::Time start = absl::Now();
   const std::string who = principal.ok() ? principal->name : "";
+  const std::string request_id = RequestId(ctx);
   if (!principal.ok()) precheck = principal.status();
   if (!precheck.ok()) {
-    Finish(reactor, method, who, start, precheck);
+    Finish(reactor, method, who, request_id, start, precheck);
     return reactor;
   }
   absl::Time deadline = start + options_.default_deadline;
@@ -77,7 +101,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
     deadline = std::min(deadline, absl::FromChrono(ctx->deadline()));
   }
   const bool queued = executor_.TrySubmit(
-      [this, ctx, reactor, method, who, start, deadline, work = std::move(work)] {
+      [this, ctx, reactor, method, who, request_id, start, deadline, work = std::move(work)] {
         absl::Status st;
         if (ctx->IsCancelled()) {
           st = absl::CancelledError("the call was cancelled before it ran");
@@ -86,26 +110,26 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
         } else {
           st = work(deadline);
         }
-        Finish(reactor, method, who, start, st);
+        Finish(reactor, method, who, request_id, start, st);
       });
   if (!queued) {
-    Finish(reactor, method, who, start,
+    Finish(reactor, method, who, request_id, start,
            absl::ResourceExhaustedError("approvald is overloaded (work queue full); retry later"));
   }
   return reactor;
 }
 
 void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
-                                 const std::string& principal, absl::Time start,
-                                 const absl::Status& status) {
+                                 const std::string& principal, const std::string& request_id,
+                                 absl::Time start, const absl::Status& status) {
   if (options_.logger) {
     const v1::ErrorReason reason = db::GetReason(status);
     options_.logger->info(
-        "rpc method={} code={} reason={} ms={:.2f} principal={}{}{}", std::string(method),
-        absl::StatusCodeToString(status.code()),
+        "rpc method={} code={} reason={} ms={:.2f} principal={} request_id={}{}{}",
+        std::string(method), absl::StatusCodeToString(status.code()),
         reason == v1::ERROR_REASON_UNSPECIFIED ? "-" : v1::ErrorReason_Name(reason),
         absl::ToDoubleMilliseconds(absl::Now() - start), principal.empty() ? "-" : principal,
-        status.ok() ? "" : " message=", std::string(status.message()));
+        request_id, status.ok() ? "" : " message=", std::string(status.message()));
   }
   reactor->Finish(ToGrpcStatus(status));
 }
@@ -309,7 +333,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
       out->set_required_approvals(t->policy.required_approvals);
     }
   }
-  Finish(reactor, "ListActionTypes", principal.ok() ? principal->name : "", start,
+  Finish(reactor, "ListActionTypes", principal.ok() ? principal->name : "", RequestId(ctx), start,
          principal.status());
   return reactor;
 }

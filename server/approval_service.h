@@ -88,7 +88,9 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                                      const absl::StatusOr<Principal>& principal,
                                      absl::Status precheck, Work work);
   void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
-              const std::string& principal, absl::Time start, const absl::Status& status);
+              const std::string& principal, const std::string& request_id, absl::Time start,
+              const absl::Status& status);
+  static std::string RequestId(grpc::CallbackServerContext* ctx);
   absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
                           const approvals::v1::CreateApprovalRequest& req, absl::Time deadline,
                           approvals::v1::Approval* resp);

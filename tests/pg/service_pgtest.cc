@@ -417,5 +417,28 @@ TEST_F(ServiceTest, FieldViolationsNameTheField) {
   EXPECT_EQ(bad.field_violations(0).field(), "id");
 }
 
+TEST_F(ServiceTest, RequestIdIsEchoedOrGenerated) {
+  auto stub = v1::ApprovalService::NewStub(ts_->NewChannel());
+  v1::Approval a = Create("noop");
+  for (const std::string sent : {"trace-abc-123", ""}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer tok-alice");
+    if (!sent.empty()) ctx.AddMetadata("x-request-id", sent);
+    v1::GetApprovalRequest req;
+    req.set_id(a.id());
+    v1::Approval out;
+    ASSERT_TRUE(stub->GetApproval(&ctx, req, &out).ok());
+    auto md = ctx.GetServerInitialMetadata();
+    auto it = md.find("x-request-id");
+    ASSERT_NE(it, md.end());
+    const std::string got(it->second.data(), it->second.size());
+    if (sent.empty()) {
+      EXPECT_EQ(got.size(), 16u);
+    } else {
+      EXPECT_EQ(got, sent);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace approvald::testing
