@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -27,7 +29,8 @@ using approvald::client::ApprovalClient;
 using approvald::client::CliArgs;
 
 constexpr char kUsage[] =
-    R"(usage: approvalctl [--addr HOST:PORT] [--token T] [--json] [--timeout 10s] COMMAND
+    R"(usage: approvalctl [--addr HOST:PORT] [--token T] [--json] [--timeout 10s]
+                   [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] COMMAND
 
 commands:
   create --type T [--data JSON] [--summary S] [--ttl 1h | --expire-time RFC3339]
@@ -44,6 +47,8 @@ commands:
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
+--tls-ca speaks TLS to the server (verified against that CA); --tls-cert/--tls-key add a client
+certificate (mTLS).
 Errors print the gRPC code and the ErrorInfo reason, and exit 1 (2 for usage errors).
 )";
 
@@ -61,6 +66,31 @@ bool ParseInt64(const CliArgs& args, const std::string& name, int64_t* out) {
   auto v = args.Get(name);
   if (!v) return true;
   return absl::SimpleAtoi(*v, out);
+}
+
+bool ReadPem(const std::optional<std::string>& path, std::string* out) {
+  if (!path) return true;
+  std::ifstream in(*path);
+  if (!in) return false;
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  *out = buffer.str();
+  return true;
+}
+
+// Plaintext by default; TLS (and a client certificate) when --tls-ca is given.
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const CliArgs& args, std::string* error) {
+  if (!args.Has("tls-ca")) {
+    if (args.Has("tls-cert") || args.Has("tls-key")) *error = "--tls-cert/--tls-key need --tls-ca";
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions options;
+  if (!ReadPem(args.Get("tls-ca"), &options.pem_root_certs) ||
+      !ReadPem(args.Get("tls-cert"), &options.pem_cert_chain) ||
+      !ReadPem(args.Get("tls-key"), &options.pem_private_key)) {
+    *error = "cannot read a --tls-* file";
+  }
+  return grpc::SslCredentials(options);
 }
 
 int TokenNew(const CliArgs& args) {
@@ -135,7 +165,8 @@ int List(ApprovalClient& client, const CliArgs& args, bool json) {
   return 0;
 }
 
-int Watch(const std::string& addr, const std::string& token, const CliArgs& args, bool json) {
+int Watch(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
+          const CliArgs& args, bool json) {
   v1::WatchApprovalsRequest req;
   int64_t after = 0, count = 0;
   if (!ParseInt64(args, "after", &after) || after < 0) return Usage("--after must be an event id");
@@ -151,8 +182,7 @@ int Watch(const std::string& addr, const std::string& token, const CliArgs& args
     }
   }
   req.set_action_type(args.Get("type").value_or(""));
-  auto stub =
-      v1::ApprovalService::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto stub = v1::ApprovalService::NewStub(channel);
   int64_t printed = 0;
   absl::Duration backoff = absl::Milliseconds(200);
   for (;;) {
@@ -238,15 +268,18 @@ int main(int argc, char** argv) {
   }
   const std::string addr = args.Get("addr").value_or(Env("APPROVALD_ADDR", "127.0.0.1:50051"));
   const std::string token = args.Get("token").value_or(Env("APPROVALD_TOKEN", ""));
-  ApprovalClient client(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()), token,
-                        timeout);
+  std::string error;
+  std::shared_ptr<grpc::ChannelCredentials> creds = Credentials(args, &error);
+  if (!error.empty()) return Usage(error);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(addr, creds);
+  ApprovalClient client(channel, token, timeout);
   if (command == "create") return Create(client, args, json);
   if (command == "get") {
     if (args.positional.size() < 2) return Usage("get needs an approval ID");
     return approvald::client::PrintApprovalResult(client.Get(args.positional[1]), json);
   }
   if (command == "list") return List(client, args, json);
-  if (command == "watch") return Watch(addr, token, args, json);
+  if (command == "watch") return Watch(channel, token, args, json);
   if (command == "types") {
     auto types = client.ListActionTypes();
     if (!types.ok()) return approvald::client::PrintError(types.status(), json);

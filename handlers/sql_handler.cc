@@ -24,7 +24,9 @@ constexpr uint32_t kBoolOid = 16, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23, k
 // A statement name that changes when the text does, so a reloaded config never reuses a name
 // that a connection prepared for another text.
 std::string StatementName(const std::string& action_type, size_t index, const std::string& text) {
-  return absl::StrFormat("op_%s_%d_%016x", action_type, index, std::hash<std::string>{}(text));
+  // Fixed length: PostgreSQL truncates statement names at 63 bytes.
+  return absl::StrFormat("op_%016x_%d",
+                         std::hash<std::string>{}(absl::StrCat(action_type, "\n", text)), index);
 }
 
 db::Param ValueToParam(const pb::Value& v) {
@@ -172,8 +174,13 @@ absl::StatusOr<pb::Struct> SqlHandler::Execute(db::Tx& tx, const db::ApprovalRec
     }
     absl::StatusOr<db::Rows> rows = tx.Exec(db::Query{c.name, c.sql.text}, params);
     if (!rows.ok()) {
-      return absl::Status(rows.status().code(),
-                          absl::StrCat("statement ", i + 1, ": ", rows.status().message()));
+      absl::Status error(rows.status().code(),
+                         absl::StrCat("statement ", i + 1, ": ", rows.status().message()));
+      // Keep the payloads (e.g. the transient mark of a deadlock, so the decision is retried).
+      rows.status().ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+        error.SetPayload(url, payload);
+      });
+      return error;
     }
     if (!c.expect.Matches(rows->affected())) {
       return absl::FailedPreconditionError(absl::StrCat("statement ", i + 1, " affected ",

@@ -363,7 +363,8 @@ bool ParseConfigDuration(const std::string& text, absl::Duration* out) {
     *out = absl::Hours(24 * days);
     return true;
   }
-  return absl::ParseDuration(text, out);
+  // Bounded: an infinite or absurd ttl would overflow timestamps in the database.
+  return absl::ParseDuration(text, out) && *out < absl::Hours(24 * 365 * 100);
 }
 
 absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(

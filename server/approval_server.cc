@@ -5,6 +5,10 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "db/migrations.h"
 #include "db/pg/migrator.h"
@@ -33,7 +37,50 @@ absl::Status CheckStatements(db::pg::ConnectionPool& pool,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const TlsConfig& tls, const std::string& listen) {
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (tls.cert_file.empty()) {
+    if (!tls.client_ca_file.empty()) {
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    if (!IsLoopbackAddress(listen) && !tls.allow_insecure) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing plaintext on ", listen,
+          ": serve TLS with --tls-cert/--tls-key, listen on a loopback address, or pass "
+          "--allow-insecure (e.g. behind a TLS-terminating proxy)"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  ASSIGN_OR_RETURN(std::string cert, ReadFile(tls.cert_file, "--tls-cert"));
+  ASSIGN_OR_RETURN(std::string key, ReadFile(tls.key_file, "--tls-key"));
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!tls.client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(options.pem_root_certs, ReadFile(tls.client_ca_file, "--tls-client-ca"));
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  options.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(options);
+}
+
 }  // namespace
+
+bool IsLoopbackAddress(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
 
 absl::Status ApprovalServer::SetActionTypes(
     std::shared_ptr<const handlers::HandlerRegistry> registry) {
@@ -56,8 +103,11 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   // Every new pooled connection prepares the operator statements of the current action types.
   s->pool_->SetOnConnect([server = s.get()](db::pg::PgConnection& conn) -> absl::Status {
     if (!server->service_) return absl::OkStatus();
-    for (const handlers::ActionType* type : server->service_->registry()->All()) {
-      for (const db::Query& q : type->handler->Statements()) RETURN_IF_ERROR(conn.Prepare(q));
+    // Best effort: a statement that no longer prepares fails its own action type when used,
+    // never every connection.
+    const std::shared_ptr<const handlers::HandlerRegistry> registry = server->service_->registry();
+    for (const handlers::ActionType* type : registry->All()) {
+      for (const db::Query& q : type->handler->Statements()) (void)conn.Prepare(q);
     }
     return absl::OkStatus();
   });
@@ -75,7 +125,9 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(s->config_.listen, grpc::InsecureServerCredentials(), &s->port_);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+                   ServerCredentials(s->config_.tls, s->config_.listen));
+  builder.AddListeningPort(s->config_.listen, creds, &s->port_);
   builder.SetMaxReceiveMessageSize(s->config_.max_message_bytes);
   builder.RegisterService(s->service_.get());
   {

@@ -18,6 +18,18 @@
 
 namespace approvald::server {
 
+/// Transport security. Without a certificate the server speaks plaintext, which it allows only on
+/// a loopback address unless `allow_insecure` is set.
+struct TlsConfig {
+  std::string cert_file;       ///< PEM server certificate (chain)
+  std::string key_file;        ///< PEM private key
+  std::string client_ca_file;  ///< PEM CA bundle: clients must present a certificate it signed
+  bool allow_insecure = false;
+};
+
+/// True for 127.0.0.0/8, ::1 and localhost listen addresses.
+bool IsLoopbackAddress(const std::string& listen);
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  ///< port 0 picks a free port
   std::string dsn;                         ///< libpq connection string; empty: PG* variables
@@ -26,6 +38,7 @@ struct ServerConfig {
   int max_message_bytes = 4 * 1024 * 1024;
   std::shared_ptr<const TokenStore> tokens;
   ServiceOptions service;
+  TlsConfig tls;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
 };
 

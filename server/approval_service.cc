@@ -54,12 +54,28 @@ absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
     absl::MutexLock lock(&mu_);
     tokens = tokens_;
   }
+  if (!tokens) return absl::UnauthenticatedError("no tokens are configured");
+  if (options_.principal_from_cert) {
+    if (std::string identity = CertificateIdentity(*ctx); !identity.empty()) {
+      return tokens->AuthenticateCertificate(identity);
+    }
+  }
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   absl::string_view value;
   if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
-  if (!tokens) return absl::UnauthenticatedError("no tokens are configured");
   return tokens->Authenticate(value);
+}
+
+std::string ApprovalServiceImpl::CertificateIdentity(const grpc::CallbackServerContext& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  for (const char* property :
+       {GRPC_PEER_URI_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME}) {
+    std::vector<grpc::string_ref> values = auth->FindPropertyValues(property);
+    if (!values.empty()) return std::string(values.front().data(), values.front().size());
+  }
+  return "";
 }
 
 std::string ApprovalServiceImpl::RequestId(grpc::CallbackServerContext* ctx) {
@@ -248,13 +264,19 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   db::AuthorizeFn authorize =
       [&p, decision, &registry](const db::ApprovalRecord& a) -> absl::StatusOr<db::DecisionPolicy> {
     const handlers::ActionType* type = registry->Find(a.action_type);
-    const handlers::ActionPolicy policy = type ? type->policy : handlers::ActionPolicy();
     if (decision == db::Decision::kCancel) {
       if (a.requested_by != p.name) {
         return absl::PermissionDeniedError("only the requester may cancel an approval");
       }
       return db::DecisionPolicy{};
     }
+    if (type == nullptr) {  // removed from the config: its rules are unknown, so nobody decides
+      return db::ReasonError(absl::StatusCode::kFailedPrecondition, v1::UNKNOWN_ACTION_TYPE,
+                             absl::StrCat("action type ", a.action_type,
+                                          " is no longer configured; only the requester may "
+                                          "cancel it"));
+    }
+    const handlers::ActionPolicy& policy = type->policy;
     if (!handlers::HasAnyRole(p.roles, policy.approver_roles)) {
       return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
                              absl::StrCat("deciding ", a.action_type, " needs one of the roles: ",
@@ -321,7 +343,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
   absl::StatusOr<Principal> principal = Authenticate(ctx);
   if (principal.ok()) {
     // In memory only: answered on the gRPC thread without touching the database.
-    for (const handlers::ActionType* t : registry()->All()) {
+    const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
+    for (const handlers::ActionType* t : registry->All()) {
       v1::ActionType* out = resp->add_action_types();
       out->set_name(t->name);
       out->set_description(t->description);

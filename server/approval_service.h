@@ -33,11 +33,13 @@ struct ServiceOptions {
   EventHub* hub = nullptr;
   /// Events a watcher may fall behind before its stream ends with RESOURCE_EXHAUSTED.
   size_t watch_buffer = 1024;
+  /// mTLS: the verified client certificate names the principal (SAN URI or DNS, else CN).
+  bool principal_from_cert = false;
 };
 
 /// The gRPC edge of ApprovalService: authenticates, validates, hands the work to the executor
-/// (database calls never run on gRPC threads) and maps the result. WatchApprovals and
-/// ListActionTypes answer UNIMPLEMENTED (the generated defaults) for now.
+/// (database calls never run on gRPC threads) and maps the result. WatchApprovals streams from
+/// the daemon's EventHub; ListActionTypes answers from memory.
 class ApprovalServiceImpl final : public approvals::v1::ApprovalService::CallbackService {
  public:
   ApprovalServiceImpl(db::ApprovalStore& store,
@@ -91,6 +93,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
               const std::string& principal, const std::string& request_id, absl::Time start,
               const absl::Status& status);
   static std::string RequestId(grpc::CallbackServerContext* ctx);
+  static std::string CertificateIdentity(const grpc::CallbackServerContext& ctx);
   absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
                           const approvals::v1::CreateApprovalRequest& req, absl::Time deadline,
                           approvals::v1::Approval* resp);

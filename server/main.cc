@@ -37,6 +37,15 @@ ABSL_FLAG(absl::Duration, expiry_interval, absl::Seconds(1),
           "how often pending approvals past their expiry become EXPIRED (0 turns it off)");
 ABSL_FLAG(int, watch_buffer, 1024,
           "events a WatchApprovals stream may fall behind before it ends with RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate: serve TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates signed by it (mTLS)");
+ABSL_FLAG(bool, principal_from_cert, false,
+          "with --tls-client-ca: the client certificate's SAN URI or DNS name (else CN) is the "
+          "principal; its roles come from `cert <identity> <roles>` lines in the tokens file");
+ABSL_FLAG(bool, allow_insecure, false,
+          "allow plaintext on a non-loopback address (e.g. behind a TLS-terminating proxy)");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest accepted request message");
 
 namespace {
@@ -123,6 +132,14 @@ int Serve() {
   config.service.logger = spdlog::default_logger();
   config.service.watch_buffer = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_watch_buffer)));
   config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
+  config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  config.tls.allow_insecure = absl::GetFlag(FLAGS_allow_insecure);
+  config.service.principal_from_cert = absl::GetFlag(FLAGS_principal_from_cert);
+  if (config.service.principal_from_cert && config.tls.client_ca_file.empty()) {
+    return Fail(absl::InvalidArgumentError("--principal-from-cert needs --tls-client-ca"));
+  }
   if (config.service.default_ttl > config.service.limits.max_ttl) {
     return Fail(absl::InvalidArgumentError("--default-ttl must not exceed --max-ttl"));
   }

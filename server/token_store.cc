@@ -52,6 +52,19 @@ absl::StatusOr<TokenStore> TokenStore::Parse(absl::string_view contents, absl::s
     if (cols.size() < 2 || cols.size() > 3) {
       return error("expected `<sha256-hex-of-token> <principal> [<role>,...]`");
     }
+    if (cols[0] == "cert") {
+      Principal p;
+      p.name = std::string(cols[1]);
+      if (cols.size() == 3) {
+        for (absl::string_view role : absl::StrSplit(cols[2], ',', absl::SkipEmpty())) {
+          p.roles.emplace_back(role);
+        }
+      }
+      if (!store.by_certificate_.emplace(p.name, p).second) {
+        return error("this certificate identity is listed twice");
+      }
+      continue;
+    }
     if (!IsSha256Hex(cols[0])) return error("the first column must be 64 hex digits (a SHA-256)");
     Principal p;
     p.name = std::string(cols[1]);
@@ -65,6 +78,15 @@ absl::StatusOr<TokenStore> TokenStore::Parse(absl::string_view contents, absl::s
     }
   }
   return store;
+}
+
+absl::StatusOr<Principal> TokenStore::AuthenticateCertificate(const std::string& identity) const {
+  auto it = by_certificate_.find(identity);
+  if (it == by_certificate_.end()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("client certificate identity \"", identity, "\" is not in the tokens file"));
+  }
+  return it->second;
 }
 
 absl::StatusOr<TokenStore> TokenStore::Load(const std::string& path) {

@@ -16,7 +16,9 @@ struct Principal {
 
 /// Bearer tokens, stored only as SHA-256 hashes. The file has one line per token:
 /// `<sha256-hex-of-token> <principal> [<role>[,<role>...]]`; blank lines and `#` comments are
-/// ignored. Immutable once built, so safe to share between threads.
+/// ignored. A line `cert <identity> [<role>,...]` maps a client certificate identity (mTLS with
+/// --principal-from-cert) to the principal <identity> with those roles. Immutable once built, so
+/// safe to share between threads.
 class TokenStore {
  public:
   /// INVALID_ARGUMENT naming `source` and the line for a malformed line or a repeated hash.
@@ -28,10 +30,15 @@ class TokenStore {
   /// UNAUTHENTICATED if it is missing, malformed or unknown.
   absl::StatusOr<Principal> Authenticate(absl::string_view authorization) const;
 
+  /// The principal for a verified client certificate identity (SAN URI or DNS name, else CN),
+  /// mapped by a `cert <identity> [<role>,...]` line. UNAUTHENTICATED if it has no line.
+  absl::StatusOr<Principal> AuthenticateCertificate(const std::string& identity) const;
+
   size_t size() const { return by_hash_.size(); }
 
  private:
   absl::flat_hash_map<std::string, Principal> by_hash_;
+  absl::flat_hash_map<std::string, Principal> by_certificate_;
 };
 
 /// Lowercase hex SHA-256 of `data`.

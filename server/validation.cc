@@ -34,7 +34,11 @@ void CheckId(absl::string_view field, absl::string_view id, Violations& v) {
 }
 
 void CheckText(absl::string_view field, absl::string_view text, size_t max, Violations& v) {
-  if (text.size() > max) v.emplace_back(field, absl::StrCat("must be at most ", max, " bytes"));
+  if (text.size() > max) {
+    v.emplace_back(field, absl::StrCat("must be at most ", max, " bytes"));
+  } else if (text.find('\0') != absl::string_view::npos) {
+    v.emplace_back(field, "must not contain NUL characters");
+  }
 }
 
 void CheckKey(absl::string_view field, absl::string_view key, size_t max, Violations& v) {
@@ -85,6 +89,12 @@ bool CheckValue(const pb::Value& value, int depth, int max_depth, std::string& w
       }
       for (const pb::Value& item : value.list_value().values()) {
         if (!CheckValue(item, depth + 1, max_depth, why)) return false;
+      }
+      return true;
+    case pb::Value::kStringValue:
+      if (value.string_value().find('\0') != std::string::npos) {
+        why = "strings must not contain NUL characters";
+        return false;
       }
       return true;
     case pb::Value::KIND_NOT_SET:
@@ -147,8 +157,8 @@ absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, con
   if (req.has_ttl()) {
     const auto& ttl = req.ttl();
     if (ttl.nanos() < -999999999 || ttl.nanos() > 999999999 || ttl.seconds() < 0 ||
-        ttl.nanos() < 0 || (ttl.seconds() == 0 && ttl.nanos() == 0)) {
-      v.emplace_back("ttl", "must be a positive duration");
+        ttl.nanos() < 0 || (ttl.seconds() == 0 && ttl.nanos() < 1000000)) {
+      v.emplace_back("ttl", "must be a positive duration of at least 1ms");
     }  // the upper bound is the action type's (checked with the type)
   }
   if (req.has_expire_time()) {

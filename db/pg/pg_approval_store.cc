@@ -347,6 +347,8 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     HandlerTx htx(tx);
     absl::StatusOr<std::string> executed = execute(htx, locked);
     absl::Status failure = executed.ok() ? htx.first_error() : executed.status();
+    // A transient database error inside the action wins over what the handler made of it.
+    if (IsTransient(htx.first_error())) failure = htx.first_error();
     if (!failure.ok()) {
       if (IsTransientCode(failure.code())) return failure;  // stays pending; maybe retried
       if (htx.savepoint()) RETURN_IF_ERROR(tx.RollbackToSavepoint(kHandlerSavepoint));

@@ -16,7 +16,7 @@ namespace {
 // statement never runs unbounded (transactions lower it from the caller's deadline).
 constexpr absl::string_view kSessionSetup =
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
-    "SET statement_timeout = '30s'";
+    "SET statement_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
 
 std::string ConnectionMessage(const PGconn* conn) {
   std::string message = PQerrorMessage(conn);
@@ -79,8 +79,11 @@ void PgConnCloser::operator()(pg_conn* conn) const { PQfinish(conn); }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn) {
   // Defaults come first so that the connection string, expanded from "dbname", overrides them.
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"5", "approvald", dsn.c_str(), nullptr};
+  // Keepalives and tcp_user_timeout bound how long a call can hang on a dead network peer.
+  const char* keys[] = {
+      "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
+  const char* values[] = {"5", "approvald", "10", "5", "3", "30000", dsn.c_str(), nullptr};
   std::unique_ptr<pg_conn, PgConnCloser> conn(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (!conn) return absl::UnavailableError("out of memory creating a database connection");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
@@ -111,6 +114,15 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
   }
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+    if (state != nullptr && absl::string_view(state) == "0A000" && !query.name.empty()) {
+      // "cached plan must not change result type": a table changed under a prepared
+      // statement (e.g. a migration added a column). Drop this connection; a retry on a fresh
+      // one prepares the statement again.
+      broken_ = true;
+      return MarkTransient(absl::UnavailableError(
+          absl::StrCat("the schema changed under prepared statement ", query.name, "; retry")));
+    }
     return ResultError(conn_.get(), res.get(), query.name);
   }
   return ReadRows(res.get());

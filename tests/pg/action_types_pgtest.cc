@@ -387,12 +387,26 @@ action_types:
   absl::Status st = ts_->server().SetActionTypes(*broken);
   EXPECT_CODE(st, absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("broken"), absl::string_view::npos) << st;
-  EXPECT_OK(Create("agent", "noop", "{}"));  // still the old config
+  ASSERT_OK_AND_ASSIGN(v1::Approval orphan, Create("agent", "noop", "{}"));  // still the old config
+  ASSERT_OK_AND_ASSIGN(v1::Approval orphan2, Create("agent", "noop", "{}"));
   auto fresh = server::ParseActionConfig("action_types: [{name: fresh}]", "reload.yaml");
   ASSERT_OK(fresh);
   ASSERT_OK(ts_->server().SetActionTypes(*fresh));
   EXPECT_OK(Create("agent", "fresh", "{}"));
   EXPECT_EQ(client::ReasonOf(Create("agent", "noop", "{}").status()), "UNKNOWN_ACTION_TYPE");
+  // Pending approvals of a type that left the config: nobody decides them under unknown rules;
+  // their requester may still cancel.
+  auto approve = Approve("alice", orphan.id());
+  EXPECT_CODE(approve, absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client::ReasonOf(approve.status()), "UNKNOWN_ACTION_TYPE");
+  v1::RejectRequest reject;
+  reject.set_id(orphan.id());
+  reject.set_reason("no");
+  EXPECT_EQ(client::ReasonOf(ts_->Client("alice")->Reject(reject).status()), "UNKNOWN_ACTION_TYPE");
+  v1::CancelApprovalRequest cancel;
+  cancel.set_id(orphan2.id());
+  ASSERT_OK_AND_ASSIGN(v1::Approval cancelled, ts_->Client("agent")->Cancel(cancel));
+  EXPECT_EQ(cancelled.status(), v1::APPROVAL_STATUS_CANCELLED);
 }
 
 }  // namespace

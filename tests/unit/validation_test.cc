@@ -81,6 +81,10 @@ TEST(ValidationTest, ActionDataBounds) {
   (*big.mutable_fields())["blob"].set_string_value(std::string(limits.max_action_data_bytes, 'x'));
   EXPECT_EQ(FirstField(ValidateActionData(big, limits)), "action_data");
 
+  google::protobuf::Struct nul;
+  (*nul.mutable_fields())["s"].set_string_value(std::string("a\0b", 3));
+  EXPECT_EQ(FirstField(ValidateActionData(nul, limits)), "action_data");
+
   google::protobuf::Struct unset;
   (*unset.mutable_fields())["empty"];
   EXPECT_FALSE(ValidateActionData(unset, limits).ok());
@@ -101,6 +105,8 @@ TEST(ValidationTest, Decisions) {
   v1::RejectRequest reject;
   reject.set_id("5a3e5ca8-490b-4c47-a759-cd3b19f2f271");
   reject.set_reason("   ");
+  EXPECT_EQ(FirstField(ValidateReject(reject, limits)), "reason");
+  reject.set_reason(std::string("\0x", 2));
   EXPECT_EQ(FirstField(ValidateReject(reject, limits)), "reason");
   reject.set_reason("duplicate request");
   EXPECT_OK(ValidateReject(reject, limits));

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""TLS and mTLS end to end: certificates made with openssl, the real approvald, a Python client
+and approvalctl. Plaintext is refused off loopback unless --allow-insecure.
+
+usage: tls_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
+DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1/localhost, and a client certificate whose SAN URI
+    names the principal."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=approvald test CA", cwd=d)
+    for name, subj, san in [
+            ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            ("client", "/CN=agent-cn", "subjectAltName=URI:spiffe://approvald.test/agent"),
+            ("stranger", "/CN=stranger", "subjectAltName=DNS:stranger.example")]:
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+                name + ".csr", "-subj", subj, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(san + "\n")
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
+                cwd=d)
+
+
+def read(d, name):
+    with open(os.path.join(d, name), "rb") as f:
+        return f.read()
+
+
+class Daemon:
+    def __init__(self, args, log_path):
+        self.log_path = log_path
+        self.proc = subprocess.Popen([APPROVALD, *args], stdout=open(log_path, "w"),
+                                     stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.proc.poll() is None:
+            m = re.search(r"\(port (\d+)\)", open(log_path).read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+
+class TlsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not DSN:
+            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
+        cls.tmp = tempfile.mkdtemp(prefix="approvald-tls-")
+        make_certs(cls.tmp)
+        gen = os.path.join(cls.tmp, "gen")
+        os.mkdir(gen)
+        subprocess.run(["protoc", "--python_out=" + gen, "--grpc_python_out=" + gen,
+                        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                        "-I", os.path.join(ROOT, "proto"), "approvals/v1/approvals.proto"],
+                       check=True)
+        subprocess.run(["protoc", "--python_out=" + gen, "--grpc_python_out=" + gen,
+                        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                        "-I", os.path.join(ROOT, "tests", "e2e", "protos"), "health.proto"],
+                       check=True)
+        sys.path.insert(0, gen)
+        cls.dbname = "approvald_tls_" + uuid.uuid4().hex[:12]
+        subprocess.run(["psql", DSN + " dbname=postgres", "-qc", "CREATE DATABASE " + cls.dbname],
+                       check=True, capture_output=True)
+        cls.dsn = DSN + " dbname=" + cls.dbname
+        out = subprocess.run([APPROVALCTL, "token", "new", "--principal", "alice", "--roles",
+                              "approver"], check=True, capture_output=True, text=True).stdout
+        cls.alice = re.search(r"^token: (\S+)$", out, re.M).group(1)
+        line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
+        cls.tokens = os.path.join(cls.tmp, "tokens")
+        with open(cls.tokens, "w") as f:
+            f.write(line + "\ncert spiffe://approvald.test/agent requester\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(["psql", DSN + " dbname=postgres", "-qc",
+                        "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname], capture_output=True)
+
+    def start(self, *extra):
+        d = Daemon(["--dsn", self.dsn, "--tokens", self.tokens, "--migrate", *extra],
+                   os.path.join(self.tmp, "approvald-%s.log" % uuid.uuid4().hex[:6]))
+        self.addCleanup(d.stop)
+        self.assertIsNotNone(d.port, open(d.log_path).read())
+        return d
+
+    def channel(self, port, client_cert=None):
+        import grpc
+        key = read(self.tmp, client_cert + ".key") if client_cert else None
+        cert = read(self.tmp, client_cert + ".pem") if client_cert else None
+        creds = grpc.ssl_channel_credentials(read(self.tmp, "ca.pem"), key, cert)
+        return grpc.secure_channel("localhost:%d" % port, creds)
+
+    def test_plaintext_off_loopback_needs_allow_insecure(self):
+        run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens,
+                              "--listen", "0.0.0.0:0", "--migrate"], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("refusing plaintext", run.stderr)
+        d = self.start("--listen", "0.0.0.0:0", "--allow-insecure")
+        self.assertIsNotNone(d.port)
+
+    def test_tls_with_bearer_tokens(self):
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
+                       "--tls-key", os.path.join(self.tmp, "server.key"))
+        with self.channel(d.port) as ch:
+            stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+            types = stub.ListActionTypes(pb.ListActionTypesRequest(), timeout=10,
+                                         metadata=(("authorization", "Bearer " + self.alice),))
+            self.assertEqual([t.name for t in types.action_types], ["noop"])
+        # A plaintext client cannot talk to a TLS port.
+        with grpc.insecure_channel("127.0.0.1:%d" % d.port) as ch:
+            with self.assertRaises(grpc.RpcError) as err:
+                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                    pb.ListActionTypesRequest(), timeout=5,
+                    metadata=(("authorization", "Bearer " + self.alice),))
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        # approvalctl speaks TLS with --tls-ca.
+        out = subprocess.run([APPROVALCTL, "--addr", "localhost:%d" % d.port, "--tls-ca",
+                              os.path.join(self.tmp, "ca.pem"), "--token", self.alice, "types"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("noop", out.stdout)
+
+    def test_mtls_principal_from_certificate(self):
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
+                       "--tls-key", os.path.join(self.tmp, "server.key"), "--tls-client-ca",
+                       os.path.join(self.tmp, "ca.pem"), "--principal-from-cert")
+        with self.channel(d.port, "client") as ch:
+            stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+            created = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"), timeout=10)
+            self.assertEqual(created.requested_by, "spiffe://approvald.test/agent")
+        # A certificate the CA signed but the tokens file does not map: UNAUTHENTICATED.
+        with self.channel(d.port, "stranger") as ch:
+            with self.assertRaises(grpc.RpcError) as err:
+                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                    pb.ListActionTypesRequest(), timeout=10)
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        # No client certificate at all: the handshake fails.
+        with self.channel(d.port) as ch:
+            with self.assertRaises(grpc.RpcError) as err:
+                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                    pb.ListActionTypesRequest(), timeout=5)
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        # approvalctl with a client certificate.
+        out = subprocess.run([APPROVALCTL, "--addr", "localhost:%d" % d.port, "--tls-ca",
+                              os.path.join(self.tmp, "ca.pem"), "--tls-cert",
+                              os.path.join(self.tmp, "client.pem"), "--tls-key",
+                              os.path.join(self.tmp, "client.key"), "list", "--json"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(created.id, out.stdout)
+
+
+if __name__ == "__main__":
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
+    sys.exit(1 if failed else 0)
