@@ -118,6 +118,23 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->hub_->SetOnDatabaseState([server = s.get()](bool up) { server->SetDatabaseUp(up); });
   RETURN_IF_ERROR(s->hub_->Start());
   s->config_.service.hub = s->hub_.get();
+  s->config_.service.metrics = &s->metrics_;
+  s->metrics_.SetGauges([server = s.get()]() -> std::map<std::string, double> {
+    db::pg::ConnectionPool& pool = *server->pool_;
+    return {
+        {"approvald_db_pool_max", pool.max_size()},
+        {"approvald_db_pool_open", pool.open()},
+        {"approvald_db_pool_in_use", pool.open() - pool.idle()},
+        {"approvald_db_pool_waiting", pool.waiting()},
+        {"approvald_db_transaction_retries_total", static_cast<double>(pool.retries())},
+        {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
+        {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
+        {"approvald_database_up", server->database_up_.load() ? 1 : 0}};
+  });
+  if (!s->config_.metrics_addr.empty()) {
+    ASSIGN_OR_RETURN(s->metrics_server_,
+                     MetricsServer::Start(s->config_.metrics_addr, s->metrics_));
+  }
   s->service_ = std::make_unique<ApprovalServiceImpl>(
       *s->store_, std::move(registry), s->config_.tokens, PageTokenCodec(std::move(key)),
       *s->executor_, s->config_.service);
@@ -147,6 +164,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
 }
 
 void ApprovalServer::SetDatabaseUp(bool up) {
+  database_up_ = up;
   absl::MutexLock lock(&health_mu_);
   if (server_ == nullptr || shut_down_) return;
   server_->GetHealthCheckService()->SetServingStatus(up);
@@ -162,6 +180,7 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
     if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
   }
   if (sweeper_) sweeper_->Stop();
+  if (metrics_server_) metrics_server_->Stop();
   if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
   if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   if (executor_) executor_->Shutdown();

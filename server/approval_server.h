@@ -2,6 +2,7 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "server/event_hub.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
+#include "server/metrics.h"
 
 namespace approvald::server {
 
@@ -39,6 +41,7 @@ struct ServerConfig {
   std::shared_ptr<const TokenStore> tokens;
   ServiceOptions service;
   TlsConfig tls;
+  std::string metrics_addr;  ///< host:port of the Prometheus /metrics endpoint; empty: off
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
 };
 
@@ -61,6 +64,9 @@ class ApprovalServer {
   grpc::Server& grpc_server() { return *server_; }
   EventHub& hub() { return *hub_; }
   ExpirySweeper* sweeper() { return sweeper_.get(); }
+  Metrics& metrics() { return metrics_; }
+  /// The /metrics port, or 0 without --metrics-addr.
+  int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
   /// Health NOT_SERVING, stop accepting calls, let in-flight calls finish within `grace`
   /// (then cancel them), drain the executor. Idempotent.
@@ -77,6 +83,9 @@ class ApprovalServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<ExpirySweeper> sweeper_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  std::atomic<bool> database_up_{true};
   int port_ = 0;
   // Health follows the database; shutdown makes it NOT_SERVING for good.
   void SetDatabaseUp(bool up);

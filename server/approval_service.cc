@@ -147,6 +147,10 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string
         absl::ToDoubleMilliseconds(absl::Now() - start), principal.empty() ? "-" : principal,
         request_id, status.ok() ? "" : " message=", std::string(status.message()));
   }
+  if (options_.metrics) {
+    options_.metrics->RecordRpc(std::string(method), absl::StatusCodeToString(status.code()),
+                                absl::ToDoubleSeconds(absl::Now() - start));
+  }
   reactor->Finish(ToGrpcStatus(status));
 }
 
@@ -207,6 +211,7 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
                : std::min(type.policy.default_ttl.value_or(options_.default_ttl), in.max_ttl);
   in.deadline = deadline;
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
+  if (created.created && options_.metrics) options_.metrics->RecordCreated(in.action_type);
   return ToProto(created.approval, resp);
 }
 
@@ -291,8 +296,9 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     }
     return db::DecisionPolicy{policy.required_approvals};
   };
-  db::ExecuteFn execute =
-      [&registry, &p](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
+  db::ExecuteFn execute = [this, &registry, &p](
+                              db::Tx& tx,
+                              const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
     const handlers::ActionType* type = registry->Find(a.action_type);
     if (type == nullptr) {
       return absl::FailedPreconditionError(
@@ -300,11 +306,24 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     }
     db::ApprovalRecord deciding = a;
     deciding.decided_by = p.name;
-    ASSIGN_OR_RETURN(google::protobuf::Struct result, type->handler->Execute(tx, deciding));
-    return StructToJson(result);
+    const absl::Time started = absl::Now();
+    absl::StatusOr<google::protobuf::Struct> result = type->handler->Execute(tx, deciding);
+    if (options_.metrics) {
+      options_.metrics->RecordHandler(a.action_type, absl::ToDoubleSeconds(absl::Now() - started));
+    }
+    if (!result.ok()) return result.status();
+    return StructToJson(*result);
   };
-  ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, authorize, execute));
-  return ToProto(decided, resp);
+  absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute);
+  if (options_.metrics) {
+    if (decided.ok() && decided->status != db::kPending) {
+      options_.metrics->RecordDecided(decided->action_type, decided->status);
+    } else if (!decided.ok() && db::GetReason(decided.status()) == v1::EXECUTION_FAILED) {
+      options_.metrics->RecordDecided("", "failed");
+    }
+  }
+  if (!decided.ok()) return decided.status();
+  return ToProto(*decided, resp);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include "handlers/handler_registry.h"
 #include "server/event_hub.h"
 #include "server/executor.h"
+#include "server/metrics.h"
 #include "server/page_token.h"
 #include "server/token_store.h"
 #include "server/validation.h"
@@ -35,6 +36,7 @@ struct ServiceOptions {
   size_t watch_buffer = 1024;
   /// mTLS: the verified client certificate names the principal (SAN URI or DNS, else CN).
   bool principal_from_cert = false;
+  Metrics* metrics = nullptr;
 };
 
 /// The gRPC edge of ApprovalService: authenticates, validates, hands the work to the executor

@@ -12,7 +12,10 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
     auto can_take = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || open_ < max_size_;
     };
-    if (!mu_.AwaitWithDeadline(absl::Condition(&can_take), deadline)) {
+    waiting_.fetch_add(1);
+    const bool available = mu_.AwaitWithDeadline(absl::Condition(&can_take), deadline);
+    waiting_.fetch_sub(1);
+    if (!available) {
       return absl::DeadlineExceededError("no database connection became free before the deadline");
     }
     if (!idle_.empty()) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +53,11 @@ class ConnectionPool {
   int max_size() const { return max_size_; }
   int open() const;
   int idle() const;
+  /// Callers waiting for a free connection right now.
+  int waiting() const { return waiting_.load(); }
+  /// Transactions re-run after a transient error (RunInTransaction).
+  uint64_t retries() const { return retries_.load(); }
+  void CountRetry() { retries_.fetch_add(1); }
 
  private:
   friend class PoolLease;
@@ -62,6 +69,8 @@ class ConnectionPool {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int> waiting_{0};
+  std::atomic<uint64_t> retries_{0};
 };
 
 }  // namespace approvald::db::pg

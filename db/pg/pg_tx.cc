@@ -58,6 +58,7 @@ absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
                               const std::function<absl::Status(PgTx&)>& fn, int max_attempts) {
   absl::Status last;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
+    if (attempt > 1) pool.CountRetry();
     absl::StatusOr<PoolLease> lease = pool.Acquire(deadline);
     if (!lease.ok()) return lease.status();
     absl::StatusOr<std::unique_ptr<PgTx>> tx = PgTx::Begin(**lease, deadline);

@@ -118,7 +118,10 @@ class DaemonTest(unittest.TestCase):
         with open(cls.config_file, "w") as f:
             f.write(CONFIG)
         cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"),
-                            extra=("--config", cls.config_file))
+                            extra=("--config", cls.config_file, "--metrics-addr",
+                                   "127.0.0.1:0"))
+        m = re.search(r"\(metrics port (\d+)\)", cls.daemon.output())
+        cls.metrics_port = int(m.group(1)) if m else None
         if cls.daemon.port is None:
             raise RuntimeError("approvald did not start:\n" + cls.daemon.output())
         import grpc
@@ -304,6 +307,42 @@ class DaemonTest(unittest.TestCase):
                          "--type", "noop", "--json")
         self.assertEqual(json.loads(again.stdout)["event_id"], lines[1]["event_id"])
         type(self).watch_after = lines[1]["event_id"]
+
+    def test_7_metrics_and_rpc_logs(self):
+        import urllib.request
+        self.assertIsNotNone(self.metrics_port, self.daemon.output())
+        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+
+        def scrape():
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            values = {}
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    name, value = line.rsplit(" ", 1)
+                    values[name] = float(value)
+            return values
+
+        before = scrape()
+        key = 'approvald_rpcs_total{method="Approve",code="OK"}'
+        out = self.ctl("agent", "create", "--type", "noop", "--json")
+        created = json.loads(out.stdout)
+        self.assertEqual(self.ctl("alice", "approve", created["id"]).returncode, 0)
+        after = scrape()
+        self.assertEqual(after.get(key, 0), before.get(key, 0) + 1)
+        created_key = 'approvald_approvals_created_total{action_type="noop"}'
+        self.assertEqual(after[created_key], before.get(created_key, 0) + 1)
+        self.assertGreaterEqual(
+            after['approvald_approvals_decided_total{action_type="noop",status="approved"}'], 1)
+        self.assertGreater(after['approvald_rpc_duration_seconds_count{method="Approve"}'], 0)
+        self.assertEqual(after["approvald_database_up"], 1)
+        self.assertGreaterEqual(after["approvald_db_pool_open"], 1)
+        self.assertIn("approvald_executor_queue_depth", after)
+        self.assertIn("approvald_watchers", after)
+        # One log line per RPC, with its request id; no token in the log.
+        log = self.daemon.output()
+        self.assertRegex(log, r"rpc method=Approve code=OK .*request_id=[0-9a-f]{16}")
+        for token in self.tokens.values():
+            self.assertNotIn(token, log)
 
     def test_9_sigterm_exits_cleanly(self):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
