@@ -1,6 +1,7 @@
 // approvald: the daemon. `approvald [flags]` serves; `approvald migrate [flags]` only migrates.
 
 #include <signal.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +19,7 @@
 #include "handlers/noop_handler.h"
 #include "server/action_config.h"
 #include "server/approval_server.h"
+#include "server/log_format.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
@@ -29,6 +31,7 @@ ABSL_FLAG(std::string, config, "",
           "YAML file of action types (see deploy/approvald.yaml); without it only `noop` exists");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, log_format, "text", "text, or json (one JSON object per line, UTC times)");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
@@ -201,6 +204,12 @@ int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, raw.data());
   spdlog::set_default_logger(spdlog::stderr_color_mt("approvald"));
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  if (absl::GetFlag(FLAGS_log_format) == "json") {
+    approvald::server::UseJsonLogFormat(*spdlog::default_logger());
+  } else if (absl::GetFlag(FLAGS_log_format) != "text") {
+    std::cerr << "--log-format must be text or json\n";
+    return 2;
+  }
   if (args.size() > 1) {
     const std::string command = args[1];
     if (command == "migrate" && args.size() == 2) return RunMigrate(absl::GetFlag(FLAGS_dsn));
