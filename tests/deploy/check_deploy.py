@@ -3,15 +3,20 @@
 
   /usr/bin/python3 tests/deploy/check_deploy.py [-v]
 
-- deploy/kubernetes/*.yaml: kinds, replicas, gRPC probes, security contexts, resources, the
-  PodDisruptionBudget, the Service, the migration Job, and that the Secret and ConfigMap keys
-  that the pods use exist (the ConfigMap's approvald.yaml must parse and have action_types);
+- deploy/kubernetes/*.yaml: kinds, replicas, probes (tcpSocket, since the port serves TLS),
+  security contexts, resources, the PodDisruptionBudget, the Service, the migration Job, and
+  that the Secret and ConfigMap keys that the pods use exist (the ConfigMap's approvald.yaml must
+  parse and have action_types); the Deployment serves TLS from the `approvald-tls` Secret;
 - deploy/container/compose.yaml and deploy/container/Containerfile (two stages, build packages
   in step with deploy/lib/common.sh, runtime libraries, a non-root USER, port 50051);
+- approvald's listener rule everywhere it serves: a --listen that isn't loopback has
+  --tls-cert/--tls-key or --allow-insecure (else approvald refuses to start), TLS flags come in
+  valid combinations, and no `TODO(tls)` is left in deploy/;
 - deploy/approvald.yaml parses and has action_types;
-- deploy/systemd/*.service: the hardening and service keys, read from the unit files; then, if
-  /usr/bin/systemd-analyze works here, `systemd-analyze verify` on copies of the units whose
-  approvald path points at a dummy executable (and the offline `systemd-analyze security`
+- deploy/systemd/*.service: the hardening and service keys, read from the unit files, and the
+  commented TLS drop-in of approvald.service; then, if /usr/bin/systemd-analyze works here,
+  `systemd-analyze verify` on copies of the units whose approvald path points at a dummy
+  executable, also with the TLS drop-in applied (and the offline `systemd-analyze security`
   score). If verify can't run on this machine (no systemd), only the parsed keys are checked;
   the output says which path was taken.
 
@@ -44,11 +49,15 @@ SYSTEMD = DEPLOY / "systemd"
 VERBOSE = "-v" in sys.argv[1:]
 
 ACTION_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
-TOKEN_LINE = re.compile(r"^[0-9a-fA-F]{64}\s+\S+(\s+\S+)?$")
+# `<sha256-hex> <principal> [roles]`, or `cert <certificate identity> [roles]`.
+TOKEN_LINE = re.compile(r"^([0-9a-fA-F]{64}|cert)\s+\S+(\s+\S+)?$")
 HEALTH_SERVICE = "approvals.v1.ApprovalService"
 GRPC_PORT = 50051
 RUNTIME_PACKAGES = {"libgrpc++1.51", "libprotobuf32", "libpq5", "libyaml-cpp0.7", "libre2-9",
-                    "libspdlog1.10", "libssl3", "ca-certificates"}
+                    "libspdlog1.10", "libssl3", "libcpp-httplib0.11", "ca-certificates"}
+# approvald's default --listen, and the Secret that the Deployment's certificate comes from.
+DEFAULT_LISTEN = "127.0.0.1:50051"
+TLS_SECRET = "approvald-tls"
 # Default of approvald's --shutdown-grace.
 DEFAULT_SHUTDOWN_GRACE = 10.0
 
@@ -129,6 +138,59 @@ def flag_value(args, name):
         elif spelled == f"--{name}" and i + 1 < len(args):
             value = args[i + 1]
     return value
+
+
+def flag_bool(args, name):
+    """A boolean flag as absl reads it (--name, --name=true, --noname, --name=false; the last
+    one wins); False when absent."""
+    value = False
+    for a in args:
+        spelled = a.replace("_", "-") if a.startswith("--") else a
+        if spelled == f"--{name}":
+            value = True
+        elif spelled == f"--no{name}":
+            value = False
+        elif spelled.startswith(f"--{name}="):
+            value = spelled.split("=", 1)[1].lower() in ("true", "t", "yes", "y", "1")
+    return value
+
+
+def is_loopback(listen):
+    """approvald's IsLoopbackAddress: localhost, ::1 or 127.x as the host of host:port."""
+    host = listen[:listen.rfind(":")] if ":" in listen else listen
+    if len(host) >= 2 and host[0] == "[" and host[-1] == "]":
+        host = host[1:-1]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_listener(label, args):
+    """approvald's start-up rule for serving with these arguments (ServerCredentials and main.cc):
+    plaintext only on loopback unless --allow-insecure; TLS flags in valid combinations.
+    Returns 'tls', 'insecure' or 'loopback'."""
+    listen = flag_value(args, "listen") or DEFAULT_LISTEN
+    cert, key = flag_value(args, "tls-cert"), flag_value(args, "tls-key")
+    ca = flag_value(args, "tls-client-ca")
+    insecure = flag_bool(args, "allow-insecure")
+    check(f"{label}: --tls-cert and --tls-key go together", bool(cert) == bool(key), (cert, key))
+    check(f"{label}: --tls-client-ca (if set) comes with --tls-cert/--tls-key",
+          not ca or (cert and key), (ca, cert, key))
+    check(f"{label}: --principal-from-cert (if set) comes with --tls-client-ca",
+          not flag_bool(args, "principal-from-cert") or ca, args)
+    tls = bool(cert and key)
+    check(f"{label}: --listen={listen} is loopback, or has TLS flags or --allow-insecure "
+          "(approvald refuses plaintext on it otherwise)",
+          tls or insecure or is_loopback(listen), args)
+    check(f"{label}: not both TLS and --allow-insecure (contradictory)", not (tls and insecure), args)
+    return "tls" if tls else ("insecure" if insecure and not is_loopback(listen) else "loopback")
+
+
+def containerfile_entrypoint():
+    """The exec-form ENTRYPOINT of deploy/container/Containerfile's last stage ([] if none)."""
+    eps = [a for w, a in containerfile_instructions(CONTAINER / "Containerfile") if w == "ENTRYPOINT"]
+    try:
+        return [str(x) for x in json.loads(eps[-1])] if eps else []
+    except json.JSONDecodeError:
+        return []
 
 
 def subset(small, big):
@@ -291,32 +353,60 @@ def k8s_deployment():
     check("Deployment: container port 50051 named grpc",
           len(grpc_ports) == 1 and grpc_ports[0].get("containerPort") == GRPC_PORT, ports)
 
-    def probe(kind, service):
+    # The port serves TLS and the kubelet's grpc probe speaks plaintext only, so the probes
+    # must be tcpSocket (a grpc probe would fail every time and restart the pods).
+    def probe(kind):
         p = c.get(kind) or {}
-        g = p.get("grpc")
-        check(f"Deployment: {kind} is a native grpc probe", isinstance(g, dict), p)
-        if not isinstance(g, dict):
-            return
-        check(f"Deployment: {kind} port is {GRPC_PORT} (a number)",
-              g.get("port") == GRPC_PORT, g.get("port"))
-        check(f"Deployment: {kind} checks service {service!r}",
-              g.get("service", "") == service, g.get("service"))
-    probe("livenessProbe", "")
+        g = p.get("tcpSocket")
+        check(f"Deployment: {kind} is a tcpSocket probe (the grpc probe can't do TLS)",
+              isinstance(g, dict) and "grpc" not in p and "httpGet" not in p, p)
+        if isinstance(g, dict):
+            check(f"Deployment: {kind} port is {GRPC_PORT} or grpc",
+                  g.get("port") in (GRPC_PORT, "grpc"), g.get("port"))
+    probe("livenessProbe")
     live = c.get("livenessProbe") or {}
     tolerance = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
-    check("Deployment: livenessProbe outlasts a database failover (>= 60s of NOT_SERVING)",
+    check("Deployment: livenessProbe outlasts a database failover (>= 60s)",
           tolerance >= 60, f"{tolerance}s")
-    probe("readinessProbe", HEALTH_SERVICE)
+    probe("readinessProbe")
     if "startupProbe" in c:
-        g = (c["startupProbe"] or {}).get("grpc") or {}
-        check("Deployment: startupProbe (if any) is grpc on port 50051",
-              g.get("port") == GRPC_PORT, c["startupProbe"])
+        probe("startupProbe")
 
     check_pod_security("Deployment", pod, c)
     args = container_args(c)
     listen = flag_value(args, "listen")
     check("Deployment: --listen (if set) is 0.0.0.0:50051",
           listen in (None, f"0.0.0.0:{GRPC_PORT}"), listen)
+    # What approvald sees: the image's ENTRYPOINT (unless command replaces it), then args.
+    full = container_args(c) if c.get("command") else containerfile_entrypoint()[1:] + args
+    mode = check_listener("Deployment", full)
+    check("Deployment: serves TLS (--tls-cert/--tls-key), not --allow-insecure", mode == "tls", full)
+    secret_keys = {"tls-cert": "tls.crt", "tls-key": "tls.key"}
+    for flag, want_key in secret_keys.items():
+        path = flag_value(args, flag)
+        if not path:
+            continue
+        vol, key = resolve_mount(pod, c, path)
+        if check(f"Deployment: --{flag} comes from a volume", vol, key):
+            check(f"Deployment: --{flag} is key {want_key} of the Secret {TLS_SECRET}",
+                  (vol.get("secret") or {}).get("secretName") == TLS_SECRET and key == want_key,
+                  (vol, key))
+            mounts = [m for m in c.get("volumeMounts") or [] if m.get("name") == vol.get("name")]
+            check(f"Deployment: the {TLS_SECRET} volume is mounted read-only",
+                  mounts and all(m.get("readOnly") is True for m in mounts), mounts)
+            mode_bits = (vol.get("secret") or {}).get("defaultMode", 0o644)
+            fs_group = (pod.get("securityContext") or {}).get("fsGroup")
+            uid = ((c.get("securityContext") or {}).get("runAsUser")
+                   or (pod.get("securityContext") or {}).get("runAsUser"))
+            # Secret files are owned by root (group fsGroup if set): approvald must be able to
+            # read the key through the "other" bits or, with fsGroup, the group bits.
+            check(f"Deployment: --{flag} is readable by the pod's user",
+                  (mode_bits & 0o004) or (fs_group is not None and mode_bits & 0o040) or uid == 0,
+                  f"defaultMode {oct(mode_bits)}, fsGroup {fs_group}")
+    raw = (K8S / K_FILES["Deployment"]).read_text(encoding="utf-8")
+    check("Deployment: shows --tls-client-ca and --principal-from-cert (commented, optional)",
+          re.search(r"^\s*#\s*- --tls-client-ca=", raw, re.M)
+          and re.search(r"^\s*#\s*- --principal-from-cert", raw, re.M), "")
     check("Deployment: --dsn=$(APPROVALD_DSN)", flag_value(args, "dsn") == "$(APPROVALD_DSN)",
           flag_value(args, "dsn"))
     check_env_from_secret("Deployment", c, "APPROVALD_DSN", "dsn")
@@ -620,6 +710,15 @@ def compose():
     ports = [str(p) for p in app.get("ports") or []]
     check("compose.yaml: approvald publishes container port 50051",
           any(p.endswith(f":{GRPC_PORT}") or p == str(GRPC_PORT) for p in ports), ports)
+    ep = app.get("entrypoint")
+    ep = (shlex.split(ep) if isinstance(ep, str) else [str(x) for x in ep]) if ep else \
+        containerfile_entrypoint()
+    mode = check_listener("compose.yaml approvald", ep[1:] + args)
+    check("compose.yaml: approvald has --allow-insecure (plaintext demo)",
+          flag_bool(args, "allow-insecure"), args)
+    if mode != "tls":
+        check("compose.yaml: plaintext approvald is published on 127.0.0.1 only",
+              ports and all(p.startswith("127.0.0.1:") for p in ports), ports)
     grace = parse_duration(flag_value(args, "shutdown-grace") or DEFAULT_SHUTDOWN_GRACE)
     stop = parse_duration(app.get("stop_grace_period", "10s"))
     check("compose.yaml: stop_grace_period above --shutdown-grace", stop > grace, (stop, grace))
@@ -631,8 +730,22 @@ def compose():
 
 def parse_unit(path):
     """{section: {key: [values in order]}}; a backslash at the end of a line continues it."""
+    return parse_unit_text(path.read_text(encoding="utf-8"), path.name)
+
+
+# A commented unit line (`#Key=value` or `#[Section]`, no space after the #), as opposed to prose.
+COMMENTED_SETTING = re.compile(r"^#(\[[A-Za-z]+\]|[A-Za-z]+=.*)$")
+
+
+def tls_drop_in():
+    """The commented TLS drop-in of approvald.service, uncommented."""
+    lines = (SYSTEMD / UNIT_SERVER).read_text(encoding="utf-8").splitlines()
+    return "".join(m.group(1) + "\n" for m in map(COMMENTED_SETTING.match, lines) if m)
+
+
+def parse_unit_text(text, name):
     units, sect, buf = {}, None, ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if not buf and (not line or line[0] in "#;"):
             continue
@@ -645,7 +758,7 @@ def parse_unit(path):
             units.setdefault(sect, {})
             continue
         if "=" not in line or sect is None:
-            raise ValueError(f"{path.name}: cannot parse {line!r}")
+            raise ValueError(f"{name}: cannot parse {line!r}")
         key, _, value = line.partition("=")
         units[sect].setdefault(key.strip(), []).append(value.strip())
     return units
@@ -711,6 +824,30 @@ def systemd_keys():
     check(f"{UNIT_SERVER}: ExecStart runs /usr/local/bin/approvald",
           argv[:1] == ["/usr/local/bin/approvald"], argv[:1])
     check(f"{UNIT_SERVER}: --listen is set", flag_value(argv, "listen"), argv)
+    mode = check_listener(UNIT_SERVER, argv[1:])
+    check(f"{UNIT_SERVER}: listens on loopback in plaintext by default",
+          mode == "loopback" and is_loopback(flag_value(argv, "listen") or DEFAULT_LISTEN), argv)
+    drop_in = tls_drop_in()
+    ok = check(f"{UNIT_SERVER}: has a commented TLS drop-in ([Service], LoadCredential=, ExecStart=)",
+               "[Service]" in drop_in and "LoadCredential=" in drop_in
+               and "\nExecStart=\n" in drop_in, drop_in)
+    if ok:
+        d = parse_unit_text(drop_in, "TLS drop-in")
+        starts = d.get("Service", {}).get("ExecStart", [])
+        targv = exec_argv(starts[-1]) if starts else []
+        check(f"{UNIT_SERVER} TLS drop-in: resets ExecStart, then one new one",
+              len(starts) == 2 and starts[0] == "", starts)
+        check(f"{UNIT_SERVER} TLS drop-in: serves TLS on a non-loopback address",
+              check_listener(f"{UNIT_SERVER} TLS drop-in", targv[1:]) == "tls"
+              and not is_loopback(flag_value(targv, "listen") or DEFAULT_LISTEN), targv)
+        creds = {v.split(":", 1)[0] for v in d["Service"].get("LoadCredential", [])}
+        for flag in ("tls-cert", "tls-key"):
+            value = flag_value(targv, flag) or ""
+            check(f"{UNIT_SERVER} TLS drop-in: --{flag} is a LoadCredential= file (%d/<id>)",
+                  value.startswith("%d/") and value[3:] in creds, (value, sorted(creds)))
+        same = [f for f in ("tokens", "config", "dsn", "shutdown-grace")
+                if flag_value(targv, f) != flag_value(argv, f)]
+        check(f"{UNIT_SERVER} TLS drop-in: same other flags as ExecStart", not same, same)
     check(f"{UNIT_SERVER}: --tokens /etc/approvald/tokens",
           flag_value(argv, "tokens") == "/etc/approvald/tokens", flag_value(argv, "tokens"))
     check(f"{UNIT_SERVER}: --config /etc/approvald/approvald.yaml",
@@ -808,6 +945,20 @@ def systemd_analyze():
         check("systemd-analyze verify: exit status 0", rc == 0, "\n".join(lines))
         check("systemd-analyze verify: no warnings about the units", not bad, "\n".join(bad))
 
+        # The same with the commented TLS drop-in applied (a copy of the unit with the drop-in's
+        # lines appended: `ExecStart=` resets the list there as in a drop-in).
+        tls_dir = tmp / "tls"
+        tls_dir.mkdir()
+        tls_unit = tls_dir / UNIT_SERVER
+        tls_unit.write_text((tmp / UNIT_SERVER).read_text(encoding="utf-8").split("[Install]")[0]
+                            + tls_drop_in().replace("/usr/local/bin/approvald", str(dummy))
+                            + "[Install]\nWantedBy=multi-user.target\n")
+        rc, lines = run_verify([tls_unit], env)
+        bad = [ln for ln in lines if (UNIT_SERVER in ln or str(tmp) in ln)
+               and not NO_SYSTEMD.search(ln)]
+        check("systemd-analyze verify: approvald.service with the TLS drop-in",
+              rc == 0 and not bad, "\n".join(lines))
+
         # The offline exposure score (informational unless it can be computed).
         for name in (UNIT_SERVER, UNIT_MIGRATE):
             try:
@@ -826,9 +977,40 @@ def systemd_analyze():
                   float(m.group(1)) <= 2.0, m.group(0))
 
 
+# What deploy/README.md said before approvald had TLS.
+STALE_NO_TLS = r"\*\*No TLS\.\*\*|Remember: no TLS|serves plaintext gRPC only|has no TLS|TODO\(tls\)"
+
+
+@section("TLS: documentation")
+def tls_docs():
+    left = [rel(f) for f in sorted(DEPLOY.rglob("*")) if f.is_file()
+            and "TODO(tls)" in f.read_text(encoding="utf-8", errors="replace")]
+    check("deploy/: no TODO(tls) left", not left, left)
+    cf = (CONTAINER / "Containerfile").read_text(encoding="utf-8")
+    check("Containerfile: says that serving needs --tls-cert/--tls-key or --allow-insecure",
+          "--tls-cert" in cf and "--tls-key" in cf and "--allow-insecure" in cf, "")
+    ep = containerfile_entrypoint()
+    cmd = [a for w, a in containerfile_instructions(CONTAINER / "Containerfile") if w == "CMD"]
+    try:
+        cmd = [str(x) for x in json.loads(cmd[-1])] if cmd else []
+    except json.JSONDecodeError:
+        cmd = []
+    if not (flag_value(cmd, "tls-cert") or flag_bool(cmd, "allow-insecure")):
+        check("Containerfile: says that the default arguments alone are refused",
+              "refusing plaintext" in cf, "the default CMD serves plaintext on "
+              f"{flag_value(ep, 'listen')}: document it")
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for needle in ("--allow-insecure", "--tls-cert", "--tls-client-ca", "--principal-from-cert",
+                   TLS_SECRET, "tcpSocket", "grpc_health_probe"):
+        check(f"deploy/README.md: mentions {needle}", needle in readme, "")
+    check("deploy/README.md: no longer says that approvald has no TLS",
+          not re.search(STALE_NO_TLS, readme, re.I),
+          [m.group(0) for m in re.finditer(".{0,40}(" + STALE_NO_TLS + ").{0,40}", readme, re.I)])
+
+
 def main():
     for step in (k8s_files, k8s_deployment, k8s_service, k8s_pdb, k8s_job, k8s_config,
-                 example_config, containerfile, compose, systemd_keys, systemd_analyze):
+                 example_config, containerfile, compose, systemd_keys, systemd_analyze, tls_docs):
         step()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
