@@ -51,9 +51,13 @@ class OutageTest(unittest.TestCase):
         token = subprocess.run([APPROVALCTL, "token", "new", "--principal", "alice", "--roles",
                                 "approver"], check=True, capture_output=True, text=True).stdout
         cls.token = re.search(r"^token: (\S+)$", token, re.M).group(1)
+        agent = subprocess.run([APPROVALCTL, "token", "new", "--principal", "agent", "--roles",
+                                "requester"], check=True, capture_output=True, text=True).stdout
+        cls.agent = re.search(r"^token: (\S+)$", agent, re.M).group(1)
         cls.tokens_file = os.path.join(cls.tmp, "tokens")
         with open(cls.tokens_file, "w") as f:
-            f.write(re.search(r"^tokens-file line: (.+)$", token, re.M).group(1) + "\n")
+            for out in (token, agent):
+                f.write(re.search(r"^tokens-file line: (.+)$", out, re.M).group(1) + "\n")
         cls.log_path = os.path.join(cls.tmp, "approvald.log")
         cls.log = open(cls.log_path, "w")
         cls.proc = subprocess.Popen([APPROVALD, "--dsn", cls.dsn, "--tokens", cls.tokens_file,
@@ -117,11 +121,44 @@ class OutageTest(unittest.TestCase):
             time.sleep(0.1)
         self.fail("health never became %s:\n%s" % (want, open(self.log_path).read()))
 
+    def load(self, stop, results):
+        """Create + approve in a loop, every call with a 2 s deadline; records (approval id,
+        approve outcome, seconds) and the slowest call."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        with grpc.insecure_channel(self.addr) as ch:
+            stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+            while not stop.is_set():
+                start = time.time()
+                try:
+                    a = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                            metadata=(("authorization", "Bearer " + self.agent),),
+                                            timeout=2)
+                except grpc.RpcError as e:
+                    results.append((None, e.code().name, time.time() - start))
+                    time.sleep(0.05)
+                    continue
+                start = time.time()
+                try:
+                    stub.Approve(pb.ApproveRequest(id=a.id),
+                                 metadata=(("authorization", "Bearer " + self.token),), timeout=2)
+                    results.append((a.id, "OK", time.time() - start))
+                except grpc.RpcError as e:
+                    results.append((a.id, e.code().name, time.time() - start))
+
     def test_outage_and_recovery(self):
+        import threading
         self.gen = tempfile.mkdtemp(prefix="approvald-gen-", dir=self.tmp)
-        subprocess.run(["protoc", "--python_out=" + self.gen, "--grpc_python_out=" + self.gen,
-                        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", "-I",
-                        ROOT + "/tests/e2e/protos", "health.proto"], check=True)
+        for protos, files in ((ROOT + "/tests/e2e/protos", ["health.proto"]),
+                              (ROOT + "/proto", ["approvals/v1/approvals.proto"])):
+            subprocess.run(["protoc", "--python_out=" + self.gen, "--grpc_python_out=" + self.gen,
+                            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", "-I",
+                            protos, *files], check=True)
+        sys.path.insert(0, self.gen)
+        stop, results = threading.Event(), []
+        loader = threading.Thread(target=self.load, args=(stop, results))
+        loader.start()
+        time.sleep(0.5)
         self.assertEqual(self.health(), "SERVING")
         ok, _ = self.ctl("list")
         self.assertEqual(ok.returncode, 0, ok.stderr)
@@ -138,9 +175,35 @@ class OutageTest(unittest.TestCase):
 
         self.pg_start()
         self.wait_health("SERVING")
+        time.sleep(1)
+        stop.set()
+        loader.join(timeout=30)
         ok, _ = self.ctl("list")
         self.assertEqual(ok.returncode, 0, ok.stderr)
         self.assertEqual(self.proc.poll(), None)  # never restarted
+
+        # Under load through the outage: every call answered within its deadline, with a
+        # retryable code when it failed; afterwards every approval is whole.
+        codes = {code for _, code, _ in results}
+        self.assertTrue(codes <= {"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"}, codes)
+        self.assertIn("UNAVAILABLE", codes)
+        self.assertIn("OK", codes)
+        self.assertLess(max(took for _, _, took in results), 3.0)
+        rows = subprocess.run(["psql", self.dsn, "-Atc",
+                               "SELECT id, status, version FROM ai_approvals"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        state = {r.split("|")[0]: (r.split("|")[1], int(r.split("|")[2])) for r in rows}
+        for approval_id, code, _ in results:
+            if approval_id is None:
+                continue
+            status, version = state[approval_id]
+            self.assertIn((status, version), {("pending", 1), ("approved", 2)})
+            if code == "OK":
+                self.assertEqual(status, "approved")
+        events = subprocess.run(["psql", self.dsn, "-Atc",
+                                 "SELECT count(*) FROM approval_events WHERE type = 'approved'"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(int(events), sum(1 for s, _ in state.values() if s == "approved"))
 
 
 if __name__ == "__main__":
