@@ -134,17 +134,24 @@ int Create(ApprovalClient& client, const CliArgs& args, bool json) {
   return approvald::client::PrintApprovalResult(client.Create(req), json);
 }
 
+// --status pending,approved -> enum values; returns the first unknown name, or "".
+std::string ParseStatuses(const CliArgs& args, google::protobuf::RepeatedField<int>* out) {
+  auto statuses = args.Get("status");
+  if (!statuses) return "";
+  for (absl::string_view s : absl::StrSplit(*statuses, ',', absl::SkipEmpty())) {
+    v1::ApprovalStatus status;
+    std::string name = "APPROVAL_STATUS_" + std::string(s);
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (!v1::ApprovalStatus_Parse(name, &status)) return std::string(s);
+    out->Add(status);
+  }
+  return "";
+}
+
 int List(ApprovalClient& client, const CliArgs& args, bool json) {
   v1::ListApprovalsRequest req;
-  if (auto statuses = args.Get("status")) {
-    for (absl::string_view s : absl::StrSplit(*statuses, ',', absl::SkipEmpty())) {
-      v1::ApprovalStatus status;
-      std::string name = "APPROVAL_STATUS_" + std::string(s);
-      for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (!v1::ApprovalStatus_Parse(name, &status))
-        return Usage("unknown status: " + std::string(s));
-      req.add_statuses(status);
-    }
+  if (std::string bad = ParseStatuses(args, req.mutable_statuses()); !bad.empty()) {
+    return Usage("unknown status: " + bad);
   }
   req.set_action_type(args.Get("type").value_or(""));
   int64_t page_size = 0;
@@ -171,15 +178,8 @@ int Watch(const std::shared_ptr<grpc::Channel>& channel, const std::string& toke
   int64_t after = 0, count = 0;
   if (!ParseInt64(args, "after", &after) || after < 0) return Usage("--after must be an event id");
   if (!ParseInt64(args, "count", &count) || count < 0) return Usage("--count must be a number");
-  if (auto statuses = args.Get("status")) {
-    for (absl::string_view s : absl::StrSplit(*statuses, ',', absl::SkipEmpty())) {
-      v1::ApprovalStatus status;
-      std::string name = "APPROVAL_STATUS_" + std::string(s);
-      for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (!v1::ApprovalStatus_Parse(name, &status))
-        return Usage("unknown status: " + std::string(s));
-      req.add_statuses(status);
-    }
+  if (std::string bad = ParseStatuses(args, req.mutable_statuses()); !bad.empty()) {
+    return Usage("unknown status: " + bad);
   }
   req.set_action_type(args.Get("type").value_or(""));
   auto stub = v1::ApprovalService::NewStub(channel);

@@ -54,6 +54,20 @@ void CheckKey(absl::string_view field, absl::string_view key, size_t max, Violat
   }
 }
 
+// The filters that ListApprovals and WatchApprovals share.
+void CheckFilters(const google::protobuf::RepeatedField<int>& statuses,
+                  const std::string& action_type, Violations& v) {
+  for (int i = 0; i < statuses.size(); ++i) {
+    if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(statuses[i]))) {
+      v.emplace_back(absl::StrCat("statuses[", i, "]"),
+                     "must be a known status other than UNSPECIFIED");
+    }
+  }
+  if (!action_type.empty() && !handlers::IsValidActionType(action_type)) {
+    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
+  }
+}
+
 void CheckVersion(absl::string_view field, int64_t version, Violations& v) {
   if (version < 0) v.emplace_back(field, "must be 0 (any) or a positive version");
 }
@@ -181,15 +195,7 @@ absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req) {
 
 absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
   Violations v;
-  for (int i = 0; i < req.statuses_size(); ++i) {
-    if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(req.statuses(i)))) {
-      v.emplace_back(absl::StrCat("statuses[", i, "]"),
-                     "must be a known status other than UNSPECIFIED");
-    }
-  }
-  if (!req.action_type().empty() && !handlers::IsValidActionType(req.action_type())) {
-    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
-  }
+  CheckFilters(req.statuses(), req.action_type(), v);
   if (req.page_size() < 0) v.emplace_back("page_size", "must not be negative");
   if (req.page_token().size() > 1024) v.emplace_back("page_token", "is not a valid page token");
   return Check(v);
@@ -197,15 +203,7 @@ absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
 
 absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req) {
   Violations v;
-  for (int i = 0; i < req.statuses_size(); ++i) {
-    if (!StatusStorageName(static_cast<approvals::v1::ApprovalStatus>(req.statuses(i)))) {
-      v.emplace_back(absl::StrCat("statuses[", i, "]"),
-                     "must be a known status other than UNSPECIFIED");
-    }
-  }
-  if (!req.action_type().empty() && !handlers::IsValidActionType(req.action_type())) {
-    v.emplace_back("action_type", "must match ^[a-z][a-z0-9_.]{0,63}$");
-  }
+  CheckFilters(req.statuses(), req.action_type(), v);
   if (req.after_event_id() < 0) v.emplace_back("after_event_id", "must not be negative");
   return Check(v);
 }

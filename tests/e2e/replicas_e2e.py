@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+"""Several approvald replicas on one database, a crash in the middle of an action, and SIGTERM
+with calls in flight: the action of an approval runs exactly once through all of it.
+
+One fresh database of the PostgreSQL that tests/run started, with a table `effects` that the
+actions write to (one row per execution):
+  effect.write  INSERT INTO effects (approval_id) VALUES (:approval_id), exactly 1 row
+  effect.slow   SELECT pg_sleep(3), then the same insert
+Clients are the approvald_client package (client/python), stubs from client/python/generate.sh.
+
+  1. three replicas; 50 rounds of 32 concurrent Approves of one approval, spread over the
+     replicas: one OK, 31 ALREADY_PROCESSED, one effects row. A watcher on replica 1 sees the
+     APPROVED events of approvals decided through the other replicas.
+  2. kill -9 of the replica that is running an action: nothing is committed (still PENDING,
+     version 1, no effects row); a new replica approves it, once.
+  3. SIGTERM with 5 slow Approves running: all 5 finish OK within --shutdown-grace, exit 0.
+
+usage: replicas_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
+DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+CLIENT_DIR = os.path.join(ROOT, "client", "python")
+
+APPROVERS = 32
+ROUNDS = 50
+REPLICAS = 3
+
+CONFIG = """\
+version: 1
+action_types:
+  - name: effect.write
+    description: Writes one effects row.
+    handler: sql
+    sql:
+      - statement: INSERT INTO effects (approval_id) VALUES (:approval_id)
+        expect_rows: {exactly: 1}
+  - name: effect.slow
+    description: Sleeps 3 seconds, then writes one effects row.
+    handler: sql
+    sql:
+      - statement: SELECT pg_sleep(3)
+      - statement: INSERT INTO effects (approval_id) VALUES (:approval_id)
+        expect_rows: {exactly: 1}
+"""
+
+
+def psql(sql, dbname="postgres"):
+    """Runs sql; returns its rows as lists of strings (psql -At)."""
+    out = subprocess.run(["psql", DSN + " dbname=" + dbname, "-v", "ON_ERROR_STOP=1", "-XAtqc",
+                          sql], check=True, capture_output=True, text=True, timeout=60).stdout
+    return [line.split("|") for line in out.splitlines()]
+
+
+def new_token(principal, roles):
+    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
+    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
+    return token, line
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+class Daemon:
+    """An approvald on the test database, listening on a free port."""
+
+    def __init__(self, name, dsn, tokens_file, config_file, tmp):
+        self.name = name
+        self.log_path = os.path.join(tmp, "approvald-%s-%s.log" % (name, uuid.uuid4().hex[:6]))
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [APPROVALD, "--dsn", dsn, "--tokens", tokens_file, "--config", config_file,
+                 "--listen", "127.0.0.1:0", "--migrate", "--shutdown-grace=10s"],
+                stdout=log, stderr=subprocess.STDOUT)
+        self.port = None
+
+    def wait_started(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            m = re.search(r"\(port (\d+)\)", self.output())
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.05)
+        raise RuntimeError("approvald %s did not start:\n%s" % (self.name, self.output()))
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def output(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class ReplicasTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not DSN:
+            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
+        cls.dbname = None
+        cls.tmp = tempfile.mkdtemp(prefix="approvald-replicas-")
+        try:
+            cls.prepare()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def prepare(cls):
+        gen = os.path.join(cls.tmp, "gen")
+        subprocess.run([os.path.join(CLIENT_DIR, "generate.sh"), gen], check=True, timeout=60)
+        os.environ["APPROVALD_PY_GEN"] = gen
+        sys.path.insert(0, CLIENT_DIR)
+        cls.dbname = "approvald_replicas_" + uuid.uuid4().hex[:12]
+        psql("CREATE DATABASE " + cls.dbname)
+        psql("CREATE TABLE effects (id bigserial PRIMARY KEY, approval_id uuid NOT NULL)",
+             cls.dbname)
+        cls.dsn = DSN + " dbname=" + cls.dbname
+        # Not migrated up front: the replicas start together with --migrate, so concurrent
+        # migrators on an empty database are exercised too.
+        cls.tokens = {}
+        lines = []
+        principals = [("agent", "requester")] + [("r%d" % i, "approver") for i in range(APPROVERS)]
+        for name, roles in principals:
+            cls.tokens[name], line = new_token(name, roles)
+            lines.append(line)
+        cls.tokens_file = os.path.join(cls.tmp, "tokens")
+        with open(cls.tokens_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cls.config_file = os.path.join(cls.tmp, "approvald.yaml")
+        with open(cls.config_file, "w") as f:
+            f.write(CONFIG)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.dbname:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.started = time.time()
+        self.daemons = []
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            client.close()
+        for daemon in self.daemons:
+            daemon.stop()
+        sys.stderr.write("(%.1fs) " % (time.time() - self.started))
+
+    def run(self, result=None):
+        """Prints the logs of the test's daemons if it failed."""
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for daemon in getattr(self, "daemons", []):
+                sys.stderr.write("\n---- log of approvald %s ----\n%s" % (daemon.name,
+                                                                        daemon.output()))
+        return result
+
+    # helpers
+
+    def start(self, *names):
+        """Starts one approvald per name, all at once, and waits until each listens."""
+        daemons = [Daemon(n, self.dsn, self.tokens_file, self.config_file, self.tmp)
+                   for n in names]
+        self.daemons.extend(daemons)
+        for d in daemons:
+            d.wait_started()
+        return daemons
+
+    def client(self, daemon, who, timeout=30):
+        from approvald_client import ApprovalClient
+        c = ApprovalClient(daemon.target, self.tokens[who], timeout=timeout)
+        self.clients.append(c)
+        return c
+
+    def effects(self):
+        """approval id -> number of effects rows."""
+        return {row[0]: int(row[1]) for row in
+                psql("SELECT approval_id, count(*) FROM effects GROUP BY approval_id", self.dbname)}
+
+    def row(self, approval_id):
+        rows = psql("SELECT status, version FROM ai_approvals WHERE id = '%s'" % approval_id,
+                    self.dbname)
+        return tuple(rows[0]) if rows else None
+
+    def sleepers(self):
+        """Backends of the test database that are running the pg_sleep of effect.slow."""
+        return int(psql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND state = 'active'"
+                        " AND query LIKE '%pg_sleep(3)%'", self.dbname)[0][0])
+
+    @staticmethod
+    def outcome(call):
+        """('OK', approval) or (code name, ErrorInfo reason, message) of a call."""
+        import grpc
+        from approvald_client import error_info
+        try:
+            return ("OK", call())
+        except grpc.RpcError as err:
+            info = error_info(err)
+            return (err.code().name, info.reason if info else None, err.details())
+
+    def in_thread(self, fn):
+        """Runs fn in a thread; returns (thread, result list that gets fn's outcome)."""
+        result = []
+        thread = threading.Thread(target=lambda: result.append(self.outcome(fn)), daemon=True)
+        thread.start()
+        return thread, result
+
+    # tests
+
+    def test_1_concurrent_approvals_across_replicas(self):
+        import grpc
+        from approvald_client import pb
+        replicas = self.start(*["replica%d" % i for i in range(REPLICAS)])
+        requesters = [self.client(r, "agent") for r in replicas]
+        approvers = [self.client(replicas[i % REPLICAS], "r%d" % i) for i in range(APPROVERS)]
+
+        # A watcher on replica 1. It starts "from now on", so probe until it is live: an
+        # approval created through replica 2 shows up on it.
+        events = []
+        stream = self.client(replicas[1], "agent").watch(action_type="effect.write", timeout=120)
+
+        def read():
+            try:
+                for event in stream:
+                    events.append(event)
+            except grpc.RpcError as err:
+                events.append(err.code())
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        probes = []
+        deadline = time.time() + 15
+        while True:
+            probes.append(requesters[2].create("effect.write", summary="probe").id)
+            seen = lambda: any(getattr(e, "approval", None) is not None and
+                               e.approval.id in probes for e in events)
+            try:
+                wait_until(seen, 1, "the probe's CREATED event")
+                break
+            except AssertionError:
+                if time.time() > deadline:
+                    raise
+
+        winners = {}  # approval id -> (approver index, replica index)
+        for rnd in range(ROUNDS):
+            approval = requesters[rnd % REPLICAS].create(
+                "effect.write", summary="round %d" % rnd, action_data={"round": rnd})
+            self.assertEqual((approval.status, approval.version), (pb.APPROVAL_STATUS_PENDING, 1))
+            barrier = threading.Barrier(APPROVERS, timeout=30)
+            results = [None] * APPROVERS
+
+            def approve(i, approval_id=approval.id, barrier=barrier, results=results):
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError as err:
+                    results[i] = ("BARRIER", None, repr(err))
+                    return
+                results[i] = self.outcome(lambda: approvers[i].approve(approval_id))
+            threads = [threading.Thread(target=approve, args=(i,), daemon=True)
+                       for i in range(APPROVERS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            self.assertFalse(any(t.is_alive() for t in threads), "round %d hangs" % rnd)
+            ok = [i for i, r in enumerate(results) if r[0] == "OK"]
+            self.assertEqual(len(ok), 1, "round %d: %r" % (rnd, results))
+            others = {r[:2] for i, r in enumerate(results) if i != ok[0]}
+            self.assertEqual(others, {("FAILED_PRECONDITION", "ALREADY_PROCESSED")},
+                             "round %d: %r" % (rnd, results))
+            won = results[ok[0]][1]
+            self.assertEqual((won.status, won.version, won.decided_by),
+                             (pb.APPROVAL_STATUS_APPROVED, 2, "r%d" % ok[0]))
+            winners[approval.id] = (ok[0], ok[0] % REPLICAS)
+
+        # At least one approval decided through replica 2, whoever won the rounds.
+        probe = probes[0]
+        done = approvers[2].approve(probe)
+        self.assertEqual(done.status, pb.APPROVAL_STATUS_APPROVED)
+        winners[probe] = (2, 2)
+
+        effects = self.effects()
+        self.assertEqual({a: effects.get(a, 0) for a in winners}, {a: 1 for a in winners})
+        wins = sorted(r for _, r in winners.values())
+        sys.stderr.write("winning replica per approval: %s\n" % {
+            r: wins.count(r) for r in range(REPLICAS)})
+
+        def approved_events():
+            return {e.approval.id: e for e in list(events)
+                    if getattr(e, "type", None) == pb.EVENT_TYPE_APPROVED}
+        wait_until(lambda: set(winners) <= set(approved_events()), 15,
+                   "APPROVED events of all %d approvals on replica 1" % len(winners))
+        stream.cancel()
+        reader.join(timeout=10)
+        got = approved_events()
+        for approval_id, (approver, _) in winners.items():
+            event = got[approval_id]
+            self.assertEqual((event.actor, event.approval.decided_by, event.approval.version),
+                             ("r%d" % approver, "r%d" % approver, 2))
+        approved = [e.approval.id for e in events
+                    if getattr(e, "type", None) == pb.EVENT_TYPE_APPROVED]
+        self.assertEqual(len(approved), len(set(approved)), "an APPROVED event came twice")
+        through_2 = {a for a, (_, r) in winners.items() if r == 2}
+        self.assertIn(probe, through_2)
+        self.assertLessEqual(through_2, set(got))  # decided on replica 2, seen on replica 1
+        self.assertEqual(events[-1], grpc.StatusCode.CANCELLED)
+
+    def test_2_kill_9_during_the_action(self):
+        import grpc
+        from approvald_client import pb
+        (first,) = self.start("doomed")
+        approval = self.client(first, "agent").create("effect.slow", summary="crash")
+        approver = self.client(first, "r0")
+        thread, result = self.in_thread(lambda: approver.approve(approval.id))
+        wait_until(lambda: self.sleepers() >= 1, 10, "pg_sleep to run")
+        first.proc.kill()
+        self.assertEqual(first.proc.wait(timeout=10), -signal.SIGKILL)
+        thread.join(timeout=30)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(result[0][0], grpc.StatusCode.UNAVAILABLE.name, result)
+        # Nothing committed: still pending at version 1, no effect.
+        self.assertEqual(self.row(approval.id), ("pending", "1"))
+        self.assertEqual(self.effects().get(approval.id, 0), 0)
+
+        (second,) = self.start("successor")
+        self.assertEqual(self.client(second, "r1").get(approval.id).status,
+                         pb.APPROVAL_STATUS_PENDING)
+        # Waits for the dead replica's transaction to end (its backend notices the closed
+        # socket after pg_sleep), then runs the action itself.
+        done = self.client(second, "r1").approve(approval.id)
+        self.assertEqual((done.status, done.version, done.decided_by),
+                         (pb.APPROVAL_STATUS_APPROVED, 2, "r1"))
+        self.assertEqual(self.effects().get(approval.id, 0), 1)
+        self.assertEqual(self.row(approval.id), ("approved", "2"))
+
+    def test_3_sigterm_lets_running_calls_finish(self):
+        from approvald_client import pb
+        (daemon,) = self.start("terminated")
+        agent = self.client(daemon, "agent")
+        ids = [agent.create("effect.slow", summary="slow %d" % i).id for i in range(5)]
+        calls = [self.in_thread(lambda i=i: self.client(daemon, "r%d" % i).approve(ids[i]))
+                 for i in range(5)]
+        wait_until(lambda: self.sleepers() >= 5, 10, "5 pg_sleeps to run")
+        daemon.proc.send_signal(signal.SIGTERM)
+        for thread, _ in calls:
+            thread.join(timeout=30)
+            self.assertFalse(thread.is_alive())
+        for i, (_, result) in enumerate(calls):
+            self.assertEqual(result[0][0], "OK", result)
+            approval = result[0][1]
+            self.assertEqual((approval.id, approval.status, approval.decided_by),
+                             (ids[i], pb.APPROVAL_STATUS_APPROVED, "r%d" % i))
+        self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+        self.assertIn("approvald stopped", daemon.output())
+        effects = self.effects()
+        self.assertEqual([effects.get(i, 0) for i in ids], [1] * 5)
+
+
+if __name__ == "__main__":
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
+    sys.exit(1 if failed else 0)
