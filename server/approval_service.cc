@@ -318,8 +318,15 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   if (options_.metrics) {
     if (decided.ok() && decided->status != db::kPending) {
       options_.metrics->RecordDecided(decided->action_type, decided->status);
-    } else if (!decided.ok() && db::GetReason(decided.status()) == v1::EXECUTION_FAILED) {
-      options_.metrics->RecordDecided("", "failed");
+    } else if (db::GetReason(decided.status()) == v1::EXECUTION_FAILED) {
+      // FAILED by this call: final too. The error's metadata names the action type.
+      std::string type;
+      if (auto info = db::GetErrorInfo(decided.status())) {
+        if (auto it = info->metadata().find("action_type"); it != info->metadata().end()) {
+          type = it->second;
+        }
+      }
+      options_.metrics->RecordDecided(type, "failed");
     }
   }
   if (!decided.ok()) return decided.status();

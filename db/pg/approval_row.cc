@@ -159,7 +159,8 @@ absl::StatusOr<EventRecord> ParseEventRow(const Rows& rows, size_t row) {
 ErrorMetadata StateMetadata(const ApprovalRecord& approval) {
   return {{"status", StatusEnumName(approval.status)},
           {"version", absl::StrCat(approval.version)},
-          {"approval_id", approval.id}};
+          {"approval_id", approval.id},
+          {"action_type", approval.action_type}};
 }
 
 }  // namespace approvald::db::pg

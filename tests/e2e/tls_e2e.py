@@ -41,6 +41,17 @@ def make_certs(d):
                 cwd=d)
 
 
+def make_second_ca(d):
+    """Another CA and a server certificate from it: what a renewal swaps in."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca2.key", "-out",
+            "ca2.pem", "-days", "2", "-subj", "/CN=approvald test CA 2", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server2.key", "-out",
+            "server2.csr", "-subj", "/CN=localhost", cwd=d)
+    openssl("x509", "-req", "-in", "server2.csr", "-CA", "ca2.pem", "-CAkey", "ca2.key",
+            "-CAcreateserial", "-out", "server2.pem", "-days", "2", "-extfile", "server.ext",
+            cwd=d)
+
+
 def read(d, name):
     with open(os.path.join(d, name), "rb") as f:
         return f.read()
@@ -147,6 +158,42 @@ class TlsTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("noop", out.stdout)
+
+    def test_renewed_certificate_is_picked_up_without_restart(self):
+        import grpc
+        import shutil
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        make_second_ca(self.tmp)
+        live = os.path.join(self.tmp, "live")
+        os.makedirs(live, exist_ok=True)
+        shutil.copy(os.path.join(self.tmp, "server.pem"), os.path.join(live, "tls.pem"))
+        shutil.copy(os.path.join(self.tmp, "server.key"), os.path.join(live, "tls.key"))
+        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(live, "tls.pem"),
+                       "--tls-key", os.path.join(live, "tls.key"))
+
+        def works_with(ca):
+            creds = grpc.ssl_channel_credentials(read(self.tmp, ca))
+            with grpc.secure_channel("localhost:%d" % d.port, creds) as ch:
+                try:
+                    approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                        pb.ListActionTypesRequest(), timeout=5,
+                        metadata=(("authorization", "Bearer " + self.alice),))
+                    return True
+                except grpc.RpcError:
+                    return False
+
+        self.assertTrue(works_with("ca.pem"))
+        self.assertFalse(works_with("ca2.pem"))
+        # Renew: write the new pair in place (key first, then the certificate).
+        shutil.copy(os.path.join(self.tmp, "server2.key"), os.path.join(live, "tls.key.new"))
+        shutil.copy(os.path.join(self.tmp, "server2.pem"), os.path.join(live, "tls.pem.new"))
+        os.replace(os.path.join(live, "tls.key.new"), os.path.join(live, "tls.key"))
+        os.replace(os.path.join(live, "tls.pem.new"), os.path.join(live, "tls.pem"))
+        deadline = time.time() + 20
+        while time.time() < deadline and not works_with("ca2.pem"):
+            time.sleep(0.5)
+        self.assertTrue(works_with("ca2.pem"))
+        self.assertEqual(d.proc.poll(), None)
 
     def test_mtls_principal_from_certificate(self):
         import grpc
