@@ -168,6 +168,19 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", s->config_.listen));
   }
   s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  if (!s->config_.health_listen.empty()) {
+    // A second, health-only server: it exposes nothing but SERVING / NOT_SERVING.
+    grpc::ServerBuilder health;
+    health.AddListeningPort(s->config_.health_listen, grpc::InsecureServerCredentials(),
+                            &s->health_port_);
+    absl::MutexLock lock(&s->health_mu_);
+    s->health_server_ = health.BuildAndStart();
+    if (!s->health_server_ || s->health_port_ == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot listen on --health-listen ", s->config_.health_listen));
+    }
+    s->health_server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  }
   if (s->config_.expiry_interval > absl::ZeroDuration()) {
     s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,
                                                   s->config_.service.logger);
@@ -181,6 +194,7 @@ void ApprovalServer::SetDatabaseUp(bool up) {
   absl::MutexLock lock(&health_mu_);
   if (server_ == nullptr || shut_down_) return;
   server_->GetHealthCheckService()->SetServingStatus(up);
+  if (health_server_) health_server_->GetHealthCheckService()->SetServingStatus(up);
 }
 
 ApprovalServer::~ApprovalServer() { Shutdown(absl::Seconds(5)); }
@@ -191,6 +205,7 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
     if (shut_down_) return;
     shut_down_ = true;
     if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+    if (health_server_) health_server_->GetHealthCheckService()->SetServingStatus(false);
   }
   if (sweeper_) sweeper_->Stop();
   if (metrics_server_) metrics_server_->Stop();
@@ -198,6 +213,7 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
   if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   if (executor_) executor_->Shutdown();
   if (server_) server_->Wait();
+  if (health_server_) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 }  // namespace approvald::server

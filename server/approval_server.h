@@ -42,6 +42,9 @@ struct ServerConfig {
   ServiceOptions service;
   TlsConfig tls;
   std::string metrics_addr;  ///< host:port of the Prometheus /metrics endpoint; empty: off
+  /// host:port of a plaintext listener that serves only grpc.health.v1.Health (for probes that
+  /// cannot speak TLS, e.g. Kubernetes' grpc probes); empty: off.
+  std::string health_listen;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
 };
 
@@ -67,6 +70,8 @@ class ApprovalServer {
   Metrics& metrics() { return metrics_; }
   /// The /metrics port, or 0 without --metrics-addr.
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+  /// The --health-listen port, or 0.
+  int health_port() const { return health_port_; }
 
   /// Health NOT_SERVING, stop accepting calls, let in-flight calls finish within `grace`
   /// (then cancel them), drain the executor. Idempotent.
@@ -85,6 +90,8 @@ class ApprovalServer {
   std::unique_ptr<ExpirySweeper> sweeper_;
   Metrics metrics_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<grpc::Server> health_server_;  ///< --health-listen
+  int health_port_ = 0;
   std::atomic<bool> database_up_{true};
   int port_ = 0;
   // Health follows the database; shutdown makes it NOT_SERVING for good.

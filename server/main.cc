@@ -51,6 +51,9 @@ ABSL_FLAG(bool, allow_insecure, false,
           "allow plaintext on a non-loopback address (e.g. behind a TLS-terminating proxy)");
 ABSL_FLAG(std::string, metrics_addr, "",
           "host:port for Prometheus metrics over HTTP at /metrics (empty: off)");
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port of an extra plaintext listener serving only the health service, for probes "
+          "that cannot speak TLS (e.g. Kubernetes grpc probes); empty: off");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest accepted request message");
 
 namespace {
@@ -138,6 +141,7 @@ int Serve() {
   config.service.watch_buffer = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_watch_buffer)));
   config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
   config.metrics_addr = absl::GetFlag(FLAGS_metrics_addr);
+  config.health_listen = absl::GetFlag(FLAGS_health_listen);
   config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
@@ -165,6 +169,10 @@ int Serve() {
   if (!server.ok()) return Fail(server.status());
   spdlog::info("approvald listening on {} (port {}), pool {}, {} tokens", config.listen,
                (*server)->port(), config.pool_size, config.tokens->size());
+  if ((*server)->health_port() > 0) {
+    spdlog::info("health-only listener on {} (health port {})", config.health_listen,
+                 (*server)->health_port());
+  }
   if ((*server)->metrics_port() > 0) {
     spdlog::info("metrics on http://{}/metrics (metrics port {})", config.metrics_addr,
                  (*server)->metrics_port());

@@ -119,7 +119,12 @@ class DaemonTest(unittest.TestCase):
             f.write(CONFIG)
         cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"),
                             extra=("--config", cls.config_file, "--metrics-addr",
-                                   "127.0.0.1:0"))
+                                   "127.0.0.1:0", "--health-listen", "127.0.0.1:0"))
+        deadline = time.time() + 10
+        while time.time() < deadline and "(health port" not in cls.daemon.output():
+            time.sleep(0.05)
+        m = re.search(r"\(health port (\d+)\)", cls.daemon.output())
+        cls.health_port = int(m.group(1)) if m else None
         m = re.search(r"\(metrics port (\d+)\)", cls.daemon.output())
         cls.metrics_port = int(m.group(1)) if m else None
         if cls.daemon.port is None:
@@ -152,6 +157,18 @@ class DaemonTest(unittest.TestCase):
         for service in ("", "approvals.v1.ApprovalService"):
             resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
+        # The health-only listener (--health-listen) answers health and nothing else.
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        self.assertIsNotNone(self.health_port, self.daemon.output())
+        with grpc.insecure_channel("127.0.0.1:%d" % self.health_port) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="approvals.v1.ApprovalService"), timeout=5)
+            self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
+            with self.assertRaises(grpc.RpcError) as err:
+                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                    pb.ListActionTypesRequest(), metadata=self.md("alice"), timeout=5)
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         refl = reflection_pb2_grpc.ServerReflectionStub(self.channel)
         reqs = [reflection_pb2.ServerReflectionRequest(list_services="")]
         names = [s.name for r in refl.ServerReflectionInfo(iter(reqs), timeout=5)
