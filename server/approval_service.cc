@@ -212,6 +212,10 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
   in.deadline = deadline;
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
   if (created.created && options_.metrics) options_.metrics->RecordCreated(in.action_type);
+  if (created.created && options_.log_action_data && options_.logger) {
+    options_.logger->info("approval {} created: action_type={} action_data={}", created.approval.id,
+                          in.action_type, in.action_data_json);
+  }
   return ToProto(created.approval, resp);
 }
 

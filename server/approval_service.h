@@ -37,6 +37,8 @@ struct ServiceOptions {
   /// mTLS: the verified client certificate names the principal (SAN URI or DNS, else CN).
   bool principal_from_cert = false;
   Metrics* metrics = nullptr;
+  /// Log each created approval's action_data (off by default: it may hold personal data).
+  bool log_action_data = false;
 };
 
 /// The gRPC edge of ApprovalService: authenticates, validates, hands the work to the executor

@@ -51,6 +51,8 @@ ABSL_FLAG(bool, allow_insecure, false,
           "allow plaintext on a non-loopback address (e.g. behind a TLS-terminating proxy)");
 ABSL_FLAG(std::string, metrics_addr, "",
           "host:port for Prometheus metrics over HTTP at /metrics (empty: off)");
+ABSL_FLAG(bool, log_action_data, false,
+          "log the action_data of each created approval (off: it may hold personal data)");
 ABSL_FLAG(std::string, health_listen, "",
           "host:port of an extra plaintext listener serving only the health service, for probes "
           "that cannot speak TLS (e.g. Kubernetes grpc probes); empty: off");
@@ -142,6 +144,7 @@ int Serve() {
   config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
   config.metrics_addr = absl::GetFlag(FLAGS_metrics_addr);
   config.health_listen = absl::GetFlag(FLAGS_health_listen);
+  config.service.log_action_data = absl::GetFlag(FLAGS_log_action_data);
   config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
