@@ -180,6 +180,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
           absl::StrCat("cannot listen on --health-listen ", s->config_.health_listen));
     }
     s->health_server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+    s->health_server_->GetHealthCheckService()->SetServingStatus(s->database_up_.load());
   }
   if (s->config_.expiry_interval > absl::ZeroDuration()) {
     s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,

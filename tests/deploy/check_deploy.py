@@ -3,8 +3,9 @@
 
   /usr/bin/python3 tests/deploy/check_deploy.py [-v]
 
-- deploy/kubernetes/*.yaml: kinds, replicas, probes (tcpSocket, since the port serves TLS),
-  security contexts, resources, the PodDisruptionBudget, the Service, the migration Job, and
+- deploy/kubernetes/*.yaml: kinds, replicas, probes (native grpc probes on the plaintext,
+  health-only --health-listen port 8081, since the main port serves TLS; the Service doesn't
+  expose 8081), security contexts, resources, the PodDisruptionBudget, the Service, the migration Job, and
   that the Secret and ConfigMap keys that the pods use exist (the ConfigMap's approvald.yaml must
   parse and have action_types); the Deployment serves TLS from the `approvald-tls` Secret;
 - deploy/container/compose.yaml and deploy/container/Containerfile (two stages, build packages
@@ -53,6 +54,8 @@ ACTION_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 TOKEN_LINE = re.compile(r"^([0-9a-fA-F]{64}|cert)\s+\S+(\s+\S+)?$")
 HEALTH_SERVICE = "approvals.v1.ApprovalService"
 GRPC_PORT = 50051
+# The Deployment's --health-listen port: plaintext, grpc.health.v1.Health only, for the kubelet.
+HEALTH_PORT = 8081
 RUNTIME_PACKAGES = {"libgrpc++1.51", "libprotobuf32", "libpq5", "libyaml-cpp0.7", "libre2-9",
                     "libspdlog1.10", "libssl3", "libcpp-httplib0.11", "ca-certificates"}
 # approvald's default --listen, and the Secret that the Deployment's certificate comes from.
@@ -353,27 +356,43 @@ def k8s_deployment():
     check("Deployment: container port 50051 named grpc",
           len(grpc_ports) == 1 and grpc_ports[0].get("containerPort") == GRPC_PORT, ports)
 
-    # The port serves TLS and the kubelet's grpc probe speaks plaintext only, so the probes
-    # must be tcpSocket (a grpc probe would fail every time and restart the pods).
-    def probe(kind):
-        p = c.get(kind) or {}
-        g = p.get("tcpSocket")
-        check(f"Deployment: {kind} is a tcpSocket probe (the grpc probe can't do TLS)",
-              isinstance(g, dict) and "grpc" not in p and "httpGet" not in p, p)
-        if isinstance(g, dict):
-            check(f"Deployment: {kind} port is {GRPC_PORT} or grpc",
-                  g.get("port") in (GRPC_PORT, "grpc"), g.get("port"))
-    probe("livenessProbe")
+    health_ports = [p for p in ports if p.get("name") == "health"]
+    check(f"Deployment: container port {HEALTH_PORT} named health",
+          len(health_ports) == 1 and health_ports[0].get("containerPort") == HEALTH_PORT, ports)
+
+    # Port 50051 serves TLS and the kubelet's grpc probe speaks plaintext only, so the probes
+    # are grpc probes on the plaintext, health-only --health-listen port (a grpc probe on 50051
+    # would fail every time and restart the pods).
+    args = container_args(c)
+    health_listen = flag_value(args, "health-listen")
+    check(f"Deployment: args have --health-listen on port {HEALTH_PORT}",
+          health_listen is not None and health_listen.rpartition(":")[2] == str(HEALTH_PORT),
+          health_listen)
+    check("Deployment: --health-listen is not loopback (the kubelet probes the pod's IP)",
+          health_listen is not None and not is_loopback(health_listen), health_listen)
+
+    # kind -> the health service it must check ("" is the server as a whole).
+    want_service = {"startupProbe": "", "readinessProbe": HEALTH_SERVICE, "livenessProbe": ""}
+    for kind, service in want_service.items():
+        p = c.get(kind)
+        if not check(f"Deployment: has a {kind}", isinstance(p, dict), p):
+            continue
+        g = p.get("grpc")
+        others = sorted({"tcpSocket", "httpGet", "exec"} & set(p))
+        check(f"Deployment: {kind} is a native grpc probe", isinstance(g, dict) and not others, p)
+        if not isinstance(g, dict):
+            continue
+        check(f"Deployment: {kind} grpc port is {HEALTH_PORT} (a number; not the TLS port)",
+              g.get("port") == HEALTH_PORT and not isinstance(g.get("port"), bool), g.get("port"))
+        # An omitted service means "" to the kubelet.
+        check(f"Deployment: {kind} checks service {service!r}",
+              g.get("service", "") == service, g.get("service"))
     live = c.get("livenessProbe") or {}
     tolerance = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
     check("Deployment: livenessProbe outlasts a database failover (>= 60s)",
           tolerance >= 60, f"{tolerance}s")
-    probe("readinessProbe")
-    if "startupProbe" in c:
-        probe("startupProbe")
 
     check_pod_security("Deployment", pod, c)
-    args = container_args(c)
     listen = flag_value(args, "listen")
     check("Deployment: --listen (if set) is 0.0.0.0:50051",
           listen in (None, f"0.0.0.0:{GRPC_PORT}"), listen)
@@ -473,6 +492,12 @@ def k8s_service():
     check("Service: selector matches the Deployment's pods",
           subset(s.get("selector"), d["spec"]["template"]["metadata"].get("labels") or {}),
           s.get("selector"))
+    # The health port is plaintext and for the kubelet only.
+    exposed = [sp for sp in ports
+               if HEALTH_PORT in (sp.get("port"), sp.get("targetPort"))
+               or sp.get("targetPort") == "health"
+               or names.get(sp.get("targetPort")) == HEALTH_PORT]
+    check(f"Service: does not expose the health port {HEALTH_PORT}", not exposed, exposed)
 
 
 @section("kubernetes: PodDisruptionBudget")
@@ -979,6 +1004,9 @@ def systemd_analyze():
 
 # What deploy/README.md said before approvald had TLS.
 STALE_NO_TLS = r"\*\*No TLS\.\*\*|Remember: no TLS|serves plaintext gRPC only|has no TLS|TODO\(tls\)"
+# What it said before --health-listen, when the Kubernetes probes were tcpSocket.
+STALE_PROBES = (r"tcpSocket|only check that the port|does \*\*not\*\* see health|"
+                r"probes don't see it|single port, which serves TLS")
 
 
 @section("TLS: documentation")
@@ -1001,8 +1029,15 @@ def tls_docs():
               f"{flag_value(ep, 'listen')}: document it")
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     for needle in ("--allow-insecure", "--tls-cert", "--tls-client-ca", "--principal-from-cert",
-                   TLS_SECRET, "tcpSocket", "grpc_health_probe"):
+                   TLS_SECRET, "--health-listen", f"{HEALTH_PORT}", "grpc_health_probe"):
         check(f"deploy/README.md: mentions {needle}", needle in readme, "")
+    stale = [m.group(0) for m in re.finditer(".{0,60}(" + STALE_PROBES + ").{0,60}", readme, re.I)]
+    check("deploy/README.md: no longer says that the probes are tcpSocket or only check the port",
+          not stale, stale)
+    raw = (K8S / "deployment.yaml").read_text(encoding="utf-8")
+    stale = [m.group(0) for m in re.finditer(".{0,60}(" + STALE_PROBES + ").{0,60}", raw, re.I)]
+    check("deployment.yaml: no comment says that the probes are tcpSocket or only check the port",
+          not stale, stale)
     check("deploy/README.md: no longer says that approvald has no TLS",
           not re.search(STALE_NO_TLS, readme, re.I),
           [m.group(0) for m in re.finditer(".{0,40}(" + STALE_NO_TLS + ").{0,40}", readme, re.I)])
