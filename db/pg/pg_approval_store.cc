@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
@@ -22,6 +23,11 @@ constexpr absl::string_view kSystemActor = "approvald";
 constexpr absl::string_view kHandlerSavepoint = "approvald_handler";
 
 Param Opt(const std::string& s) { return s.empty() ? Param() : Param(s); }
+
+// How long a call may spend learning the outcome of a commit lost with its connection.
+absl::Time ResolveDeadline(absl::Time deadline) {
+  return std::min(deadline, absl::Now() + absl::Seconds(30));
+}
 
 absl::string_view TargetStatus(Decision d) {
   switch (d) {
@@ -180,6 +186,7 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
     }
     return absl::OkStatus();
   });
+  if (LostCommitBackend(st)) return ResolveLostCreate(in, result.approval.id, st);
   if (!st.ok()) return st;
   return result;
 }
@@ -247,21 +254,19 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
                                                        const AuthorizeFn& authorize,
                                                        const ExecuteFn& execute) {
   ApprovalRecord out;
-  int64_t locked_version = 0;
+  CommitIntent intent;
   absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
-    return DecideInTx(tx, input, authorize, execute, out, locked_version);
+    return DecideInTx(tx, input, authorize, execute, out, intent);
   });
-  if (st.code() == absl::StatusCode::kUnknown && locked_version > 0) {
-    return ResolveUnknownCommit(input, locked_version);
-  }
+  if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, st);
   if (!st.ok()) return st;
   return out;
 }
 
 absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                          const AuthorizeFn& authorize, const ExecuteFn& execute,
-                                         ApprovalRecord& out, int64_t& locked_version) {
-  locked_version = 0;
+                                         ApprovalRecord& out, CommitIntent& intent) {
+  intent = CommitIntent();
   ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
   if (locked_rows.empty())
     return absl::NotFoundError(absl::StrCat("approval ", in.id, " not found"));
@@ -294,11 +299,11 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     ASSIGN_OR_RETURN(ApprovalRecord expired,
                      RecordDecision(tx, locked, kExpired, Param(), Param(), Param(), Param(),
                                     kSystemActor, Param()));
-    return AnswerWithError(
-        tx, in, locked.id,
+    intent = {
+        locked.version, std::string(kExpired), false,
         ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
-                    absl::StrCat("approval ", locked.id, " has expired"), StateMetadata(expired)),
-        /*must_commit=*/true);
+                    absl::StrCat("approval ", locked.id, " has expired"), StateMetadata(expired))};
+    return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
   }
   if (in.expected_version != 0 && in.expected_version != locked.version) {
     return AnswerWithError(
@@ -336,7 +341,7 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
       if (bumped.empty()) return absl::InternalError("approval version moved under its row lock");
       ASSIGN_OR_RETURN(out, ParseApprovalRow(bumped, 0));
       RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
-      locked_version = locked.version;
+      intent = {locked.version, std::string(kPending), true, absl::OkStatus()};
       return tx.Commit();
     }
     // This vote reaches the quorum: it runs the action and approves, in this transaction.
@@ -357,11 +362,11 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                       std::string(failure.message().empty() ? "action failed"
                                                                             : failure.message()),
                                       in.actor, request_id));
-      return AnswerWithError(
-          tx, in, locked.id,
+      intent = {
+          locked.version, std::string(kFailed), false,
           ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
-                      absl::StrCat("action failed: ", failure.message()), StateMetadata(failed)),
-          /*must_commit=*/true);
+                      absl::StrCat("action failed: ", failure.message()), StateMetadata(failed))};
+      return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
     }
     result = *executed;
   }
@@ -369,33 +374,69 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
   ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
                                        Opt(in.reason), result, Param(), in.actor, request_id));
   RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
-  locked_version = locked.version;  // from here on a lost connection leaves the outcome unknown
+  intent = {locked.version, std::string(TargetStatus(in.decision)), false, absl::OkStatus()};
   return tx.Commit();
 }
 
-absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveUnknownCommit(const DecideInput& input,
-                                                                     int64_t locked_version) {
+absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const DecideInput& input,
+                                                                    const CommitIntent& intent,
+                                                                    const absl::Status& lost) {
+  const absl::Time deadline = ResolveDeadline(input.deadline);
+  RETURN_IF_ERROR(SettleLostCommit(pool_, lost, deadline));
   ApprovalRecord current;
-  absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) -> absl::Status {
-    // The lock waits for our in-flight transaction, if the server is still finishing it.
+  std::optional<absl::Status> replayed;
+  RETURN_IF_ERROR(RunInTransaction(pool_, deadline, [&](PgTx& tx) -> absl::Status {
+    // The row lock also waits for the lost transaction, should it still be finishing.
     ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kLockApproval, {input.id}));
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", input.id, " not found"));
     ASSIGN_OR_RETURN(current, ParseApprovalRow(rows, 0));
+    if (input.request_id) {
+      ASSIGN_OR_RETURN(Rows found,
+                       tx.Exec(queries::kFindDecisionRequest, {input.actor, *input.request_id}));
+      if (!found.empty()) replayed = ReplayOutcome(found);
+    }
     return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-  const bool ours = current.version == locked_version + 1 && current.decided_by == input.actor &&
-                    (current.status == TargetStatus(input.decision) || current.status == kFailed);
-  const bool our_vote = current.status == kPending && current.version == locked_version + 1 &&
-                        std::any_of(current.votes.begin(), current.votes.end(),
-                                    [&](const VoteRecord& v) { return v.voter == input.actor; });
-  if (ours || our_vote) return current;
-  if (current.status == kPending) {
-    return absl::UnavailableError("the decision was not recorded (connection lost); retry");
+  }));
+  const absl::Status not_recorded = MarkTransient(
+      absl::UnavailableError("the decision was not recorded (the database connection was lost "
+                             "during COMMIT); nothing changed, retry"));
+  if (input.request_id) {  // the call's own record says whether it committed, and its answer
+    if (!replayed) return not_recorded;
+    if (!replayed->ok()) return *replayed;
+    return current;
   }
-  return ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::ALREADY_PROCESSED,
-                     absl::StrCat("approval ", current.id, " is already ", current.status),
-                     StateMetadata(current));
+  if (intent.locked_version == 0) return not_recorded;  // no row-changing commit was sent
+  const bool ours = intent.vote
+                        ? std::any_of(current.votes.begin(), current.votes.end(),
+                                      [&](const VoteRecord& v) { return v.voter == input.actor; })
+                        : current.version == intent.locked_version + 1 &&
+                              current.status == intent.status &&
+                              (current.status == kExpired || current.decided_by == input.actor);
+  if (ours) {
+    if (!intent.answer.ok()) return intent.answer;
+    return current;
+  }
+  if (current.status == kPending) return not_recorded;
+  return ReasonError(
+      absl::StatusCode::kFailedPrecondition,
+      current.status == kExpired ? approvals::v1::EXPIRED : approvals::v1::ALREADY_PROCESSED,
+      absl::StrCat("approval ", current.id, " is already ", current.status),
+      StateMetadata(current));
+}
+
+absl::StatusOr<CreateResult> PgApprovalStore::ResolveLostCreate(const CreateInput& input,
+                                                                const std::string& id,
+                                                                const absl::Status& lost) {
+  const absl::Time deadline = ResolveDeadline(input.deadline);
+  RETURN_IF_ERROR(SettleLostCommit(pool_, lost, deadline));
+  absl::StatusOr<ApprovalRecord> row = Get(id, deadline);
+  if (row.ok()) return CreateResult{*std::move(row), /*created=*/true};
+  if (row.status().code() == absl::StatusCode::kNotFound) {
+    return MarkTransient(
+        absl::UnavailableError("the approval was not created (the database connection was lost "
+                               "during COMMIT); nothing changed, retry"));
+  }
+  return row.status();
 }
 
 }  // namespace approvald::db::pg

@@ -22,12 +22,27 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<int> ExpireDue(int batch) override;
 
  private:
+  // What a decision's COMMIT would make true, kept in case its outcome is lost with the
+  // connection: the row at version `locked_version + 1` in `status` (or, for a vote below the
+  // quorum, still pending with the actor's vote), answered with `answer`.
+  struct CommitIntent {
+    int64_t locked_version = 0;  ///< 0: this commit changes no row
+    std::string status;
+    bool vote = false;
+    absl::Status answer;
+  };
+
   // One attempt of Decide inside `tx`; sets `out` on success.
   absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,
-                          const ExecuteFn& execute, ApprovalRecord& out, int64_t& locked_version);
-  // After a commit whose outcome is unknown: reads the row back under its lock.
-  absl::StatusOr<ApprovalRecord> ResolveUnknownCommit(const DecideInput& input,
-                                                      int64_t locked_version);
+                          const ExecuteFn& execute, ApprovalRecord& out, CommitIntent& intent);
+  // After a decision's commit whose outcome is unknown: settles it, then learns the outcome
+  // from the request id's record or from the row, read back under its lock.
+  absl::StatusOr<ApprovalRecord> ResolveLostDecision(const DecideInput& input,
+                                                     const CommitIntent& intent,
+                                                     const absl::Status& lost);
+  // The same for a create: the inserted id exists or not.
+  absl::StatusOr<CreateResult> ResolveLostCreate(const CreateInput& input, const std::string& id,
+                                                 const absl::Status& lost);
 
   ConnectionPool& pool_;
 };

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "db/pg/internal/pg_result.h"
 #include "db/pg/pg_error.h"
+#include "db/queries.h"
 
 namespace approvald::db::pg {
 namespace {
@@ -92,6 +93,13 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
   }
   std::unique_ptr<PgConnection> out(new PgConnection(std::move(conn)));
   if (absl::Status st = out->ExecScript(kSessionSetup); !st.ok()) return st;
+  absl::StatusOr<Rows> identity = out->Exec(queries::kConnectionIdentity, {});
+  if (!identity.ok()) return identity.status();
+  if (!identity->empty()) {
+    absl::StatusOr<int64_t> pid = identity->GetInt(0, "pid");
+    if (pid.ok()) out->backend_pid_ = static_cast<int>(*pid);
+    out->backend_start_ = identity->GetString(0, "backend_start");
+  }
   return out;
 }
 
@@ -123,7 +131,10 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
       return MarkTransient(absl::UnavailableError(
           absl::StrCat("the schema changed under prepared statement ", query.name, "; retry")));
     }
-    return ResultError(conn_.get(), res.get(), query.name);
+    absl::Status error = ResultError(conn_.get(), res.get(), query.name);
+    // Lost, shut down, or now a read-only standby (after a failover): never reuse it.
+    if (error.code() == absl::StatusCode::kUnavailable) broken_ = true;
+    return error;
   }
   return ReadRows(res.get());
 }
@@ -168,8 +179,11 @@ absl::Status PgConnection::ExecScript(absl::string_view sql) {
   const std::string text(sql);
   PgResultPtr res(PQexec(conn_.get(), text.c_str()));
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    return ResultError(conn_.get(), res.get(), "");
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    absl::Status error = ResultError(conn_.get(), res.get(), "");
+    if (error.code() == absl::StatusCode::kUnavailable) broken_ = true;
+    return error;
+  }
   return absl::OkStatus();
 }
 

@@ -48,12 +48,19 @@ class PgConnection {
   /// Marks the connection unusable (e.g. a transaction left it in an unknown state).
   void MarkBroken() { broken_ = true; }
 
+  /// The server process behind this connection (pid and start time), read at connect: names it
+  /// after the connection is lost, e.g. to settle a transaction whose COMMIT was in flight.
+  int backend_pid() const { return backend_pid_; }
+  const std::string& backend_start() const { return backend_start_; }
+
  private:
   explicit PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn) : conn_(std::move(conn)) {}
 
   std::unique_ptr<pg_conn, PgConnCloser> conn_;
   absl::flat_hash_set<std::string> prepared_;
   bool broken_ = false;
+  int backend_pid_ = 0;
+  std::string backend_start_;
 };
 
 }  // namespace approvald::db::pg

@@ -2,10 +2,13 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 
 namespace approvald::db::pg {
 namespace {
 constexpr absl::string_view kTransientUrl = "approvald/transient";
+constexpr absl::string_view kLostCommitUrl = "approvald/lost-commit";
 }  // namespace
 
 absl::StatusCode CodeForSqlState(absl::string_view s) {
@@ -30,6 +33,26 @@ absl::Status MarkTransient(absl::Status status) {
 
 bool IsTransient(const absl::Status& status) {
   return status.GetPayload(kTransientUrl).has_value();
+}
+
+absl::Status CommitOutcomeUnknown(const BackendIdentity& backend) {
+  absl::Status status = absl::UnknownError(
+      "commit outcome unknown: the database connection was lost while COMMIT was in flight");
+  status.SetPayload(kLostCommitUrl, absl::Cord(absl::StrCat(backend.pid, "|", backend.start)));
+  return status;
+}
+
+std::optional<BackendIdentity> LostCommitBackend(const absl::Status& status) {
+  const auto payload = status.GetPayload(kLostCommitUrl);
+  if (!payload) return std::nullopt;
+  const std::string text(*payload);
+  const size_t bar = text.find('|');
+  BackendIdentity backend;
+  if (bar == std::string::npos || !absl::SimpleAtoi(text.substr(0, bar), &backend.pid)) {
+    return BackendIdentity{};
+  }
+  backend.start = text.substr(bar + 1);
+  return backend;
 }
 
 }  // namespace approvald::db::pg

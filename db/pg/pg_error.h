@@ -1,5 +1,8 @@
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -12,5 +15,17 @@ absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 /// deadlock, a connection lost before COMMIT was sent).
 absl::Status MarkTransient(absl::Status status);
 bool IsTransient(const absl::Status& status);
+
+/// The server process of a connection, as PgConnection read it at connect.
+struct BackendIdentity {
+  int pid = 0;
+  std::string start;  ///< backend_start, text
+};
+
+/// UNKNOWN: the connection broke while COMMIT was in flight; the status names the backend that
+/// was running the transaction, so that its outcome can be settled and read back.
+absl::Status CommitOutcomeUnknown(const BackendIdentity& backend);
+/// The backend of a CommitOutcomeUnknown status; nullopt for any other status.
+std::optional<BackendIdentity> LostCommitBackend(const absl::Status& status);
 
 }  // namespace approvald::db::pg

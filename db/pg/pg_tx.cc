@@ -34,7 +34,7 @@ absl::Status PgTx::Commit() {
   done_ = true;
   absl::Status st = conn_.ExecScript("COMMIT");
   if (!st.ok() && conn_.broken()) {
-    return absl::UnknownError("commit outcome unknown: the database connection was lost");
+    return CommitOutcomeUnknown({conn_.backend_pid(), conn_.backend_start()});
   }
   return st;
 }
@@ -70,6 +70,38 @@ absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
     if (last.ok() || !IsTransient(last) || absl::Now() >= deadline) break;
   }
   return last;
+}
+
+absl::Status SettleLostCommit(ConnectionPool& pool, const absl::Status& commit_unknown,
+                              absl::Time deadline) {
+  const std::optional<BackendIdentity> backend = LostCommitBackend(commit_unknown);
+  if (!backend || backend->pid == 0) return absl::OkStatus();  // nothing to settle by
+  absl::Status last;
+  while (absl::Now() < deadline) {
+    const int64_t wait_ms =
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - absl::Now()), 1, 1000);
+    absl::StatusOr<PoolLease> lease = pool.Acquire(deadline);
+    if (lease.ok()) {
+      absl::StatusOr<Rows> gone =
+          (*lease)->Exec(queries::kEndLostBackend,
+                         {absl::StrCat(backend->pid), backend->start, absl::StrCat(wait_ms)});
+      if (gone.ok() && gone->GetBool(0, "gone")) return absl::OkStatus();
+      // Not allowed to end it (no pg_signal_backend): the row lock still orders the read-back.
+      if (!gone.ok() && gone.status().code() != absl::StatusCode::kUnavailable &&
+          !IsTransient(gone.status())) {
+        return absl::OkStatus();
+      }
+      last = gone.ok() ? absl::OkStatus() : gone.status();
+    } else {
+      last = lease.status();
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(100), deadline - absl::Now()));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the database connection was lost while COMMIT was in flight and the outcome could not be "
+      "read back before the deadline",
+      last.ok() ? "" : absl::StrCat(" (", last.message(), ")"),
+      ": read the approval, or retry with the same request_id / idempotency_key"));
 }
 
 }  // namespace approvald::db::pg

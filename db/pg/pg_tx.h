@@ -19,8 +19,8 @@ class PgTx final : public Tx {
 
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
 
-  /// UNKNOWN ("commit outcome unknown") if the connection broke while COMMIT was in flight:
-  /// the caller must read the state back, never re-run the work.
+  /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the
+  /// caller settles it (SettleLostCommit) and reads the state back, never re-runs the work.
   absl::Status Commit();
   absl::Status Rollback();
   absl::Status Savepoint(absl::string_view name);
@@ -38,5 +38,12 @@ class PgTx final : public Tx {
 /// rolled back. Never re-runs after a commit whose outcome is unknown.
 absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
                               const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3);
+
+/// After a CommitOutcomeUnknown: makes sure the transaction that was committing is finished for
+/// good (its backend, if still running, is terminated and waited for), retrying on other
+/// connections until `deadline`. OK once it is settled (committed or not, to be read back);
+/// DEADLINE_EXCEEDED if the database could not be reached in time.
+absl::Status SettleLostCommit(ConnectionPool& pool, const absl::Status& commit_unknown,
+                              absl::Time deadline);
 
 }  // namespace approvald::db::pg

@@ -1,0 +1,160 @@
+// A COMMIT lost with its connection: the decision's outcome is settled and read back, never
+// guessed and never re-run. A TCP proxy loses one COMMIT either after the server ran it (the
+// reply is lost) or before (the COMMIT is lost).
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <regex>
+
+#include "db/pg/connection_pool.h"
+#include "db/pg/pg_approval_store.h"
+#include "tests/testing/commit_cutting_proxy.h"
+#include "tests/testing/pg_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace approvald::testing {
+namespace {
+
+using Cut = CommitCuttingProxy::Cut;
+
+constexpr db::Query kEffect{"lost_commit_effect",
+                            "INSERT INTO lost_commit_effects (approval_id) VALUES ($1::uuid)"};
+
+class LostCommitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = TestDatabase::Create();
+    ASSERT_NE(db_, nullptr);
+    ASSERT_OK(
+        db_->Connect()->ExecScript("CREATE TABLE lost_commit_effects (approval_id uuid NOT NULL)"));
+    std::smatch port;
+    const std::string dsn = db_->dsn();
+    ASSERT_TRUE(std::regex_search(dsn, port, std::regex(R"(port=(\d+))"))) << dsn;
+    proxy_ = CommitCuttingProxy::Start("127.0.0.1", std::stoi(port[1]));
+    ASSERT_NE(proxy_, nullptr);
+    pool_ = std::make_unique<db::pg::ConnectionPool>(
+        dsn + " host=127.0.0.1 port=" + std::to_string(proxy_->port()), 4);
+    store_ = std::make_unique<db::pg::PgApprovalStore>(*pool_);
+  }
+
+  std::string Create() {
+    db::CreateInput in;
+    in.action_type = "effect";
+    in.requested_by = "agent";
+    auto created = store_->Create(in);
+    EXPECT_OK(created);
+    return created.ok() ? created->approval.id : "";
+  }
+
+  absl::StatusOr<db::ApprovalRecord> Decide(const std::string& id, db::Decision decision,
+                                            std::optional<std::string> request_id = {},
+                                            bool fail = false) {
+    db::DecideInput in;
+    in.decision = decision;
+    in.id = id;
+    in.actor = "alice";
+    in.reason = "because";
+    in.request_id = std::move(request_id);
+    in.deadline = absl::Now() + absl::Seconds(10);
+    return store_->Decide(
+        in, nullptr, [&](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
+          executions_.fetch_add(1);
+          if (absl::Status st = tx.Exec(kEffect, {a.id}).status(); !st.ok()) return st;
+          if (fail) return absl::FailedPreconditionError("insufficient funds");
+          return std::string("{}");
+        });
+  }
+
+  std::string Row(const std::string& id) {
+    return db_->Scalar(
+        "SELECT status || ' v' || version || ' effects ' || (SELECT count(*) "
+        "FROM lost_commit_effects WHERE approval_id = a.id) FROM ai_approvals a "
+        "WHERE id = '" +
+        id + "'");
+  }
+
+  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<CommitCuttingProxy> proxy_;
+  std::unique_ptr<db::pg::ConnectionPool> pool_;
+  std::unique_ptr<db::pg::PgApprovalStore> store_;
+  std::atomic<int> executions_{0};
+};
+
+TEST_F(LostCommitTest, ApproveWhoseReplyIsLostAnswersTheCommittedApproval) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kReplyLost);
+  auto approved = Decide(id, db::Decision::kApprove);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_OK(approved);
+  EXPECT_EQ(approved->status, "approved");
+  EXPECT_EQ(approved->version, 2);
+  EXPECT_EQ(Row(id), "approved v2 effects 1");
+  EXPECT_EQ(executions_.load(), 1);  // read back, never re-run
+}
+
+TEST_F(LostCommitTest, ApproveWhoseCommitIsLostChangesNothingAndIsRetryable) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kCommitLost);
+  auto lost = Decide(id, db::Decision::kApprove);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(Row(id), "pending v1 effects 0");
+  auto retried = Decide(id, db::Decision::kApprove);
+  ASSERT_OK(retried);
+  EXPECT_EQ(Row(id), "approved v2 effects 1");
+}
+
+TEST_F(LostCommitTest, RequestIdReplaysTheLostCallsAnswer) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kReplyLost);
+  auto approved = Decide(id, db::Decision::kApprove, "req-1");
+  ASSERT_OK(approved);
+  EXPECT_EQ(approved->status, "approved");
+  auto again = Decide(id, db::Decision::kApprove, "req-1");
+  ASSERT_OK(again);
+  EXPECT_EQ(Row(id), "approved v2 effects 1");
+  EXPECT_EQ(executions_.load(), 1);
+
+  const std::string other = Create();
+  proxy_->Arm(Cut::kCommitLost);
+  EXPECT_EQ(Decide(other, db::Decision::kReject, "req-2").status().code(),
+            absl::StatusCode::kUnavailable);
+  auto rejected = Decide(other, db::Decision::kReject, "req-2");
+  ASSERT_OK(rejected);
+  EXPECT_EQ(rejected->status, "rejected");
+}
+
+TEST_F(LostCommitTest, FailedActionWhoseReplyIsLostStillAnswersExecutionFailed) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kReplyLost);
+  auto failed = Decide(id, db::Decision::kApprove, std::nullopt, /*fail=*/true);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition) << failed.status();
+  EXPECT_NE(failed.status().message().find("insufficient funds"), absl::string_view::npos);
+  EXPECT_EQ(Row(id), "failed v2 effects 0");
+}
+
+TEST_F(LostCommitTest, CreateWhoseReplyIsLostReturnsTheApproval) {
+  proxy_->Arm(Cut::kReplyLost);
+  const std::string id = Create();
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Row(id), "pending v1 effects 0");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "1");
+}
+
+TEST_F(LostCommitTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
+  proxy_->Arm(Cut::kCommitLost);
+  db::CreateInput in;
+  in.action_type = "effect";
+  in.requested_by = "agent";
+  auto lost = store_->Create(in);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "0");
+  EXPECT_OK(store_->Create(in));
+}
+
+}  // namespace
+}  // namespace approvald::testing
