@@ -1,0 +1,313 @@
+#!/usr/bin/python3
+"""tests/perf/run's driver: pgbench and approval-bench side by side on one machine.
+
+For each concurrency: a fresh PostgreSQL with fixed settings (default durability), the schema
+from `approvald migrate`, pgbench running approvald's own SQL (tests/perf/*.pgbench), then
+approvald + approval-bench on the same database. Prints the table; with --results, writes it
+to tests/perf/RESULTS.md.
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+# Fixed PostgreSQL settings: defaults (fsync, synchronous_commit on) plus room for the runs.
+PG_SETTINGS = ["shared_buffers=256MB", "max_connections=200", "max_wal_size=4GB",
+               "checkpoint_timeout=30min", "listen_addresses=127.0.0.1"]
+
+
+def log(msg):
+    print("\033[1m==> %s\033[0m" % msg, file=sys.stderr, flush=True)
+
+
+def as_owner(cmd):
+    return (["runuser", "-u", "postgres", "--"] + cmd) if os.getuid() == 0 else cmd
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Postgres:
+    def __init__(self, tmp):
+        self.data = os.path.join(tmp, "pg-%d" % time.time_ns())
+        os.mkdir(self.data, 0o700)
+        self.sock = self.data + "-sock"
+        os.mkdir(self.sock)
+        if os.getuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+            shutil.chown(self.sock, "postgres", "postgres")
+        subprocess.run(as_owner([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres",
+                                 "--auth=trust"]), check=True, capture_output=True)
+        self.port = free_port()
+        opts = " ".join(["-p %d -k %s" % (self.port, self.sock)] +
+                        ["-c " + s for s in PG_SETTINGS])
+        subprocess.run(as_owner([PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.data + "/log",
+                                 "-w", "-o", opts, "start"]), check=True, capture_output=True)
+        self.dsn = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % self.port
+
+    def psql(self, sql, *args):
+        return subprocess.run(["psql", self.dsn, "-v", "ON_ERROR_STOP=1", "-Atq", *args, "-c", sql],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        subprocess.run(as_owner([PG_BIN + "/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(self.data, ignore_errors=True)
+        shutil.rmtree(self.sock, ignore_errors=True)
+
+
+def pgbench(pg, script, clients, seconds, tmp, warmup):
+    """tx/s and p99 latency (ms) of one pgbench run (after a warm-up run)."""
+    threads = str(min(clients, 2))
+    base = [PG_BIN + "/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", threads,
+            "-f", script, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "postgres"]
+    if warmup > 0:
+        subprocess.run(base + ["-T", str(int(max(1, warmup)))], check=True, capture_output=True)
+    logdir = tempfile.mkdtemp(dir=tmp)
+    out = subprocess.run(base + ["-T", str(int(seconds)), "-l", "--log-prefix",
+                                 os.path.join(logdir, "tx")],
+                         check=True, capture_output=True, text=True).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat = []
+    for path in glob.glob(os.path.join(logdir, "tx*")):
+        with open(path) as f:
+            lat.extend(int(line.split()[2]) for line in f if line.strip())
+    lat.sort()
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1000.0 if lat else 0.0
+    shutil.rmtree(logdir, ignore_errors=True)
+    return tps, p99
+
+
+def proc_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    status = open("/proc/%d/status" % pid).read()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024.0
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024.0
+    return cpu, rss, hwm
+
+
+class Approvald:
+    def __init__(self, build, pg, tmp, extra_flags=()):
+        ctl = os.path.join(build, "client", "approvalctl")
+        lines = []
+        self.tokens = {}
+        for name, roles in (("perf-agent", "requester"), ("perf-reviewer", "approver")):
+            out = subprocess.run([ctl, "token", "new", "--principal", name, "--roles", roles],
+                                 check=True, capture_output=True, text=True).stdout
+            self.tokens[name] = re.search(r"^token: (\S+)$", out, re.M).group(1)
+            lines.append(re.search(r"^tokens-file line: (.+)$", out, re.M).group(1))
+        tokens_file = os.path.join(tmp, "tokens-%d" % time.time_ns())
+        with open(tokens_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log_path = tokens_file + ".log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(build, "server", "approvald"), "--dsn", pg.dsn, "--tokens", tokens_file,
+             "--listen", "127.0.0.1:0", "--migrate", *extra_flags],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        self.addr = None
+        while time.time() < deadline and not self.addr:
+            with open(self.log_path) as f:
+                m = re.search(r"\(port (\d+)\)", f.read())
+            if m:
+                self.addr = "127.0.0.1:" + m.group(1)
+            time.sleep(0.05)
+        if not self.addr:
+            raise RuntimeError("approvald did not start:\n" + open(self.log_path).read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def bench(build, daemon, mode, concurrency, args):
+    """Runs approval-bench; approvald's CPU time is sampled at the measured window's edges."""
+    cmd = [os.path.join(build, "client", "approval-bench"), "--target", daemon.addr,
+           "--token", daemon.tokens["perf-reviewer"],
+           "--requester-token", daemon.tokens["perf-agent"], "--mode", mode,
+           "--concurrency", str(concurrency), "--json", "--quiet", "--mark-phases", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marks, errors = {}, []
+    start_cpu = proc_stat(daemon.proc.pid)[0]
+    for line in proc.stderr:
+        if "measure start" in line:
+            marks["start"] = proc_stat(daemon.proc.pid)[0]
+        elif "measure end" in line:
+            marks["end"] = proc_stat(daemon.proc.pid)[0]
+        else:
+            errors.append(line)
+    out = proc.stdout.read()
+    if proc.wait() != 0:
+        raise RuntimeError("approval-bench %s failed:\n%s%s" % (mode, out, "".join(errors)))
+    result = json.loads(out)
+    cpu, _, hwm = proc_stat(daemon.proc.pid)
+    calls = max(1, result["calls"])
+    used = marks.get("end", cpu) - marks.get("start", start_cpu)
+    result["cpu_s_per_1000"] = used * 1000.0 / calls
+    result["peak_rss_mib"] = hwm
+    return result
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    mem = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1)) // 1024
+    pgv = subprocess.run([PG_BIN + "/postgres", "--version"], capture_output=True,
+                         text=True).stdout.strip()
+    return "%s, %d cores, %d MiB RAM, Linux %s, %s" % (cpu, os.cpu_count(), mem,
+                                                       platform.release(), pgv)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--concurrency", default="1,4,16,64")
+    ap.add_argument("--modes", default="approve,create")
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
+                    help="the 64-racer contended case and watch-fanout with 1,000 watchers")
+    ap.add_argument("--results", help="write the table to this Markdown file")
+    ap.add_argument("--approvald-flags", default="", help="extra approvald flags")
+    args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    modes = args.modes.split(",")
+    flags = args.approvald_flags.split()
+    tmp = tempfile.mkdtemp(prefix="approvald-perf-")
+    os.chmod(tmp, 0o755)
+    rows = {}
+    try:
+        for c in levels:
+            log("concurrency %d: fresh PostgreSQL" % c)
+            pg = Postgres(tmp)
+            try:
+                subprocess.run([os.path.join(args.build, "server", "approvald"), "migrate",
+                                "--dsn", pg.dsn], check=True, capture_output=True)
+                need = int((args.duration + args.warmup + 2) * 5000)
+                pg.psql("\\i " + os.path.join(HERE, "setup_approve.sql"), "-v", "n=%d" % need)
+                for mode in modes:
+                    log("concurrency %d: pgbench %s" % (c, mode))
+                    tps, p99 = pgbench(pg, os.path.join(HERE, mode + ".pgbench"), c,
+                                       args.duration, tmp, args.warmup)
+                    rows[(mode, c)] = {"pg_tps": tps, "pg_p99": p99}
+                daemon = Approvald(args.build, pg, tmp, flags)
+                try:
+                    time.sleep(1)
+                    rows[("idle", c)] = {"rss": proc_stat(daemon.proc.pid)[1]}
+                    for mode in modes:
+                        log("concurrency %d: approval-bench %s" % (c, mode))
+                        extra = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+                        if mode in ("approve", "reject"):
+                            expect = rows[(mode, c)]["pg_tps"] * 1.3 + 500
+                            extra += ["--approvals",
+                                      str(int(expect * (args.duration + args.warmup)))]
+                        rows[(mode, c)]["bench"] = bench(args.build, daemon, mode, c, extra)
+                finally:
+                    daemon.stop()
+            finally:
+                pg.stop()
+        extras = {}
+        if args.extras:
+            pg = Postgres(tmp)
+            try:
+                daemon = Approvald(args.build, pg, tmp, flags)
+                try:
+                    log("contended: 64 racers per approval")
+                    extras["contended"] = bench(args.build, daemon, "contended", 1,
+                                                ["--racers", "64", "--duration", "10",
+                                                 "--warmup", "1"])
+                    log("watch-fanout: 1,000 watchers")
+                    extras["watch"] = bench(args.build, daemon, "watch-fanout", 1,
+                                            ["--watchers", "1000", "--rate", "20",
+                                             "--duration", "10", "--warmup", "1",
+                                             "--channels", "8"])
+                finally:
+                    daemon.stop()
+            finally:
+                pg.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report = render(rows, levels, modes, extras, args)
+    print(report)
+    if args.results:
+        with open(args.results, "w") as f:
+            f.write(report)
+    return 0
+
+
+def render(rows, levels, modes, extras, args):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# approvald performance (tests/perf/run)", "",
+           "%s; %s." % (now, machine()),
+           "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
+           "commit), %s. Each run %g s after %g s warm-up; pgbench `-M prepared` runs "
+           "approvald's own statements (tests/perf/*.pgbench)." %
+           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup), ""]
+    for mode in modes:
+        peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
+        out += ["## %s" % mode, "",
+                "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
+                "| clients | pgbench tx/s | approvald calls/s | ratio to peak | pgbench p99 ms | "
+                "approvald p99 ms | p99 ratio | approvald peak RSS MiB | CPU s / 1,000 calls | "
+                "errors |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for c in levels:
+            r = rows[(mode, c)]
+            b = r["bench"]
+            out.append("| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %s |" % (
+                c, r["pg_tps"], b["calls_per_s"], b["calls_per_s"] / peak, r["pg_p99"],
+                b["p99_ms"], b["p99_ms"] / r["pg_p99"] if r["pg_p99"] else 0,
+                b["peak_rss_mib"], b["cpu_s_per_1000"],
+                ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
+        out.append("")
+    out.append("Idle RSS after start: " + ", ".join(
+        "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
+    out.append("")
+    if "contended" in extras:
+        x = extras["contended"]
+        out += ["## 64 racers on one approval", "",
+                "%d rounds; executions %d (rounds without exactly one: %d); first to last answer "
+                "p50 %.1f ms, p99 %.1f ms, max %.1f ms; fire to last answer p99 %.1f ms." % (
+                    x["rounds"], x["executions"], x["rounds_without_exactly_one_execution"],
+                    x["spread_p50_ms"], x["spread_p99_ms"], x["spread_max_ms"],
+                    x["all_answered_p99_ms"]), ""]
+    if "watch" in extras:
+        x = extras["watch"]
+        out += ["## watch-fanout, 1,000 watchers", "",
+                "%d creates at 20/s; %d of %d deliveries; create sent -> delivered p50 %.1f ms, "
+                "p99 %.1f ms, max %.1f ms; approvald peak RSS %.1f MiB." % (
+                    x["creates_ok"], x["deliveries"], x["deliveries_expected"], x["p50_ms"],
+                    x["p99_ms"], x["max_ms"], x["peak_rss_mib"]), ""]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
