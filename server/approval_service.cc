@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
+#include "server/log_format.h"
 #include "server/proto_convert.h"
 #include "server/status_conversion.h"
 #include "server/watch_reactor.h"
@@ -145,7 +146,7 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string
         std::string(method), absl::StatusCodeToString(status.code()),
         reason == v1::ERROR_REASON_UNSPECIFIED ? "-" : v1::ErrorReason_Name(reason),
         absl::ToDoubleMilliseconds(absl::Now() - start), principal.empty() ? "-" : principal,
-        request_id, status.ok() ? "" : " message=", std::string(status.message()));
+        request_id, status.ok() ? "" : " message=", EscapeForLog(status.message()));
   }
   if (options_.metrics) {
     options_.metrics->RecordRpc(std::string(method), absl::StatusCodeToString(status.code()),
@@ -229,6 +230,10 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
                   });
 }
 
+// The largest page ListApprovals builds, well under the 4 MiB default receive limit of gRPC
+// clients (the rest of the message and the framing need a little room).
+constexpr size_t kMaxPageBytes = 3 * 1024 * 1024;
+
 grpc::ServerUnaryReactor* ApprovalServiceImpl::ListApprovals(grpc::CallbackServerContext* ctx,
                                                              const v1::ListApprovalsRequest* req,
                                                              v1::ListApprovalsResponse* resp) {
@@ -254,12 +259,27 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
   }
   in.deadline = deadline;
   ASSIGN_OR_RETURN(std::vector<db::ApprovalRecord> rows, store_.List(in));
-  const bool more = rows.size() > static_cast<size_t>(page_size);
+  bool more = rows.size() > static_cast<size_t>(page_size);
   if (more) rows.resize(static_cast<size_t>(page_size));
-  for (const db::ApprovalRecord& a : rows) RETURN_IF_ERROR(ToProto(a, resp->add_approvals()));
-  if (more) {
+  // A page also ends before it outgrows what a default gRPC client accepts (4 MiB): large
+  // approvals make shorter pages, never an unreadable one. The first approval always fits,
+  // since a create is itself bounded well below that.
+  size_t bytes = 0, taken = 0;
+  for (const db::ApprovalRecord& a : rows) {
+    v1::Approval* out = resp->add_approvals();
+    RETURN_IF_ERROR(ToProto(a, out));
+    bytes += out->ByteSizeLong() + 8;
+    if (taken > 0 && bytes > kMaxPageBytes) {
+      resp->mutable_approvals()->RemoveLast();
+      more = true;
+      break;
+    }
+    ++taken;
+  }
+  if (more && taken > 0) {
+    const db::ApprovalRecord& last = rows[taken - 1];
     resp->set_next_page_token(
-        page_tokens_.Encode({absl::ToUnixMicros(rows.back().create_time), rows.back().id}, req));
+        page_tokens_.Encode({absl::ToUnixMicros(last.create_time), last.id}, req));
   }
   return absl::OkStatus();
 }

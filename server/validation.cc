@@ -81,6 +81,10 @@ bool CheckFields(const pb::Struct& s, int depth, int max_depth, std::string& why
     return false;
   }
   for (const auto& [key, value] : s.fields()) {
+    if (key.find('\0') != std::string::npos) {  // jsonb cannot store \u0000, keys included
+      why = "keys must not contain NUL characters";
+      return false;
+    }
     if (!CheckValue(value, depth, max_depth, why)) return false;
   }
   return true;

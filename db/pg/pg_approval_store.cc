@@ -85,11 +85,15 @@ class HandlerTx final : public Tx {
 absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& locked,
                                               absl::string_view status, Param decided_by,
                                               Param reason, Param result, Param error,
-                                              absl::string_view actor, const Param& request_id) {
-  ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kRecordDecision,
-                                      {locked.id, absl::StrCat(locked.version), std::string(status),
-                                       std::move(decided_by), std::move(reason), std::move(result),
-                                       std::move(error), std::string(actor), request_id}));
+                                              absl::string_view actor, const Param& request_id,
+                                              bool commit = false) {
+  Params params = {locked.id,           absl::StrCat(locked.version),
+                   std::string(status), std::move(decided_by),
+                   std::move(reason),   std::move(result),
+                   std::move(error),    std::string(actor),
+                   request_id};
+  ASSIGN_OR_RETURN(Rows rows, commit ? tx.ExecAndCommit(queries::kRecordDecision, params)
+                                     : tx.Exec(queries::kRecordDecision, params));
   if (rows.empty()) {
     return absl::InternalError(
         absl::StrCat("approval ", locked.id, " changed version while its row was locked"));
@@ -99,18 +103,23 @@ absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& lo
 
 // Stores the first outcome of a call that carries a request id, in the decision's transaction.
 absl::Status RecordOutcome(PgTx& tx, const DecideInput& input, const std::string& approval_id,
-                           const absl::Status& outcome) {
+                           const absl::Status& outcome, bool commit = false) {
   if (!input.request_id) return absl::OkStatus();
   std::string info_json;
   if (auto info = GetErrorInfo(outcome)) {
     (void)google::protobuf::util::MessageToJsonString(*info, &info_json);
   }
   if (info_json.empty()) info_json = "{}";
-  return tx
-      .Exec(queries::kInsertDecisionRequest,
-            {input.actor, *input.request_id, approval_id, std::string(MethodName(input.decision)),
-             absl::StrCat(static_cast<int>(outcome.code())), "", std::string(outcome.message()),
-             info_json})
+  const Params params = {input.actor,
+                         *input.request_id,
+                         approval_id,
+                         std::string(MethodName(input.decision)),
+                         absl::StrCat(static_cast<int>(outcome.code())),
+                         "",
+                         std::string(outcome.message()),
+                         info_json};
+  return (commit ? tx.ExecAndCommit(queries::kInsertDecisionRequest, params)
+                 : tx.Exec(queries::kInsertDecisionRequest, params))
       .status();
 }
 
@@ -162,10 +171,16 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
       }
     }
     const Param key = in.idempotency_key ? Param(*in.idempotency_key) : Param();
-    ASSIGN_OR_RETURN(Rows inserted,
-                     tx.Exec(queries::kInsertApproval,
-                             {in.action_type, in.action_data_json, in.summary, in.requested_by, key,
-                              expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.ttl))}));
+    const Params insert = {in.action_type,
+                           in.action_data_json,
+                           in.summary,
+                           in.requested_by,
+                           key,
+                           expire_micros,
+                           absl::StrCat(absl::ToInt64Microseconds(in.ttl))};
+    // BEGIN, the timeouts and this insert share a round trip; COMMIT is sent once the new id is
+    // known, so that a commit lost with the connection can be read back by that id.
+    ASSIGN_OR_RETURN(Rows inserted, tx.Exec(queries::kInsertApproval, insert));
     if (!inserted.empty()) {
       ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(inserted, 0));
       result.created = true;
@@ -371,11 +386,15 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     result = *executed;
   }
 
-  ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
-                                       Opt(in.reason), result, Param(), in.actor, request_id));
-  RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
+  // The decision, its event (and the request id's record) go out with COMMIT: one round trip.
   intent = {locked.version, std::string(TargetStatus(in.decision)), false, absl::OkStatus()};
-  return tx.Commit();
+  ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
+                                       Opt(in.reason), result, Param(), in.actor, request_id,
+                                       /*commit=*/!in.request_id));
+  if (in.request_id) {
+    RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus(), /*commit=*/true));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const DecideInput& input,

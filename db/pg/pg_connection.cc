@@ -9,6 +9,7 @@
 #include "db/pg/internal/pg_result.h"
 #include "db/pg/pg_error.h"
 #include "db/queries.h"
+#include "db/status_macros.h"
 
 namespace approvald::db::pg {
 namespace {
@@ -137,6 +138,60 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
     return error;
   }
   return ReadRows(res.get());
+}
+
+absl::StatusOr<std::vector<Rows>> PgConnection::ExecPipeline(const std::vector<Step>& steps,
+                                                             bool* sent) {
+  if (sent) *sent = false;
+  for (const Step& step : steps) {
+    if (!step.query->name.empty()) RETURN_IF_ERROR(Prepare(*step.query));
+  }
+  PGconn* conn = conn_.get();
+  auto lost = [&]() {
+    broken_ = true;
+    return MarkTransient(absl::UnavailableError(
+        absl::StrCat("database connection lost: ", ConnectionMessage(conn))));
+  };
+  if (PQenterPipelineMode(conn) != 1) return lost();
+  std::vector<const char*> values;
+  for (const Step& step : steps) {
+    values.clear();
+    for (const Param& p : step.params) values.push_back(p ? p->c_str() : nullptr);
+    const int n = static_cast<int>(values.size());
+    const std::string text(step.query->name.empty() ? step.query->text : step.query->name);
+    const int ok =
+        step.query->name.empty()
+            ? PQsendQueryParams(conn, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0)
+            : PQsendQueryPrepared(conn, text.c_str(), n, values.data(), nullptr, nullptr, 0);
+    if (ok != 1) return lost();
+  }
+  if (PQpipelineSync(conn) != 1) return lost();
+  if (sent) *sent = true;
+
+  std::vector<Rows> out;
+  out.reserve(steps.size());
+  absl::Status first_error;
+  for (const Step& step : steps) {
+    PgResultPtr res(PQgetResult(conn));
+    if (!res) return lost();
+    const ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      out.push_back(ReadRows(res.get()));
+    } else if (st != PGRES_PIPELINE_ABORTED && first_error.ok()) {
+      first_error = ResultError(conn, res.get(), step.query->name);
+      if (PQstatus(conn) == CONNECTION_BAD) return lost();
+    }
+    // Each statement's results end with a null result.
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+  }
+  PgResultPtr sync(PQgetResult(conn));
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost();
+  if (PQexitPipelineMode(conn) != 1) return lost();
+  if (!first_error.ok()) {
+    if (first_error.code() == absl::StatusCode::kUnavailable) broken_ = true;
+    return first_error;
+  }
+  return out;
 }
 
 absl::Status PgConnection::Prepare(const Query& query) {

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
@@ -32,6 +33,17 @@ class PgConnection {
 
   /// Runs a statement with bound parameters; named queries run as prepared statements.
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params);
+  /// One statement of a pipeline.
+  struct Step {
+    const Query* query;
+    Params params;
+  };
+  /// Sends every statement at once (libpq pipeline mode: one round trip) and returns the rows
+  /// of each. The first failing statement's error is returned; the ones after it were skipped
+  /// by the server. `*sent` (if given) tells whether the statements left for the server, so a
+  /// caller whose pipeline ends with COMMIT knows when a lost connection leaves it unknown.
+  absl::StatusOr<std::vector<Rows>> ExecPipeline(const std::vector<Step>& steps,
+                                                 bool* sent = nullptr);
   /// Prepares a named query on this connection (once); INVALID_ARGUMENT-like codes from the
   /// server's SQLSTATE if it does not prepare.
   absl::Status Prepare(const Query& query);

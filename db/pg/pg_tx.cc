@@ -5,32 +5,73 @@
 #include "absl/strings/str_cat.h"
 #include "db/pg/pg_error.h"
 #include "db/queries.h"
+#include "db/status_macros.h"
 
 namespace approvald::db::pg {
 
 absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline) {
   const absl::Time now = absl::Now();
   if (deadline <= now) return absl::DeadlineExceededError("deadline passed before the transaction");
-  if (absl::Status st = conn.ExecScript("BEGIN"); !st.ok()) return st;
   std::unique_ptr<PgTx> tx(new PgTx(conn));
   if (deadline != absl::InfiniteFuture()) {
-    const int64_t ms =
+    tx->timeout_ms_ =
         std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
-    absl::StatusOr<Rows> set = tx->Exec(queries::kSetTxTimeouts, {absl::StrCat(ms)});
-    if (!set.ok()) return set.status();
   }
   return tx;
 }
 
 PgTx::~PgTx() {
-  if (!done_) (void)Rollback();
+  if (begun_ && !done_) (void)Rollback();
+}
+
+absl::StatusOr<std::vector<Rows>> PgTx::Send(std::vector<PgConnection::Step> steps, bool* sent) {
+  size_t skip = 0;
+  if (!begun_) {
+    std::vector<PgConnection::Step> all;
+    all.reserve(steps.size() + 2);
+    all.push_back({&queries::kBegin, {}});
+    if (timeout_ms_) all.push_back({&queries::kSetTxTimeouts, {absl::StrCat(*timeout_ms_)}});
+    skip = all.size();
+    for (auto& step : steps) all.push_back(std::move(step));
+    steps = std::move(all);
+    begun_ = true;
+  }
+  absl::StatusOr<std::vector<Rows>> rows = conn_.ExecPipeline(steps, sent);
+  if (!rows.ok()) return rows.status();
+  rows->erase(rows->begin(), rows->begin() + static_cast<std::ptrdiff_t>(skip));
+  return rows;
+}
+
+absl::Status PgTx::EnsureBegun() {
+  if (begun_) return absl::OkStatus();
+  return Send({}, nullptr).status();
 }
 
 absl::StatusOr<Rows> PgTx::Exec(const Query& query, const Params& params) {
-  return conn_.Exec(query, params);
+  if (begun_) return conn_.Exec(query, params);
+  ASSIGN_OR_RETURN(std::vector<Rows> rows, Send({{&query, params}}, nullptr));
+  return std::move(rows.back());
+}
+
+absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& params) {
+  bool sent = false;
+  absl::StatusOr<std::vector<Rows>> rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
+  if (!rows.ok()) {
+    if (sent && conn_.broken()) {
+      done_ = true;
+      return CommitOutcomeUnknown({conn_.backend_pid(), conn_.backend_start()});
+    }
+    return rows.status();  // the statement failed: the destructor rolls back
+  }
+  done_ = true;
+  return std::move(rows->front());
 }
 
 absl::Status PgTx::Commit() {
+  if (!begun_) {  // nothing was sent: nothing to commit
+    done_ = true;
+    return absl::OkStatus();
+  }
   done_ = true;
   absl::Status st = conn_.ExecScript("COMMIT");
   if (!st.ok() && conn_.broken()) {
@@ -41,16 +82,19 @@ absl::Status PgTx::Commit() {
 
 absl::Status PgTx::Rollback() {
   done_ = true;
+  if (!begun_) return absl::OkStatus();
   absl::Status st = conn_.ExecScript("ROLLBACK");
   if (!st.ok()) conn_.MarkBroken();  // state unknown: never hand this connection out again
   return st;
 }
 
 absl::Status PgTx::Savepoint(absl::string_view name) {
+  RETURN_IF_ERROR(EnsureBegun());
   return conn_.ExecScript(absl::StrCat("SAVEPOINT ", name));
 }
 
 absl::Status PgTx::RollbackToSavepoint(absl::string_view name) {
+  RETURN_IF_ERROR(EnsureBegun());
   return conn_.ExecScript(absl::StrCat("ROLLBACK TO SAVEPOINT ", name));
 }
 

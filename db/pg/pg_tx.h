@@ -1,6 +1,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -9,8 +11,10 @@
 
 namespace approvald::db::pg {
 
-/// A transaction on a leased connection: BEGIN on creation, ROLLBACK on destruction unless
-/// committed. Statements are bounded by the deadline (statement_timeout and lock_timeout).
+/// A transaction on a leased connection, ROLLBACK on destruction unless committed. Statements
+/// are bounded by the deadline (statement_timeout and lock_timeout). Round trips are few: BEGIN
+/// and the timeouts go out in one pipeline with the first statement, and ExecAndCommit sends
+/// the last statement together with COMMIT.
 class PgTx final : public Tx {
  public:
   /// DEADLINE_EXCEEDED if the deadline has already passed.
@@ -18,6 +22,9 @@ class PgTx final : public Tx {
   ~PgTx() override;
 
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
+  /// Runs the transaction's last statement and commits, in one round trip. If the statement
+  /// fails, nothing is committed (the transaction is rolled back). Errors as for Commit().
+  absl::StatusOr<Rows> ExecAndCommit(const Query& query, const Params& params);
 
   /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the
   /// caller settles it (SettleLostCommit) and reads the state back, never re-runs the work.
@@ -28,8 +35,14 @@ class PgTx final : public Tx {
 
  private:
   explicit PgTx(PgConnection& conn) : conn_(conn) {}
+  // Sends `steps`, preceded by BEGIN and the timeouts if the transaction has not begun.
+  absl::StatusOr<std::vector<Rows>> Send(std::vector<PgConnection::Step> steps, bool* sent);
+  absl::Status EnsureBegun();
+
   PgConnection& conn_;
+  bool begun_ = false;
   bool done_ = false;
+  std::optional<int64_t> timeout_ms_;
 };
 
 /// Runs `fn` in a fresh transaction from the pool, re-running it (at most `max_attempts` times,

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <regex>
 
+#include "absl/strings/numbers.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "tests/testing/commit_cutting_proxy.h"
@@ -28,10 +28,12 @@ class LostCommitTest : public ::testing::Test {
     ASSERT_NE(db_, nullptr);
     ASSERT_OK(
         db_->Connect()->ExecScript("CREATE TABLE lost_commit_effects (approval_id uuid NOT NULL)"));
-    std::smatch port;
     const std::string dsn = db_->dsn();
-    ASSERT_TRUE(std::regex_search(dsn, port, std::regex(R"(port=(\d+))"))) << dsn;
-    proxy_ = CommitCuttingProxy::Start("127.0.0.1", std::stoi(port[1]));
+    const size_t at = dsn.find("port=");
+    int port = 0;
+    ASSERT_NE(at, std::string::npos) << dsn;
+    ASSERT_TRUE(absl::SimpleAtoi(dsn.substr(at + 5, dsn.find(' ', at) - at - 5), &port)) << dsn;
+    proxy_ = CommitCuttingProxy::Start("127.0.0.1", port);
     ASSERT_NE(proxy_, nullptr);
     pool_ = std::make_unique<db::pg::ConnectionPool>(
         dsn + " host=127.0.0.1 port=" + std::to_string(proxy_->port()), 4);

@@ -18,6 +18,18 @@ constexpr absl::string_view kCommitMessage(
     "Q\0\0\0\x0b"
     "COMMIT\0",
     12);
+// The extended protocol's Bind of approvald's prepared statement "commit" (db/queries/commit.sql):
+// 'B', int32 length, the unnamed portal (NUL), then the statement name.
+constexpr absl::string_view kCommitName("\0commit\0", 8);
+
+bool CarriesCommit(absl::string_view chunk) {
+  if (chunk.find(kCommitMessage) != absl::string_view::npos) return true;
+  for (size_t at = chunk.find(kCommitName); at != absl::string_view::npos;
+       at = chunk.find(kCommitName, at + 1)) {
+    if (at >= 5 && chunk[at - 5] == 'B') return true;
+  }
+  return false;
+}
 
 bool WriteAll(int fd, const char* data, size_t n) {
   while (n > 0) {
@@ -115,7 +127,7 @@ void CommitCuttingProxy::PumpToServer(std::shared_ptr<Link> link) {
     const ssize_t n = recv(link->client, buf, sizeof(buf), 0);
     if (n <= 0) break;
     const absl::string_view chunk(buf, static_cast<size_t>(n));
-    if (armed_.load() >= 0 && chunk.find(kCommitMessage) != absl::string_view::npos) {
+    if (armed_.load() >= 0 && CarriesCommit(chunk)) {
       const int cut = armed_.exchange(-1);
       if (cut >= 0) {
         link->cut = cut;
