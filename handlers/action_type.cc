@@ -134,8 +134,9 @@ absl::Status ValidateParameters(const ActionType& type, const pb::Struct& data) 
   if (!type.additional_parameters) {
     std::vector<std::string> extra;
     for (const auto& [name, value] : data.fields()) {
-      const bool declared = std::any_of(type.parameters.begin(), type.parameters.end(),
-                                        [&](const ParameterSpec& p) { return p.name == name; });
+      const bool declared =
+          std::any_of(type.parameters.begin(), type.parameters.end(),
+                      [&key = name](const ParameterSpec& p) { return p.name == key; });
       if (!declared) extra.push_back(name);
     }
     std::sort(extra.begin(), extra.end());

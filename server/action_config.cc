@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -367,8 +368,51 @@ bool ParseConfigDuration(const std::string& text, absl::Duration* out) {
   return absl::ParseDuration(text, out) && *out < absl::Hours(24 * 365 * 100);
 }
 
+// The offset of the first byte that is not part of valid UTF-8, or npos.
+static size_t FirstInvalidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= text.size()) return i;
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and code points beyond U+10FFFF are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return i;
+    i += n + 1;
+  }
+  return absl::string_view::npos;
+}
+
 absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
     const std::string& yaml, const std::string& source, const CppHandlers& cpp_handlers) {
+  // Every name, description and pattern ends up in proto3 strings (ListActionTypes), which must
+  // be UTF-8 (found by tests/fuzz/fuzz_config).
+  if (const size_t bad = FirstInvalidUtf8(yaml); bad != absl::string_view::npos) {
+    const absl::string_view before = absl::string_view(yaml).substr(0, bad);
+    const size_t line = static_cast<size_t>(std::count(before.begin(), before.end(), '\n')) + 1;
+    const size_t line_start = before.rfind('\n');
+    const size_t column = bad - (line_start == absl::string_view::npos ? 0 : line_start + 1) + 1;
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", line, ":", column, ": the file is not valid UTF-8"));
+  }
   Reader reader(source);
   try {
     return ParseRoot(YAML::Load(yaml), reader, cpp_handlers);

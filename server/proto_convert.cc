@@ -9,8 +9,13 @@ namespace approvald::server {
 namespace pb = google::protobuf;
 
 absl::StatusOr<std::string> StructToJson(const pb::Struct& value) {
+  // Unknown fields (which gRPC keeps from the wire) make protobuf 3.21's printer drop an empty
+  // ListValue that carries them, so the stored JSON would lose a key or shift a list: print a
+  // copy without them (found by tests/fuzz/fuzz_struct_json).
+  pb::Struct clean = value;
+  clean.DiscardUnknownFields();
   std::string json;
-  auto st = pb::util::MessageToJsonString(value, &json);
+  auto st = pb::util::MessageToJsonString(clean, &json);
   if (!st.ok())
     return absl::InvalidArgumentError(
         absl::StrCat("not representable as JSON: ", st.message().as_string()));

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   } else {
     result = RunWatchFanout(stubs, *options);
   }
+  WaitForCalls();  // no callback may outlive the channels
   if (!result.ok()) {
     std::cerr << "approval-bench: " << result.status().message() << "\n";
     return 1;

@@ -1,5 +1,7 @@
 #include "client/bench/bench_rpc.h"
 
+#include <thread>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "client/approval_client.h"
@@ -13,6 +15,10 @@ Stubs::Stubs(const Options& options) {
     stubs_.push_back(v1::ApprovalService::NewStub(
         grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args)));
   }
+}
+
+void WaitForCalls() {
+  while (g_calls_alive.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 v1::ApprovalService::Stub& Stubs::Next() { return *stubs_[next_.fetch_add(1) % stubs_.size()]; }

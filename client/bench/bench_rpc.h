@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -34,6 +35,11 @@ class Stubs {
 /// "OK", the gRPC code name, or "CODE/REASON" from the google.rpc.ErrorInfo detail.
 std::string AnswerOf(const grpc::Status& status);
 
+/// Calls whose state still exists (their callback may still be running on a gRPC thread).
+inline std::atomic<int64_t> g_calls_alive{0};
+/// Waits until every call's state is freed: before the stubs and channels go away.
+void WaitForCalls();
+
 /// Starts one callback-API call; `done` runs on a gRPC thread with the status and response,
 /// then the call's state is freed. `start(ctx, req, resp, callback)` names the RPC.
 template <class Req, class Resp, class Start>
@@ -45,6 +51,7 @@ void Launch(const std::string& token, Req request, Start start,
     Resp resp;
     std::function<void(const grpc::Status&, Resp&)> done;
   };
+  g_calls_alive.fetch_add(1);
   auto* call = new Pending;
   call->req = std::move(request);
   call->done = std::move(done);
@@ -53,6 +60,7 @@ void Launch(const std::string& token, Req request, Start start,
   start(&call->ctx, &call->req, &call->resp, [call](grpc::Status status) {
     call->done(status, call->resp);
     delete call;
+    g_calls_alive.fetch_sub(1);
   });
 }
 

@@ -117,3 +117,24 @@ TEST(SqlTemplateTest, RewritesNamedPlaceholdersOnly) {
 
 }  // namespace
 }  // namespace approvald::server
+
+namespace approvald::server {
+namespace {
+
+// Found by tests/fuzz/fuzz_config: names, descriptions and patterns travel in proto3 strings.
+TEST(ActionConfigTest, TextThatIsNotUtf8IsRefusedWithItsPlace) {
+  const std::string bad = "action_types:\n  - name: a\n    description: caf\xE9 au lait\n";
+  auto parsed = ParseActionConfig(bad, "cfg.yaml", {});
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(), "cfg.yaml:3:21: the file is not valid UTF-8");
+  for (const std::string& not_utf8 : {std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
+                                      std::string("\xF4\x90\x80\x80"), std::string("\xE2\x82")}) {
+    auto refused = ParseActionConfig("action_types: []\n# " + not_utf8 + "\n", "c", {});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().message(), "c:2:3: the file is not valid UTF-8");
+  }
+  EXPECT_OK(ParseActionConfig("action_types:\n  - name: a\n    description: café ✓ 𝄞\n", "c", {}));
+}
+
+}  // namespace
+}  // namespace approvald::server

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "db/errors.h"
+#include "server/proto_convert.h"
 #include "tests/testing/status_matchers.h"
 
 namespace approvald::server {
@@ -127,6 +128,29 @@ TEST(ValidationTest, List) {
   req.clear_statuses();
   req.set_page_size(-3);
   EXPECT_EQ(FirstField(ValidateList(req)), "page_size");
+}
+
+}  // namespace
+}  // namespace approvald::server
+
+namespace approvald::server {
+namespace {
+
+// Found by tests/fuzz/fuzz_struct_json: an empty list carrying an unknown field (gRPC keeps them
+// from the wire) vanished from the JSON that is stored.
+TEST(ValidationTest, UnknownFieldsNeverDropPartsOfActionData) {
+  google::protobuf::Struct data;
+  google::protobuf::ListValue* tags = (*data.mutable_fields())["tags"].mutable_list_value();
+  tags->GetReflection()->MutableUnknownFields(tags)->AddVarint(2, 5);
+  google::protobuf::ListValue* items = (*data.mutable_fields())["items"].mutable_list_value();
+  items->add_values()->set_number_value(1);
+  google::protobuf::ListValue* inner = items->add_values()->mutable_list_value();
+  inner->GetReflection()->MutableUnknownFields(inner)->AddVarint(2, 5);
+  items->add_values()->set_number_value(3);
+  absl::StatusOr<std::string> json = StructToJson(data);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_NE(json->find(R"("tags":[])"), std::string::npos) << *json;  // key order is the map's
+  EXPECT_NE(json->find(R"("items":[1,[],3])"), std::string::npos) << *json;
 }
 
 }  // namespace
