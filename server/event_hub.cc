@@ -79,6 +79,10 @@ void EventHub::Publish(std::vector<std::shared_ptr<const approvals::v1::Approval
   head_ = std::max(head_, last_id);
 }
 
+namespace {
+constexpr absl::Duration kIdleBatching = absl::Milliseconds(100);
+}  // namespace
+
 void EventHub::Run() {
   std::unique_ptr<db::pg::PgConnection> conn;
   absl::Duration backoff = absl::Milliseconds(100);
@@ -127,6 +131,15 @@ void EventHub::Run() {
       // no notification: look again soon.
       auto woke = conn->WaitForNotification(held_back ? absl::Milliseconds(20) : poll_interval_);
       st = woke.status();
+      // Nobody is watching: let the commits of the next moment pile up and read them in one
+      // batch, instead of two queries per commit (the database's CPU is the daemon's limit).
+      // The head then trails by at most this much; a watcher that attaches meanwhile replays.
+      if (st.ok() && *woke && sinks() == 0) {
+        const absl::Time until = absl::Now() + kIdleBatching;
+        while (!stopping_ && absl::Now() < until && sinks() == 0) {
+          absl::SleepFor(absl::Milliseconds(5));
+        }
+      }
     }
     if (!st.ok() && !stopping_) {
       if (logger_) logger_->warn("event listener: {}; reconnecting", std::string(st.message()));

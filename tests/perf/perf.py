@@ -66,8 +66,11 @@ class Postgres:
         self.dsn = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % self.port
 
     def psql(self, sql, *args):
-        return subprocess.run(["psql", self.dsn, "-v", "ON_ERROR_STOP=1", "-Atq", *args, "-c", sql],
-                              check=True, capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(["psql", self.dsn, "-v", "ON_ERROR_STOP=1", "-Atq", *args, "-c", sql],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("psql failed: %s\n%s" % (sql, out.stderr))
+        return out.stdout.strip()
 
     def stop(self):
         subprocess.run(as_owner([PG_BIN + "/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"]),
@@ -212,7 +215,11 @@ def main():
                 subprocess.run([os.path.join(args.build, "server", "approvald"), "migrate",
                                 "--dsn", pg.dsn], check=True, capture_output=True)
                 need = int((args.duration + args.warmup + 2) * 5000)
-                pg.psql("\\i " + os.path.join(HERE, "setup_approve.sql"), "-v", "n=%d" % need)
+                pg.psql("CREATE SEQUENCE perf_approve_seq")
+                for lo in range(1, need + 1, 50000):
+                    pg.psql("\\i " + os.path.join(HERE, "setup_approve.sql"), "-v", "lo=%d" % lo,
+                            "-v", "hi=%d" % min(need, lo + 49999))
+                pg.psql("VACUUM ANALYZE")
                 for mode in modes:
                     log("concurrency %d: pgbench %s" % (c, mode))
                     tps, p99 = pgbench(pg, os.path.join(HERE, mode + ".pgbench"), c,
