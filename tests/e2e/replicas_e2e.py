@@ -91,7 +91,8 @@ class Daemon:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [APPROVALD, "--dsn", dsn, "--tokens", tokens_file, "--config", config_file,
-                 "--listen", "127.0.0.1:0", "--migrate", "--shutdown-grace=10s"],
+                 "--listen", "127.0.0.1:0", "--migrate", "--shutdown-grace=10s",
+                 "--pool-size=8"],  # test 3 runs 5 slow actions at once
                 stdout=log, stderr=subprocess.STDOUT)
         self.port = None
 
