@@ -25,8 +25,8 @@ namespace approvald::fuzz {
 namespace {
 
 const server::CppHandlers& Handlers() {
-  static const auto* handlers = new server::CppHandlers{
-      {"test.cpp", std::make_shared<handlers::NoopHandler>()}};
+  static const auto* handlers =
+      new server::CppHandlers{{"test.cpp", std::make_shared<handlers::NoopHandler>()}};
   return *handlers;
 }
 

@@ -76,8 +76,8 @@ std::shared_ptr<handlers::HandlerRegistry> MustParse(
 
 // The placeholders of kExtraTypes' statement, in the order the handler binds them.
 const std::vector<std::string> kEveryKindNames = {
-    "s", "e", "i", "n", "b", "o", "a", "k", "approval_id", "requested_by", "decided_by",
-    "action_data"};
+    "s",          "e",          "i", "n", "b", "o", "a", "k", "approval_id", "requested_by",
+    "decided_by", "action_data"};
 
 // The highest $n in a statement of the trusted configs (they hold no literal $ signs).
 size_t MaxPlaceholder(const std::string& text) {
@@ -147,8 +147,9 @@ void CheckCreate(const v1::CreateApprovalRequest& req) {
   FUZZ_CHECK(back.ok(), "JSON of validated action_data does not parse back: %s",
              std::string(back.status().message()).c_str());
   if (SkipKnownIssues() && HasEmptyListWithUnknownFields(req.action_data())) return;
-  FUZZ_CHECK(SameMessage(*back, req.action_data()), "action_data changed through JSON: %s\n  from %s",
-             json->c_str(), req.action_data().ShortDebugString().c_str());
+  FUZZ_CHECK(SameMessage(*back, req.action_data()),
+             "action_data changed through JSON: %s\n  from %s", json->c_str(),
+             req.action_data().ShortDebugString().c_str());
   if (req.has_expire_time()) {
     const pb::Timestamp again = server::ToTimestamp(server::FromTimestamp(req.expire_time()));
     FUZZ_CHECK(again.seconds() == req.expire_time().seconds() &&
@@ -272,8 +273,8 @@ void CheckListActionTypes() {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   using namespace approvald;
   auto* s = new fuzz::State;
-  s->deploy = fuzz::MustParse(server::LoadActionConfig(APPROVALD_DEPLOY_CONFIG),
-                              APPROVALD_DEPLOY_CONFIG);
+  s->deploy =
+      fuzz::MustParse(server::LoadActionConfig(APPROVALD_DEPLOY_CONFIG), APPROVALD_DEPLOY_CONFIG);
   s->extra = fuzz::MustParse(server::ParseActionConfig(fuzz::kExtraTypes, "fuzz_requests.cc"),
                              "the extra types");
   fuzz::g_state = s;

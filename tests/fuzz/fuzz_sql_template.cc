@@ -67,16 +67,35 @@ pb::Struct Generated(const std::vector<std::string>& names) {
     if (IsBuiltin(names[i])) continue;
     pb::Value& v = f[names[i]];
     switch (i % 10) {
-      case 0: v.set_string_value("it's a \"value\" :x $1 $$ -- /*"); break;
-      case 1: v.set_number_value(42); break;
-      case 2: v.set_number_value(-9007199254740991.0); break;
-      case 3: v.set_number_value(0.1); break;
-      case 4: v.set_number_value(1e300); break;
-      case 5: v.set_bool_value(true); break;
-      case 6: v.set_null_value(pb::NULL_VALUE); break;
-      case 7: (*v.mutable_struct_value()->mutable_fields())["k"].set_string_value("\u00e9"); break;
-      case 8: v.mutable_list_value()->add_values()->set_number_value(-0.0); break;
-      default: f.erase(names[i]);
+      case 0:
+        v.set_string_value("it's a \"value\" :x $1 $$ -- /*");
+        break;
+      case 1:
+        v.set_number_value(42);
+        break;
+      case 2:
+        v.set_number_value(-9007199254740991.0);
+        break;
+      case 3:
+        v.set_number_value(0.1);
+        break;
+      case 4:
+        v.set_number_value(1e300);
+        break;
+      case 5:
+        v.set_bool_value(true);
+        break;
+      case 6:
+        v.set_null_value(pb::NULL_VALUE);
+        break;
+      case 7:
+        (*v.mutable_struct_value()->mutable_fields())["k"].set_string_value("\u00e9");
+        break;
+      case 8:
+        v.mutable_list_value()->add_values()->set_number_value(-0.0);
+        break;
+      default:
+        f.erase(names[i]);
     }
   }
   return data;
@@ -132,12 +151,12 @@ void Check(const std::string& sql, const std::string* json) {
   record.decided_by = "alice";
   // Rows back: each typed column the handler converts, with text from the input.
   const std::string cell = json != nullptr ? *json : sql;
-  RecordingTx tx(db::Rows(
-      {"b", "i", "j", "t", "n"},
-      {{std::string("t"), std::string("9007199254740993"), cell, cell, std::nullopt},
-       {std::string("f"), cell.substr(0, 20), std::string(R"({"a": [1, 2.5, "x"]})"),
-        std::string(""), std::string("-12")}},
-      2, {16, 20, 3802, 25, 23}));
+  RecordingTx tx(
+      db::Rows({"b", "i", "j", "t", "n"},
+               {{std::string("t"), std::string("9007199254740993"), cell, cell, std::nullopt},
+                {std::string("f"), cell.substr(0, 20), std::string(R"({"a": [1, 2.5, "x"]})"),
+                 std::string(""), std::string("-12")}},
+               2, {16, 20, 3802, 25, 23}));
   absl::StatusOr<pb::Struct> result = (*handler)->Execute(tx, record);
   FUZZ_CHECK(result.ok(), "Execute: %s", std::string(result.status().message()).c_str());
   FUZZ_CHECK(tx.calls.size() == 2, "statements run");

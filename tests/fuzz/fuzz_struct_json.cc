@@ -63,13 +63,27 @@ void JsonbString(const std::string& s, std::string& out) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += absl::StrFormat("\\u%04x", c);
@@ -133,25 +147,26 @@ constexpr char kId[] = "5a3e5ca8-490b-4c47-a759-cd3b19f2f271";
 
 // The stored approval as get_approval.sql returns it (jsonb columns as PostgreSQL prints them).
 db::Rows ApprovalRow(const std::string& action_data, const std::string& result) {
-  return db::Rows({"id", "action_type", "action_data", "status", "summary", "requested_by",
-                   "version", "created_at", "expires_at", "decided_at", "executed_at",
-                   "execution_result", "votes"},
-                  {{std::string(kId), std::string("refund.order"), action_data,
-                    std::string("approved"), std::string("s"), std::string("agent"),
-                    std::string("2"), std::string("2026-11-28 00:45:49.123456+00"),
-                    std::string("2026-11-29 00:45:49+00"), std::string("2026-11-28 01:00:00+00"),
-                    std::string("2026-11-28 01:00:00.5+00"), result,
-                    std::string(R"([{"voter": "alice", "micros": 1764290569123456, "comment": "ok"}])")}},
-                  1);
+  return db::Rows(
+      {"id", "action_type", "action_data", "status", "summary", "requested_by", "version",
+       "created_at", "expires_at", "decided_at", "executed_at", "execution_result", "votes"},
+      {{std::string(kId), std::string("refund.order"), action_data, std::string("approved"),
+        std::string("s"), std::string("agent"), std::string("2"),
+        std::string("2026-11-28 00:45:49.123456+00"), std::string("2026-11-29 00:45:49+00"),
+        std::string("2026-11-28 01:00:00+00"), std::string("2026-11-28 01:00:00.5+00"), result,
+        std::string(R"([{"voter": "alice", "micros": 1764290569123456, "comment": "ok"}])")}},
+      1);
 }
 
 void CheckReadBack(const pb::Struct& data, const std::string& stored) {
   // A row of ai_approvals.
-  absl::StatusOr<db::ApprovalRecord> record = db::pg::ParseApprovalRow(ApprovalRow(stored, stored), 0);
+  absl::StatusOr<db::ApprovalRecord> record =
+      db::pg::ParseApprovalRow(ApprovalRow(stored, stored), 0);
   FUZZ_CHECK(record.ok(), "ParseApprovalRow: %s", std::string(record.status().message()).c_str());
   approvals::v1::Approval approval;
   absl::Status st = server::ToProto(*record, &approval);
-  FUZZ_CHECK(st.ok(), "ToProto of stored %s: %s", stored.c_str(), std::string(st.message()).c_str());
+  FUZZ_CHECK(st.ok(), "ToProto of stored %s: %s", stored.c_str(),
+             std::string(st.message()).c_str());
   FUZZ_CHECK(SameMessage(approval.action_data(), data), "action_data changed in a row: %s",
              stored.c_str());
   FUZZ_CHECK(SameMessage(approval.execution_result(), data), "execution_result changed");
@@ -183,8 +198,9 @@ void CheckStruct(const pb::Struct& data) {
   absl::StatusOr<pb::Struct> back = server::JsonToStruct(*json);
   FUZZ_CHECK(back.ok(), "StructToJson output does not parse: %s", json->c_str());
   if (SkipKnownIssues() && HasEmptyListWithUnknownFields(data)) return;
-  FUZZ_CHECK(SameMessage(*back, data), "Struct -> JSON -> Struct changed it: %s\n  from %s\n  to   %s",
-             json->c_str(), data.ShortDebugString().c_str(), back->ShortDebugString().c_str());
+  FUZZ_CHECK(SameMessage(*back, data),
+             "Struct -> JSON -> Struct changed it: %s\n  from %s\n  to   %s", json->c_str(),
+             data.ShortDebugString().c_str(), back->ShortDebugString().c_str());
   // Printing the parsed Struct again gives the same Struct (not the same text: map order varies
   // and -0 comes back as 0).
   absl::StatusOr<std::string> again = server::StructToJson(*back);

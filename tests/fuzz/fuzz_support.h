@@ -3,8 +3,8 @@
 // Helpers shared by the libFuzzer targets in tests/fuzz. A broken invariant prints what broke
 // and aborts, which libFuzzer reports as a crash and saves the input.
 
-#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
@@ -20,14 +20,14 @@
 #include "google/rpc/status.pb.h"
 #include "server/status_conversion.h"
 
-#define FUZZ_CHECK(cond, ...)                                                           \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define FUZZ_CHECK(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, "  " __VA_ARGS__);                                           \
-      std::fprintf(stderr, "\n");                                                       \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::fprintf(stderr, "  " __VA_ARGS__);                                              \
+      std::fprintf(stderr, "\n");                                                          \
+      std::abort();                                                                        \
+    }                                                                                      \
   } while (0)
 
 namespace approvald::fuzz {
@@ -209,8 +209,8 @@ inline void CheckBoundParam(const std::string& name, const pb::Value* value,
       const double d = value->number_value();
       if (!std::isfinite(d)) break;  // validation refuses these before anything is stored
       double back = 0;
-      FUZZ_CHECK(absl::SimpleAtod(*param, &back) && back == d,
-                 ":%s: number %.17g bound as \"%s\"", name.c_str(), d, param->c_str());
+      FUZZ_CHECK(absl::SimpleAtod(*param, &back) && back == d, ":%s: number %.17g bound as \"%s\"",
+                 name.c_str(), d, param->c_str());
       if (std::trunc(d) == d && std::fabs(d) < 9.0e18) {
         int64_t i = 0;
         FUZZ_CHECK(absl::SimpleAtoi(*param, &i) && static_cast<double>(i) == d,
@@ -224,8 +224,7 @@ inline void CheckBoundParam(const std::string& name, const pb::Value* value,
       pb::Value back;
       FUZZ_CHECK(pb::util::JsonStringToMessage(*param, &back).ok(),
                  ":%s: object/array bound as \"%s\" (not JSON)", name.c_str(), param->c_str());
-      FUZZ_CHECK(SameMessage(back, *value), ":%s: object/array changed when bound",
-                 name.c_str());
+      FUZZ_CHECK(SameMessage(back, *value), ":%s: object/array changed when bound", name.c_str());
       break;
     }
     default:

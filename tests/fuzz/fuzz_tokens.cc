@@ -28,7 +28,7 @@ constexpr char kSecret[] = "fuzz-secret-token";
 
 struct Expected {
   size_t hash_lines = 0;
-  std::set<std::string> hashes;  // lowercase
+  std::set<std::string> hashes;                           // lowercase
   std::map<std::string, std::vector<std::string>> certs;  // first line of each identity
 };
 
@@ -65,8 +65,7 @@ void Check(absl::string_view contents) {
                e.hash_lines);
     for (const auto& [identity, roles] : e.certs) {
       absl::StatusOr<server::Principal> p = store->AuthenticateCertificate(identity);
-      FUZZ_CHECK(p.ok() && p->name == identity && p->roles == roles, "cert %s",
-                 identity.c_str());
+      FUZZ_CHECK(p.ok() && p->name == identity && p->roles == roles, "cert %s", identity.c_str());
     }
     // The input itself as a header, and as the token of one: only a listed token gets in.
     const std::string header(contents.substr(0, 512));
@@ -103,9 +102,9 @@ void Check(absl::string_view contents) {
   for (const char* header :
        {"Bearer fuzz-secret-token", "bearer   fuzz-secret-token\t", " BEARER fuzz-secret-token"}) {
     absl::StatusOr<server::Principal> p = known->Authenticate(header);
-    FUZZ_CHECK(p.ok() && p->name == "fuzz-principal" &&
-                   p->roles == (std::vector<std::string>{"r1", "r2"}),
-               "the known token does not authenticate with \"%s\"", header);
+    FUZZ_CHECK(
+        p.ok() && p->name == "fuzz-principal" && p->roles == (std::vector<std::string>{"r1", "r2"}),
+        "the known token does not authenticate with \"%s\"", header);
   }
   FUZZ_CHECK(!known->Authenticate("Bearer fuzz-secret-tokenx").ok(), "a near token");
   FUZZ_CHECK(!known->Authenticate(absl::StrCat("Bearer ", hash)).ok(), "the hash as a token");
