@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "handlers/noop_handler.h"
 #include "handlers/sql_handler.h"
+#include "server/utf8.h"
 
 namespace approvald::server {
 namespace {
@@ -366,39 +367,6 @@ bool ParseConfigDuration(const std::string& text, absl::Duration* out) {
   }
   // Bounded: an infinite or absurd ttl would overflow timestamps in the database.
   return absl::ParseDuration(text, out) && *out < absl::Hours(24 * 365 * 100);
-}
-
-// The offset of the first byte that is not part of valid UTF-8, or npos.
-static size_t FirstInvalidUtf8(absl::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return i;
-    }
-    for (size_t k = 1; k <= n; ++k) {
-      if (i + k >= text.size()) return i;
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, UTF-16 surrogates and code points beyond U+10FFFF are not UTF-8.
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return i;
-    i += n + 1;
-  }
-  return absl::string_view::npos;
 }
 
 absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(

@@ -19,6 +19,7 @@
 #include "db/tx.h"
 #include "google/rpc/status.pb.h"
 #include "server/status_conversion.h"
+#include "server/utf8.h"
 
 #define FUZZ_CHECK(cond, ...)                                                              \
   do {                                                                                     \
@@ -80,74 +81,8 @@ inline bool SameStruct(const pb::Struct& a, const pb::Struct& b) {
 inline bool SameMessage(const pb::Struct& a, const pb::Struct& b) { return SameStruct(a, b); }
 inline bool SameMessage(const pb::Value& a, const pb::Value& b) { return SameValue(a, b); }
 
-/// Known product bugs that the targets report as crashes. With APPROVALD_FUZZ_SKIP_KNOWN=1 in
-/// the environment the targets skip the inputs that hit them, to fuzz past them (see
-/// tests/fuzz/regressions/).
-inline bool SkipKnownIssues() {
-  static const bool skip = [] {
-    const char* v = std::getenv("APPROVALD_FUZZ_SKIP_KNOWN");
-    return v != nullptr && std::string(v) == "1";
-  }();
-  return skip;
-}
-
-/// Known issue 1 (regressions/*/empty-list-with-unknown-field*): protobuf 3.21's
-/// MessageToJsonString leaves out an empty google.protobuf.ListValue that carries unknown fields
-/// (an object member loses its key, a list loses the element), so StructToJson stores something
-/// else than what was validated. True if `s` holds such a list.
-inline bool HasEmptyListWithUnknownFields(const pb::Struct& s);
-
-inline bool ValueHasEmptyListWithUnknownFields(const pb::Value& v) {
-  if (v.has_struct_value()) return HasEmptyListWithUnknownFields(v.struct_value());
-  if (!v.has_list_value()) return false;
-  const pb::ListValue& l = v.list_value();
-  if (l.values_size() == 0 && !l.GetReflection()->GetUnknownFields(l).empty()) return true;
-  for (const pb::Value& e : l.values()) {
-    if (ValueHasEmptyListWithUnknownFields(e)) return true;
-  }
-  return false;
-}
-
-inline bool HasEmptyListWithUnknownFields(const pb::Struct& s) {
-  for (const auto& [key, value] : s.fields()) {
-    if (ValueHasEmptyListWithUnknownFields(value)) return true;
-  }
-  return false;
-}
-
-/// Strict UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
-inline bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
+/// Strict UTF-8: the product's own check (server/utf8.h), which its unit tests pin down.
+inline bool IsValidUtf8(const std::string& s) { return server::IsValidUtf8(s); }
 
 /// A request rejected by validation: INVALID_ARGUMENT with at least one google.rpc.BadRequest
 /// violation, and a grpc::Status whose details any client can decode.
