@@ -161,7 +161,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   builder.SetMaxReceiveMessageSize(s->config_.max_message_bytes);
   builder.RegisterService(s->service_.get());
   {
-    absl::MutexLock lock(&s->health_mu_);  // the listener thread reads server_ for health
+    std::lock_guard<std::mutex> lock(
+        s->health_mu_);  // the listener thread reads server_ for health
     s->server_ = builder.BuildAndStart();
   }
   if (!s->server_ || s->port_ == 0) {
@@ -173,7 +174,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     grpc::ServerBuilder health;
     health.AddListeningPort(s->config_.health_listen, grpc::InsecureServerCredentials(),
                             &s->health_port_);
-    absl::MutexLock lock(&s->health_mu_);
+    std::lock_guard<std::mutex> lock(s->health_mu_);
     s->health_server_ = health.BuildAndStart();
     if (!s->health_server_ || s->health_port_ == 0) {
       return absl::InvalidArgumentError(
@@ -192,7 +193,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
 
 void ApprovalServer::SetDatabaseUp(bool up) {
   database_up_ = up;
-  absl::MutexLock lock(&health_mu_);
+  std::lock_guard<std::mutex> lock(health_mu_);
   if (server_ == nullptr || shut_down_) return;
   server_->GetHealthCheckService()->SetServingStatus(up);
   if (health_server_) health_server_->GetHealthCheckService()->SetServingStatus(up);
@@ -202,7 +203,7 @@ ApprovalServer::~ApprovalServer() { Shutdown(absl::Seconds(5)); }
 
 void ApprovalServer::Shutdown(absl::Duration grace) {
   {
-    absl::MutexLock lock(&health_mu_);
+    std::lock_guard<std::mutex> lock(health_mu_);
     if (shut_down_) return;
     shut_down_ = true;
     if (server_) server_->GetHealthCheckService()->SetServingStatus(false);

@@ -4,10 +4,10 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
@@ -96,7 +96,7 @@ class ApprovalServer {
   int port_ = 0;
   // Health follows the database; shutdown makes it NOT_SERVING for good.
   void SetDatabaseUp(bool up);
-  absl::Mutex health_mu_;
+  std::mutex health_mu_;
   bool shut_down_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 

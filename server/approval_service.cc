@@ -34,17 +34,17 @@ ApprovalServiceImpl::ApprovalServiceImpl(db::ApprovalStore& store,
       options_(std::move(options)) {}
 
 void ApprovalServiceImpl::SetTokens(std::shared_ptr<const TokenStore> tokens) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   tokens_ = std::move(tokens);
 }
 
 void ApprovalServiceImpl::SetRegistry(std::shared_ptr<const handlers::HandlerRegistry> registry) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   registry_ = std::move(registry);
 }
 
 std::shared_ptr<const handlers::HandlerRegistry> ApprovalServiceImpl::registry() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return registry_;
 }
 
@@ -52,7 +52,7 @@ absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
     grpc::CallbackServerContext* ctx) const {
   std::shared_ptr<const TokenStore> tokens;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     tokens = tokens_;
   }
   if (!tokens) return absl::UnauthenticatedError("no tokens are configured");

@@ -2,11 +2,11 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.grpc.pb.h"
 #include "db/approval_store.h"
@@ -108,7 +108,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                               const approvals::v1::CreateApprovalRequest& req) const;
 
   db::ApprovalStore& store_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::shared_ptr<const handlers::HandlerRegistry> registry_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(mu_);
   const PageTokenCodec page_tokens_;

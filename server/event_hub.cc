@@ -24,7 +24,7 @@ absl::Status EventHub::Start() {
   ASSIGN_OR_RETURN(auto conn, db::pg::PgConnection::Connect(dsn_));
   ASSIGN_OR_RETURN(int64_t head, db::pg::EventsHead(*conn));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     head_ = head;
   }
   thread_ = std::thread([this] { Run(); });
@@ -34,7 +34,7 @@ absl::Status EventHub::Start() {
 void EventHub::Stop() {
   stopping_ = true;
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
   stopped_ = true;
   for (EventSink* sink : sinks_) sink->OnHubStopped(head_);
@@ -42,7 +42,7 @@ void EventHub::Stop() {
 }
 
 bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   *head = head_;
   if (stopped_) return false;
   if (cursor < head_) return false;
@@ -51,28 +51,28 @@ bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) 
 }
 
 void EventHub::Detach(EventSink* sink) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());
 }
 
 int64_t EventHub::head() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return head_;
 }
 
 size_t EventHub::sinks() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return sinks_.size();
 }
 
 bool EventHub::stopped() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return stopped_;
 }
 
 void EventHub::Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
                        int64_t last_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& e : events) {
     for (EventSink* sink : sinks_) sink->OnEvent(e);
   }

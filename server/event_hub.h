@@ -3,14 +3,13 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.pb.h"
 
@@ -71,7 +70,7 @@ class EventHub {
   const std::string dsn_;
   const std::shared_ptr<spdlog::logger> logger_;
   const absl::Duration poll_interval_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<EventSink*> sinks_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

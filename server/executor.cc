@@ -10,17 +10,19 @@ Executor::Executor(int threads, size_t max_queue) : max_queue_(max_queue) {
 Executor::~Executor() { Shutdown(); }
 
 bool Executor::TrySubmit(std::function<void()> task) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ || queue_.size() >= max_queue_) return false;
   queue_.push_back(std::move(task));
+  work_or_stop_.notify_one();
   return true;
 }
 
 void Executor::Shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
+    work_or_stop_.notify_all();
   }
   for (std::thread& t : workers_) {
     if (t.joinable()) t.join();
@@ -29,7 +31,7 @@ void Executor::Shutdown() {
 }
 
 size_t Executor::queue_depth() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();
 }
 
@@ -37,11 +39,8 @@ void Executor::Work() {
   for (;;) {
     std::function<void()> task;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Executor* e)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->queue_.empty(); },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_or_stop_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();

@@ -1,12 +1,13 @@
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 
 namespace approvald::server {
 
@@ -27,7 +28,8 @@ class Executor {
   void Work();
 
   const size_t max_queue_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable work_or_stop_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

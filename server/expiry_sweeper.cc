@@ -13,7 +13,14 @@ ExpirySweeper::~ExpirySweeper() { Stop(); }
 void ExpirySweeper::Start() {
   thread_ = std::thread([this] {
     bool was_failing = false;
-    while (!stop_.WaitForNotificationWithTimeout(interval_)) {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (stop_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_),
+                              [this] { return stopping_.load(); })) {
+          return;
+        }
+      }
       absl::StatusOr<int> expired = SweepOnce();
       if (!expired.ok() && !was_failing && logger_) {
         logger_->warn("expiry sweep failed: {}", std::string(expired.status().message()));
@@ -25,7 +32,11 @@ void ExpirySweeper::Start() {
 }
 
 void ExpirySweeper::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -35,7 +46,7 @@ absl::StatusOr<int> ExpirySweeper::SweepOnce() {
     absl::StatusOr<int> n = store_.ExpireDue(batch_);
     if (!n.ok()) return n.status();
     total += *n;
-    if (*n < batch_ || stop_.HasBeenNotified()) return total;
+    if (*n < batch_ || stopping_.load()) return total;
   }
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -32,7 +34,9 @@ class ExpirySweeper {
   const absl::Duration interval_;
   std::shared_ptr<spdlog::logger> logger_;
   const int batch_;
-  absl::Notification stop_;
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 

@@ -26,28 +26,28 @@ void Metrics::Histogram::Observe(double v) {
 }
 
 void Metrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++rpcs_[{method, code}];
   rpc_latency_[method].Observe(seconds);
 }
 
 void Metrics::RecordCreated(const std::string& action_type) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++created_[action_type];
 }
 
 void Metrics::RecordDecided(const std::string& action_type, const std::string& status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++decided_[{action_type, status}];
 }
 
 void Metrics::RecordHandler(const std::string& action_type, double seconds) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   handler_[action_type].Observe(seconds);
 }
 
 void Metrics::SetGauges(GaugeFn gauges) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   gauges_ = std::move(gauges);
 }
 
@@ -55,7 +55,7 @@ std::string Metrics::Render() const {
   GaugeFn gauges;
   std::string out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     gauges = gauges_;
     out +=
         "# HELP approvald_rpcs_total RPCs answered, by method and gRPC code.\n"

@@ -4,13 +4,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 
 namespace httplib {
 class Server;
@@ -45,7 +45,7 @@ class Metrics {
     void Observe(double v);
   };
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> rpcs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Histogram> rpc_latency_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> created_ ABSL_GUARDED_BY(mu_);

@@ -29,23 +29,23 @@ void WatchReactor::Begin() {
     // From now on: attach at the hub's head (the hub's lock is never taken under ours).
     const int64_t observed = hub_.head();
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       cursor_ = last_sent_ = observed;
     }
     int64_t head = 0;
     if (hub_.AttachIfCaughtUp(this, observed, &head)) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       live_ = true;
       return;
     }
     if (hub_.stopped()) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
       return;
     }
     start = observed;  // the head moved meanwhile: replay from where we looked
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   cursor_ = last_sent_ = start;
   ScheduleReplay();
 }
@@ -64,7 +64,7 @@ void WatchReactor::ReplayBatch() {
   int64_t from = 0;
   bool finished = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     from = cursor_;
     finished = finished_;
   }
@@ -78,7 +78,7 @@ void WatchReactor::ReplayBatch() {
   bool try_attach = false;
   int64_t cursor = 0;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!finished_ && !batch.ok()) {
       FinishOnce(ToGrpcStatus(absl::Status(
           batch.status().code(),
@@ -100,7 +100,7 @@ void WatchReactor::ReplayBatch() {
   bool detach = false;
   bool delete_self = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     replay_scheduled_ = false;
     if (attached) live_ = true;
     if (hub_stopped) {
@@ -139,7 +139,7 @@ void WatchReactor::WriteNext() {
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   writing_ = false;
   if (finished_) {
     queue_.clear();
@@ -156,12 +156,12 @@ void WatchReactor::OnWriteDone(bool ok) {
 }
 
 void WatchReactor::OnEvent(const EventPtr& event) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Enqueue(event);
 }
 
 void WatchReactor::OnHubStopped(int64_t) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   live_ = false;
   FinishOnce(grpc::Status(
       grpc::StatusCode::UNAVAILABLE,
@@ -169,7 +169,7 @@ void WatchReactor::OnHubStopped(int64_t) {
 }
 
 void WatchReactor::OnCancel() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   FinishOnce(grpc::Status::CANCELLED);
 }
 
@@ -184,7 +184,7 @@ void WatchReactor::OnDone() {
   hub_.Detach(this);  // after this the hub never calls us again
   bool delete_now;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     done_ = true;
     delete_now = !replay_scheduled_;
   }

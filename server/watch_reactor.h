@@ -4,9 +4,9 @@
 
 #include <deque>
 #include <memory>
+#include <mutex>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "approvals/v1/approvals.pb.h"
 #include "db/approval_store.h"
 #include "server/event_hub.h"
@@ -55,7 +55,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   const size_t max_buffer_;
   std::shared_ptr<spdlog::logger> logger_;
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   int64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;     ///< newest event id seen (sent or filtered)
   int64_t last_sent_ ABSL_GUARDED_BY(mu_) = 0;  ///< newest event id written to the client
   std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);

@@ -8,12 +8,17 @@ PoolLease::~PoolLease() {
 
 absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto can_take = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || open_ < max_size_;
     };
     waiting_.fetch_add(1);
-    const bool available = mu_.AwaitWithDeadline(absl::Condition(&can_take), deadline);
+    bool available = true;
+    if (deadline == absl::InfiniteFuture()) {
+      slot_free_.wait(lock, can_take);
+    } else {
+      available = slot_free_.wait_until(lock, absl::ToChronoTime(deadline), can_take);
+    }
     waiting_.fetch_sub(1);
     if (!available) {
       return absl::DeadlineExceededError("no database connection became free before the deadline");
@@ -30,29 +35,31 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
     if (absl::Status st = on_connect_(**conn); !st.ok()) conn = st;
   }
   if (!conn.ok()) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     --open_;
+    slot_free_.notify_one();
     return conn.status();
   }
   return PoolLease(this, std::move(*conn));
 }
 
 void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (conn->broken()) {
     --open_;  // dropped; the next Acquire reconnects
-    return;
+  } else {
+    idle_.push_back(std::move(conn));
   }
-  idle_.push_back(std::move(conn));
+  slot_free_.notify_one();
 }
 
 int ConnectionPool::open() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return open_;
 }
 
 int ConnectionPool::idle() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(idle_.size());
 }
 

@@ -1,15 +1,16 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "db/pg/pg_connection.h"
 
@@ -66,7 +67,8 @@ class ConnectionPool {
   const std::string dsn_;
   std::function<absl::Status(PgConnection&)> on_connect_;
   const int max_size_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable slot_free_;  ///< an idle connection or an open slot appeared
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<int> waiting_{0};

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -37,7 +38,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/approval_client.h"
 #include "server/action_config.h"
@@ -227,16 +227,11 @@ class HostileInputTest : public ::testing::Test {
     grpc::Slice slice(wire);
     grpc::ByteBuffer request(&slice, 1);
     grpc::ByteBuffer response;
-    absl::Notification done;
-    grpc::Status status;
+    std::promise<grpc::Status> done;
     const std::string full_method = absl::StrCat("/approvals.v1.ApprovalService/", method);
     stub.UnaryCall(&ctx, full_method, grpc::StubOptions(), &request, &response,
-                   [&](grpc::Status s) {
-                     status = std::move(s);
-                     done.Notify();
-                   });
-    done.WaitForNotification();
-    return status;
+                   [&](grpc::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
   }
 
   v1::Approval NewApproval(const std::string& type = "noop") {

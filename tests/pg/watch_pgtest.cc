@@ -6,11 +6,12 @@
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <deque>
 #include <latch>
+#include <mutex>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "server/expiry_sweeper.h"
@@ -33,13 +34,15 @@ class Watch {
     thread_ = std::thread([this] {
       v1::ApprovalEvent e;
       while (reader_->Read(&e)) {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         events_.push_back(e);
+        changed_.notify_all();
       }
       grpc::Status st = reader_->Finish();
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       status_ = st;
       ended_ = true;
+      changed_.notify_all();
     });
   }
   ~Watch() {
@@ -49,9 +52,9 @@ class Watch {
 
   // The first `n` events (waits up to 10 s); fewer if the stream ended or time ran out.
   std::vector<v1::ApprovalEvent> Take(size_t n, absl::Duration timeout = absl::Seconds(10)) {
-    absl::MutexLock lock(&mu_);
-    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return events_.size() >= n || ended_; };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                      [&] { return events_.size() >= n || ended_; });
     std::vector<v1::ApprovalEvent> out;
     while (!events_.empty() && out.size() < n) {
       out.push_back(events_.front());
@@ -60,12 +63,12 @@ class Watch {
     return out;
   }
   size_t Pending() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return events_.size();
   }
   grpc::Status WaitEnd() {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&ended_), absl::Seconds(20));
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, std::chrono::seconds(20), [&] { return ended_; });
     return status_;
   }
 
@@ -74,7 +77,8 @@ class Watch {
   grpc::ClientContext ctx_;
   std::unique_ptr<grpc::ClientReader<v1::ApprovalEvent>> reader_;
   std::thread thread_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable changed_;
   std::deque<v1::ApprovalEvent> events_ ABSL_GUARDED_BY(mu_);
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,8 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-
-#include "absl/synchronization/notification.h"
+#include <future>
 
 namespace approvald::server {
 namespace {
@@ -19,19 +18,19 @@ TEST(ExecutorTest, RunsEveryTaskAndDrainsOnShutdown) {
 }
 
 TEST(ExecutorTest, FullQueueRefusesAtOnce) {
-  absl::Notification release;
+  std::promise<void> release;
   Executor executor(1, 2);
-  absl::Notification started;
+  std::promise<void> started;
   ASSERT_TRUE(executor.TrySubmit([&] {
-    started.Notify();
-    release.WaitForNotification();
+    started.set_value();
+    release.get_future().wait();
   }));
-  started.WaitForNotification();
+  started.get_future().wait();
   EXPECT_TRUE(executor.TrySubmit([] {}));
   EXPECT_TRUE(executor.TrySubmit([] {}));
   EXPECT_FALSE(executor.TrySubmit([] {}));  // bounded: the third queued task is refused
   EXPECT_EQ(executor.queue_depth(), 2u);
-  release.Notify();
+  release.set_value();
   executor.Shutdown();
   EXPECT_EQ(executor.queue_depth(), 0u);
 }
