@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -108,8 +109,9 @@ class ApprovalStore {
                                                               absl::Time deadline) = 0;
 
   /// Expires up to `batch` pending approvals whose expires_at has passed (database clock), each
-  /// with an 'expired' event; rows locked by a decision in progress are skipped. Returns how many.
-  virtual absl::StatusOr<int> ExpireDue(int batch) = 0;
+  /// with an 'expired' event; rows locked by a decision in progress are skipped. Returns how many
+  /// of each action type.
+  virtual absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) = 0;
 
   /// A server-wide setting from approvald_settings; NOT_FOUND if absent.
   virtual absl::StatusOr<std::string> GetSetting(const std::string& name) = 0;

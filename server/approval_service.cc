@@ -103,22 +103,28 @@ std::string ApprovalServiceImpl::RequestId(grpc::CallbackServerContext* ctx) {
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerContext* ctx,
                                                         absl::string_view method,
                                                         const absl::StatusOr<Principal>& principal,
-                                                        absl::Status precheck, Work work) {
+                                                        absl::Status precheck,
+                                                        absl::string_view approval_id,
+                                                        const v1::Approval* result, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const absl::Time start = absl::Now();
-  const std::string who = principal.ok() ? principal->name : "";
-  const std::string request_id = RequestId(ctx);
+  CallInfo call;
+  call.start = absl::Now();
+  call.method = std::string(method);
+  call.principal = principal.ok() ? principal->name : "";
+  call.approval_id = std::string(approval_id);
+  call.result = result;
+  call.request_id = RequestId(ctx);
   if (!principal.ok()) precheck = principal.status();
   if (!precheck.ok()) {
-    Finish(reactor, method, who, request_id, start, precheck);
+    Finish(reactor, call, precheck);
     return reactor;
   }
-  absl::Time deadline = start + options_.default_deadline;
+  absl::Time deadline = call.start + options_.default_deadline;
   if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
     deadline = std::min(deadline, absl::FromChrono(ctx->deadline()));
   }
-  const bool queued = executor_.TrySubmit(
-      [this, ctx, reactor, method, who, request_id, start, deadline, work = std::move(work)] {
+  const bool queued =
+      executor_.TrySubmit([this, ctx, reactor, call, deadline, work = std::move(work)] {
         absl::Status st;
         if (ctx->IsCancelled()) {
           st = absl::CancelledError("the call was cancelled before it ran");
@@ -127,32 +133,42 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
         } else {
           st = work(deadline);
         }
-        Finish(reactor, method, who, request_id, start, st);
+        Finish(reactor, call, st);
       });
   if (!queued) {
-    Finish(reactor, method, who, request_id, start,
+    Finish(reactor, call,
            absl::ResourceExhaustedError("approvald is overloaded (work queue full); retry later"));
   }
   return reactor;
 }
 
-void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
-                                 const std::string& principal, const std::string& request_id,
-                                 absl::Time start, const absl::Status& status) {
+void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, const CallInfo& call,
+                                 const absl::Status& status) {
+  RecordRpc(call, status);
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& status,
+                                    absl::string_view extra) const {
+  const absl::Duration took = absl::Now() - call.start;
   if (options_.logger) {
     const v1::ErrorReason reason = db::GetReason(status);
+    // The request's id is unchecked when validation failed: escaped and cut short.
+    std::string approval_id = call.result != nullptr && !call.result->id().empty()
+                                  ? call.result->id()
+                                  : EscapeForLog(absl::string_view(call.approval_id).substr(0, 64));
     options_.logger->info(
-        "rpc method={} code={} reason={} ms={:.2f} principal={} request_id={}{}{}",
-        std::string(method), absl::StatusCodeToString(status.code()),
+        "rpc method={} code={} reason={} ms={:.2f} principal={} approval_id={} request_id={}{}{}{}",
+        call.method, absl::StatusCodeToString(status.code()),
         reason == v1::ERROR_REASON_UNSPECIFIED ? "-" : v1::ErrorReason_Name(reason),
-        absl::ToDoubleMilliseconds(absl::Now() - start), principal.empty() ? "-" : principal,
-        request_id, status.ok() ? "" : " message=", EscapeForLog(status.message()));
+        absl::ToDoubleMilliseconds(took), call.principal.empty() ? "-" : call.principal,
+        approval_id.empty() ? "-" : approval_id, call.request_id, std::string(extra),
+        status.ok() ? "" : " message=", EscapeForLog(status.message()));
   }
   if (options_.metrics) {
-    options_.metrics->RecordRpc(std::string(method), absl::StatusCodeToString(status.code()),
-                                absl::ToDoubleSeconds(absl::Now() - start));
+    options_.metrics->RecordRpc(call.method, absl::StatusCodeToString(status.code()),
+                                absl::ToDoubleSeconds(took));
   }
-  reactor->Finish(ToGrpcStatus(status));
 }
 
 absl::Status ApprovalServiceImpl::PrecheckCreate(const Principal& p,
@@ -191,7 +207,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::CreateApproval(grpc::CallbackServ
   const handlers::ActionType* type = registry->Find(req->action_type());
   absl::Status precheck =
       principal.ok() ? PrecheckCreate(*principal, type, *req) : absl::OkStatus();
-  return Dispatch(ctx, "CreateApproval", principal, precheck,
+  return Dispatch(ctx, "CreateApproval", principal, precheck, "", resp,
                   [this, req, resp, registry, type, p = principal.ok() ? *principal : Principal()](
                       absl::Time d) { return CreateWork(p, *type, *req, d, resp); });
 }
@@ -223,7 +239,7 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
 grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerContext* ctx,
                                                            const v1::GetApprovalRequest* req,
                                                            v1::Approval* resp) {
-  return Dispatch(ctx, "GetApproval", Authenticate(ctx), ValidateGet(*req),
+  return Dispatch(ctx, "GetApproval", Authenticate(ctx), ValidateGet(*req), req->id(), resp,
                   [this, req, resp](absl::Time deadline) -> absl::Status {
                     ASSIGN_OR_RETURN(db::ApprovalRecord a, store_.Get(req->id(), deadline));
                     return ToProto(a, resp);
@@ -238,7 +254,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListApprovals(grpc::CallbackServe
                                                              const v1::ListApprovalsRequest* req,
                                                              v1::ListApprovalsResponse* resp) {
   return Dispatch(
-      ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req),
+      ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req), "", nullptr,
       [this, req, resp](absl::Time deadline) { return ListWork(*req, deadline, resp); });
 }
 
@@ -342,15 +358,15 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   if (options_.metrics) {
     if (decided.ok() && decided->status != db::kPending) {
       options_.metrics->RecordDecided(decided->action_type, decided->status);
-    } else if (db::GetReason(decided.status()) == v1::EXECUTION_FAILED) {
-      // FAILED by this call: final too. The error's metadata names the action type.
-      std::string type;
+    } else if (const v1::ErrorReason reason = db::GetReason(decided.status());
+               reason == v1::EXECUTION_FAILED || reason == v1::EXPIRED) {
+      // FAILED or EXPIRED by this call: final too. Then the error's metadata names the action
+      // type (an approval found already expired was counted when it expired).
       if (auto info = db::GetErrorInfo(decided.status())) {
         if (auto it = info->metadata().find("action_type"); it != info->metadata().end()) {
-          type = it->second;
+          options_.metrics->RecordDecided(it->second, reason == v1::EXPIRED ? "expired" : "failed");
         }
       }
-      options_.metrics->RecordDecided(type, "failed");
     }
   }
   if (!decided.ok()) return decided.status();
@@ -370,17 +386,28 @@ class FailedStream final : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
 
 grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals(
     grpc::CallbackServerContext* ctx, const v1::WatchApprovalsRequest* req) {
+  CallInfo call;
+  call.start = absl::Now();
+  call.method = "WatchApprovals";
+  call.request_id = RequestId(ctx);
   absl::StatusOr<Principal> principal = Authenticate(ctx);
+  if (principal.ok()) call.principal = principal->name;
   absl::Status st = principal.ok() ? ValidateWatch(*req) : principal.status();
   if (st.ok() && options_.hub == nullptr) st = absl::UnavailableError("no event stream");
-  if (options_.logger) {
-    options_.logger->info("rpc method=WatchApprovals code={} after_event_id={} principal={}",
-                          absl::StatusCodeToString(st.code()), req->after_event_id(),
-                          principal.ok() ? principal->name : "-");
+  const std::string after = absl::StrCat(" after_event_id=", req->after_event_id());
+  if (!st.ok()) {
+    RecordRpc(call, st, absl::StrCat(after, " sent=0"));
+    return new FailedStream(ToGrpcStatus(st));
   }
-  if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
   auto* reactor = new WatchReactor(*options_.hub, store_, executor_, *req, options_.watch_buffer,
                                    options_.logger);
+  // Logged and counted when the stream ends, like a unary call when it answers.
+  reactor->SetOnDone([this, call, after](const grpc::Status& status, int64_t sent) {
+    RecordRpc(
+        call,
+        absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+        absl::StrCat(after, " sent=", sent));
+  });
   reactor->Begin();
   return reactor;
 }
@@ -389,8 +416,12 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
                                                                const v1::ListActionTypesRequest*,
                                                                v1::ListActionTypesResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const absl::Time start = absl::Now();
+  CallInfo call;
+  call.start = absl::Now();
+  call.method = "ListActionTypes";
+  call.request_id = RequestId(ctx);
   absl::StatusOr<Principal> principal = Authenticate(ctx);
+  if (principal.ok()) call.principal = principal->name;
   if (principal.ok()) {
     // In memory only: answered on the gRPC thread without touching the database.
     const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
@@ -406,8 +437,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
       out->set_required_approvals(t->policy.required_approvals);
     }
   }
-  Finish(reactor, "ListActionTypes", principal.ok() ? principal->name : "", RequestId(ctx), start,
-         principal.status());
+  Finish(reactor, call, principal.status());
   return reactor;
 }
 
@@ -432,7 +462,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(grpc::CallbackServerConte
                                                        const v1::ApproveRequest* req,
                                                        v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, "Approve", principal, ValidateApprove(*req, options_.limits),
+  return Dispatch(ctx, "Approve", principal, ValidateApprove(*req, options_.limits), req->id(),
+                  resp,
                   [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
                     return DecideWork(p,
                                       DecideInputFrom(db::Decision::kApprove, *req, req->comment(),
@@ -445,7 +476,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Reject(grpc::CallbackServerContex
                                                       const v1::RejectRequest* req,
                                                       v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, "Reject", principal, ValidateReject(*req, options_.limits),
+  return Dispatch(ctx, "Reject", principal, ValidateReject(*req, options_.limits), req->id(), resp,
                   [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
                     return DecideWork(p,
                                       DecideInputFrom(db::Decision::kReject, *req, req->reason(),
@@ -458,13 +489,14 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::CancelApproval(grpc::CallbackServ
                                                               const v1::CancelApprovalRequest* req,
                                                               v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, "CancelApproval", principal, ValidateCancel(*req, options_.limits),
-                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
-                    return DecideWork(p,
-                                      DecideInputFrom(db::Decision::kCancel, *req, req->reason(),
-                                                      req->expected_version(), d),
-                                      resp);
-                  });
+  return Dispatch(
+      ctx, "CancelApproval", principal, ValidateCancel(*req, options_.limits), req->id(), resp,
+      [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
+        return DecideWork(
+            p,
+            DecideInputFrom(db::Decision::kCancel, *req, req->reason(), req->expected_version(), d),
+            resp);
+      });
 }
 
 }  // namespace approvald::server

@@ -89,13 +89,26 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   using Work = std::function<absl::Status(absl::Time deadline)>;
 
   absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx) const;
+  // What the per-RPC log line says of a call besides its outcome.
+  struct CallInfo {
+    std::string method;
+    std::string principal;    ///< empty if unauthenticated
+    std::string approval_id;  ///< the approval named by the request (empty: none)
+    const approvals::v1::Approval* result = nullptr;  ///< its id wins once set (Create)
+    std::string request_id;
+    absl::Time start;
+  };
+
   // Runs `work` on the executor (or answers `precheck` at once if it failed) and finishes.
+  // `approval_id` and `result` only feed the log line.
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, absl::string_view method,
                                      const absl::StatusOr<Principal>& principal,
-                                     absl::Status precheck, Work work);
-  void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method,
-              const std::string& principal, const std::string& request_id, absl::Time start,
-              const absl::Status& status);
+                                     absl::Status precheck, absl::string_view approval_id,
+                                     const approvals::v1::Approval* result, Work work);
+  void Finish(grpc::ServerUnaryReactor* reactor, const CallInfo& call, const absl::Status& status);
+  // The per-RPC log line and the RPC metrics; `extra` is appended to the line.
+  void RecordRpc(const CallInfo& call, const absl::Status& status,
+                 absl::string_view extra = "") const;
   static std::string RequestId(grpc::CallbackServerContext* ctx);
   static std::string CertificateIdentity(const grpc::CallbackServerContext& ctx);
   absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,

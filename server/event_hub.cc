@@ -90,7 +90,7 @@ void EventHub::Run() {
     absl::Status st;
     if (!conn) {
       auto connected = db::pg::PgConnection::Connect(dsn_);
-      st = connected.ok() ? (*connected)->ExecScript("LISTEN approval_events") : connected.status();
+      st = connected.ok() ? db::pg::ListenForEvents(**connected) : connected.status();
       if (st.ok()) {
         conn = std::move(*connected);
         if (backoff > absl::Milliseconds(100)) {

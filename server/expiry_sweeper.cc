@@ -43,10 +43,15 @@ void ExpirySweeper::Stop() {
 absl::StatusOr<int> ExpirySweeper::SweepOnce() {
   int total = 0;
   for (;;) {
-    absl::StatusOr<int> n = store_.ExpireDue(batch_);
-    if (!n.ok()) return n.status();
-    total += *n;
-    if (*n < batch_ || stopping_.load()) return total;
+    absl::StatusOr<std::map<std::string, int>> expired = store_.ExpireDue(batch_);
+    if (!expired.ok()) return expired.status();
+    int n = 0;
+    for (const auto& [type, count] : *expired) {
+      n += count;
+      if (on_expired_) on_expired_(type, count);
+    }
+    total += n;
+    if (n < batch_ || stopping_.load()) return total;
   }
 }
 

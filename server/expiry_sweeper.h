@@ -2,8 +2,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -24,6 +26,11 @@ class ExpirySweeper {
                 std::shared_ptr<spdlog::logger> logger, int batch = 100);
   ~ExpirySweeper();
 
+  /// Told how many approvals of a type each batch expired (metrics). Set before Start.
+  void SetOnExpired(std::function<void(const std::string& action_type, int n)> on_expired) {
+    on_expired_ = std::move(on_expired);
+  }
+
   void Start();
   void Stop();  ///< idempotent
   /// Runs one sweep now (all due approvals, batch by batch); returns how many expired.
@@ -34,6 +41,7 @@ class ExpirySweeper {
   const absl::Duration interval_;
   std::shared_ptr<spdlog::logger> logger_;
   const int batch_;
+  std::function<void(const std::string&, int)> on_expired_;
   std::mutex mu_;
   std::condition_variable stop_cv_;
   std::atomic<bool> stopping_{false};

@@ -36,9 +36,9 @@ void Metrics::RecordCreated(const std::string& action_type) {
   ++created_[action_type];
 }
 
-void Metrics::RecordDecided(const std::string& action_type, const std::string& status) {
+void Metrics::RecordDecided(const std::string& action_type, const std::string& status, uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++decided_[{action_type, status}];
+  decided_[{action_type, status}] += n;
 }
 
 void Metrics::RecordHandler(const std::string& action_type, double seconds) {
@@ -92,7 +92,7 @@ std::string Metrics::Render() const {
     }
     out +=
         "# HELP approvald_approvals_decided_total Approvals that reached a final status "
-        "through a call, by action type and status.\n"
+        "in this process (decisions and expiries), by action type and status.\n"
         "# TYPE approvald_approvals_decided_total counter\n";
     for (const auto& [key, n] : decided_) {
       absl::StrAppend(&out, "approvald_approvals_decided_total{action_type=\"", Label(key.first),

@@ -28,7 +28,7 @@ class Metrics {
   void RecordRpc(const std::string& method, const std::string& code, double seconds);
   void RecordCreated(const std::string& action_type);
   /// An approval reached a final status through a decision (approved, rejected, ...).
-  void RecordDecided(const std::string& action_type, const std::string& status);
+  void RecordDecided(const std::string& action_type, const std::string& status, uint64_t n = 1);
   void RecordHandler(const std::string& action_type, double seconds);
   void SetGauges(GaugeFn gauges);
 

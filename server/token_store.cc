@@ -1,5 +1,6 @@
 #include "server/token_store.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <fstream>
@@ -106,10 +107,19 @@ absl::StatusOr<Principal> TokenStore::Authenticate(absl::string_view authorizati
     return absl::UnauthenticatedError("authorization must be `Bearer <token>`");
   }
   absl::string_view token = absl::StripAsciiWhitespace(value.substr(7));
-  // Look up by the token's hash: the comparison never touches the secret itself.
-  auto it = by_hash_.find(Sha256Hex(token));
-  if (token.empty() || it == by_hash_.end()) return absl::UnauthenticatedError("unknown token");
-  return it->second;
+  // Compared by the token's hash, never the secret itself, and in constant time: every
+  // configured hash is compared in full with CRYPTO_memcmp, so the time taken tells nothing of
+  // how much of any of them the presented token's hash shares.
+  const std::string presented = Sha256Hex(token);
+  const Principal* found = nullptr;
+  for (const auto& [hash, principal] : by_hash_) {
+    if (hash.size() == presented.size() &&
+        CRYPTO_memcmp(hash.data(), presented.data(), presented.size()) == 0) {
+      found = &principal;
+    }
+  }
+  if (token.empty() || found == nullptr) return absl::UnauthenticatedError("unknown token");
+  return *found;
 }
 
 }  // namespace approvald::server

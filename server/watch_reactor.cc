@@ -150,6 +150,7 @@ void WatchReactor::OnWriteDone(bool ok) {
     return;
   }
   last_sent_ = queue_.front()->event_id();
+  ++sent_;
   queue_.pop_front();
   WriteNext();
   if (queue_.empty() && !live_) ScheduleReplay();
@@ -176,6 +177,7 @@ void WatchReactor::OnCancel() {
 void WatchReactor::FinishOnce(const grpc::Status& status) {
   if (finished_) return;
   finished_ = true;
+  final_status_ = status;
   if (!writing_) queue_.clear();  // an event being written stays alive until OnWriteDone
   Finish(status);
 }
@@ -183,11 +185,16 @@ void WatchReactor::FinishOnce(const grpc::Status& status) {
 void WatchReactor::OnDone() {
   hub_.Detach(this);  // after this the hub never calls us again
   bool delete_now;
+  grpc::Status status;
+  int64_t sent = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done_ = true;
     delete_now = !replay_scheduled_;
+    status = final_status_;
+    sent = sent_;
   }
+  if (on_done_) on_done_(status, sent);
   if (delete_now) delete this;
 }
 

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -30,6 +31,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
                approvals::v1::WatchApprovalsRequest filter, size_t max_buffer,
                std::shared_ptr<spdlog::logger> logger);
 
+  /// Called once, when the stream is over, with its final status and how many events it sent.
+  using DoneFn = std::function<void(const grpc::Status& status, int64_t sent)>;
+  void SetOnDone(DoneFn on_done) { on_done_ = std::move(on_done); }
+
   /// Starts replaying (or attaches at once for after_event_id = 0).
   void Begin();
 
@@ -54,10 +59,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   const approvals::v1::WatchApprovalsRequest filter_;
   const size_t max_buffer_;
   std::shared_ptr<spdlog::logger> logger_;
+  DoneFn on_done_;
 
   std::mutex mu_;
   int64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;     ///< newest event id seen (sent or filtered)
   int64_t last_sent_ ABSL_GUARDED_BY(mu_) = 0;  ///< newest event id written to the client
+  int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;       ///< events written to the client
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;  ///< attached to the hub

@@ -53,10 +53,11 @@ absl::string_view MethodName(Decision d) {
   return "approve";
 }
 
+// A handler's error with one of these codes says "not now": the approval stays pending and the
+// call may be retried. Any other code (UNKNOWN included) is the action failing for good.
 bool IsTransientCode(absl::StatusCode code) {
   return code == absl::StatusCode::kAborted || code == absl::StatusCode::kUnavailable ||
-         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kCancelled ||
-         code == absl::StatusCode::kUnknown;
+         code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kCancelled;
 }
 
 // The Tx a handler sees: opens a savepoint before its first statement (so a handler that writes
@@ -247,12 +248,15 @@ absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t aft
   return ReadEventBatch(*lease, after_id, limit);
 }
 
-absl::StatusOr<int> PgApprovalStore::ExpireDue(int batch) {
-  int expired = 0;
+absl::StatusOr<std::map<std::string, int>> PgApprovalStore::ExpireDue(int batch) {
+  std::map<std::string, int> expired;
   RETURN_IF_ERROR(RunInTransaction(pool_, absl::Now() + absl::Seconds(30), [&](PgTx& tx) {
+    expired.clear();  // a retried transaction starts over
     ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kExpireDue, {absl::StrCat(batch)}));
-    ASSIGN_OR_RETURN(int64_t n, rows.GetInt(0, "expired"));
-    expired = static_cast<int>(n);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      ASSIGN_OR_RETURN(int64_t n, rows.GetInt(r, "expired"));
+      expired[rows.GetString(r, "action_type")] = static_cast<int>(n);
+    }
     return tx.Commit();
   }));
   return expired;
@@ -314,10 +318,12 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     ASSIGN_OR_RETURN(ApprovalRecord expired,
                      RecordDecision(tx, locked, kExpired, Param(), Param(), Param(), Param(),
                                     kSystemActor, Param()));
-    intent = {
-        locked.version, std::string(kExpired), false,
-        ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
-                    absl::StrCat("approval ", locked.id, " has expired"), StateMetadata(expired))};
+    // Expired by this call (not found expired): the metadata names the type, as for a failure.
+    ErrorMetadata metadata = StateMetadata(expired);
+    metadata["action_type"] = expired.action_type;
+    intent = {locked.version, std::string(kExpired), false,
+              ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
+                          absl::StrCat("approval ", locked.id, " has expired"), metadata)};
     return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
   }
   if (in.expected_version != 0 && in.expected_version != locked.version) {
@@ -377,10 +383,11 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                       std::string(failure.message().empty() ? "action failed"
                                                                             : failure.message()),
                                       in.actor, request_id));
-      intent = {
-          locked.version, std::string(kFailed), false,
-          ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
-                      absl::StrCat("action failed: ", failure.message()), StateMetadata(failed))};
+      ErrorMetadata metadata = StateMetadata(failed);
+      metadata["action_type"] = failed.action_type;
+      intent = {locked.version, std::string(kFailed), false,
+                ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
+                            absl::StrCat("action failed: ", failure.message()), metadata)};
       return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
     }
     result = *executed;

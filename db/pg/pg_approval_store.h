@@ -19,7 +19,7 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<std::string> GetSetting(const std::string& name) override;
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
-  absl::StatusOr<int> ExpireDue(int batch) override;
+  absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) override;
 
  private:
   // What a decision's COMMIT would make true, kept in case its outcome is lost with the

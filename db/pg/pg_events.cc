@@ -25,6 +25,10 @@ absl::StatusOr<bool> EventsHeldBack(PgConnection& conn, int64_t after_id) {
   return rows.GetBool(0, "held_back");
 }
 
+absl::Status ListenForEvents(PgConnection& conn) {
+  return conn.ExecScript(queries::kListenEvents.text);
+}
+
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn) {
   ASSIGN_OR_RETURN(Rows rows, conn.Exec(queries::kEventsHead, {}));
   return rows.GetInt(0, "head");

@@ -13,6 +13,8 @@ absl::StatusOr<std::vector<EventRecord>> ReadEventBatch(PgConnection& conn, int6
                                                         int limit);
 /// True if committed events after `after_id` wait for an older running transaction.
 absl::StatusOr<bool> EventsHeldBack(PgConnection& conn, int64_t after_id);
+/// Makes `conn` the event listener: names its session and LISTENs for new events.
+absl::Status ListenForEvents(PgConnection& conn);
 /// The newest deliverable event id (0 if none).
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn);
 

@@ -1,5 +1,6 @@
--- Expires a batch of due pending approvals ($1 at most) with their events. SKIP LOCKED lets
--- replicas share the work, and a row being decided right now is left to its decision.
+-- Expires a batch of due pending approvals ($1 at most) with their events, and counts them by
+-- action type. SKIP LOCKED lets replicas share the work, and a row being decided right now is
+-- left to its decision. (The event CTE runs in full although nothing reads it.)
 WITH due AS (
     SELECT id FROM ai_approvals
     WHERE status = 'pending' AND expires_at <= now()
@@ -16,6 +17,5 @@ WITH due AS (
     SELECT id, 'expired', 'approvald', version,
            to_jsonb(expired) || jsonb_build_object('votes', approval_votes_json(expired.id))
     FROM expired
-    RETURNING id
 )
-SELECT count(*) AS expired FROM event
+SELECT action_type, count(*) AS expired FROM expired GROUP BY action_type

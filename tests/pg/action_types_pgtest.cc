@@ -77,6 +77,13 @@ action_types:
     sql:
       - statement: INSERT INTO grants (approval_id, role, granted_by) VALUES (:approval_id, :role, :decided_by)
         expect_rows: {exactly: 1}
+  - name: grant.team_role
+    handler: sql
+    approver_roles: [approver]
+    required_approvals: 2
+    allow_self_approval: true
+    sql:
+      - "INSERT INTO grants (approval_id, role, granted_by) VALUES (:approval_id, 'team', :decided_by)"
 )yaml";
 
 class ActionTypesTest : public ::testing::Test {
@@ -272,8 +279,8 @@ TEST_F(ActionTypesTest, ListActionTypesDescribesEveryType) {
   ctx.AddMetadata("authorization", "Bearer tok-viewer");
   v1::ListActionTypesResponse out;
   ASSERT_TRUE(stub->ListActionTypes(&ctx, v1::ListActionTypesRequest(), &out).ok());
-  ASSERT_EQ(out.action_types_size(), 4);
-  const v1::ActionType& refund = out.action_types(2);
+  ASSERT_EQ(out.action_types_size(), 5);  // by name
+  const v1::ActionType& refund = out.action_types(3);
   EXPECT_EQ(refund.name(), "refund.order");
   EXPECT_EQ(refund.description(), "Refund part of an order");
   EXPECT_EQ(refund.approver_roles(0), "approver");
@@ -320,6 +327,20 @@ TEST_F(ActionTypesTest, QuorumVotesThenExecutesOnce) {
   ASSERT_OK_AND_ASSIGN(v1::Approval rejected, ts_->Client("bob")->Reject(reject));
   EXPECT_EQ(rejected.status(), v1::APPROVAL_STATUS_REJECTED);
   EXPECT_EQ(Q("SELECT count(*) FROM grants WHERE role = 'admin'"), "0");
+}
+
+TEST_F(ActionTypesTest, WithSelfApprovalTheRequestersVoteCountsTowardTheQuorum) {
+  // agent holds the approver role too; allow_self_approval lets its own vote count.
+  ASSERT_OK_AND_ASSIGN(v1::Approval a, Create("agent", "grant.team_role", "{}"));
+  ASSERT_OK_AND_ASSIGN(v1::Approval voted, Approve("agent", a.id()));
+  EXPECT_EQ(voted.status(), v1::APPROVAL_STATUS_PENDING);
+  ASSERT_EQ(voted.votes_size(), 1);
+  EXPECT_EQ(voted.votes(0).voter(), "agent");
+  EXPECT_EQ(Q("SELECT count(*) FROM grants"), "0");
+  ASSERT_OK_AND_ASSIGN(v1::Approval done, Approve("alice", a.id()));
+  EXPECT_EQ(done.status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(done.votes_size(), 2);
+  EXPECT_EQ(Q("SELECT string_agg(granted_by, ',') FROM grants"), "alice");
 }
 
 TEST_F(ActionTypesTest, QuorumTwoOfThreeRacingExecutesOnceAtTheSecondVote) {

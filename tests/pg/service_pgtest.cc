@@ -214,6 +214,60 @@ TEST_F(ServiceTest, HandlerSqlErrorIsAPermanentFailure) {
   EXPECT_NE(failed.execution_error().find("23502"), std::string::npos) << failed.execution_error();
 }
 
+TEST_F(ServiceTest, ExpiredErrorCarriesTheStateInMetadata) {
+  v1::Approval a = Create("test.effect");
+  ts_->db().Scalar(
+      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' WHERE id = '" +
+      a.id() + "'");
+  auto stub = v1::ApprovalService::NewStub(ts_->NewChannel());
+  auto decode = [&](const std::string& who) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer tok-" + who);
+    v1::ApproveRequest req;
+    req.set_id(a.id());
+    v1::Approval out;
+    return client::DecodeError(stub->Approve(&ctx, req, &out));
+  };
+  // The call that finds it due expires it: its metadata also names the action type.
+  client::RpcError first = decode("alice");
+  EXPECT_EQ(first.code, absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(first.info.has_value());
+  EXPECT_EQ(first.info->reason(), "EXPIRED");
+  EXPECT_EQ(first.info->metadata().at("status"), "APPROVAL_STATUS_EXPIRED");
+  EXPECT_EQ(first.info->metadata().at("version"), "2");
+  EXPECT_EQ(first.info->metadata().at("action_type"), "test.effect");
+  // A later call finds it expired: the same state.
+  client::RpcError later = decode("bob");
+  ASSERT_TRUE(later.info.has_value());
+  EXPECT_EQ(later.info->reason(), "EXPIRED");
+  EXPECT_EQ(later.info->metadata().at("status"), "APPROVAL_STATUS_EXPIRED");
+  EXPECT_EQ(later.info->metadata().at("version"), "2");
+  EXPECT_EQ(ts_->Effects(a.id()), 0);
+}
+
+TEST_F(ServiceTest, AHandlersUnknownErrorIsAPermanentFailure) {
+  v1::Approval a = Create("test.unknown");
+  auto r = Approve(*alice_, a.id());
+  EXPECT_EQ(client::ReasonOf(r.status()), "EXECUTION_FAILED") << r.status();
+  ASSERT_OK_AND_ASSIGN(v1::Approval failed, alice_->Get(a.id()));
+  EXPECT_EQ(failed.status(), v1::APPROVAL_STATUS_FAILED);
+  EXPECT_EQ(failed.execution_error(), "the payment provider answered something unexpected");
+}
+
+TEST_F(ServiceTest, ASerializationFailureRunsTheWholeTransactionAgain) {
+  v1::Approval a = Create("test.conflict_once");
+  // The first attempt meets a real 40001 from the database; the retry runs the handler anew.
+  ASSERT_OK_AND_ASSIGN(v1::Approval approved, Approve(*alice_, a.id()));
+  EXPECT_EQ(approved.status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(approved.version(), 2);
+  EXPECT_EQ(ts_->db().Scalar("SELECT last_value FROM test_conflict_probe"), "2");
+  EXPECT_EQ(ts_->Effects(a.id()), 1);
+  EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',' ORDER BY id) FROM approval_events "
+                             "WHERE approval_id = '" +
+                             a.id() + "'"),
+            "created,approved");
+}
+
 TEST_F(ServiceTest, TransientHandlerErrorLeavesItPending) {
   v1::Approval a = Create("test.transient");
   auto r = Approve(*alice_, a.id());
@@ -236,6 +290,16 @@ TEST_F(ServiceTest, IdempotentCreate) {
   auto conflict = agent_->Create(other);
   EXPECT_CODE(conflict, absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(client::ReasonOf(conflict.status()), "IDEMPOTENCY_KEY_CONFLICT");
+  // The expiry is not part of the payload: the same request with another ttl is the same one.
+  v1::CreateApprovalRequest longer;
+  longer.set_action_type("noop");
+  longer.set_summary("refund");
+  longer.set_idempotency_key("key-1");
+  (*longer.mutable_action_data()->mutable_fields())["order_id"].set_number_value(42);
+  longer.mutable_ttl()->set_seconds(7200);
+  ASSERT_OK_AND_ASSIGN(v1::Approval same, agent_->Create(longer));
+  EXPECT_EQ(same.id(), first.id());
+  EXPECT_EQ(same.expire_time().seconds(), first.expire_time().seconds());
   // Keys are scoped to the requester.
   other.set_summary("refund");
   (*other.mutable_action_data()->mutable_fields())["order_id"].set_number_value(42);

@@ -265,10 +265,9 @@ TEST_F(WatchTest, ManyWatchersShareOneListener) {
     watches.push_back(std::make_unique<Watch>(*ts_, v1::WatchApprovalsRequest()));
   }
   ASSERT_TRUE(AwaitWatchers(*ts_, 50));
-  // One listener connection (the only one that runs events_held_back.sql), not fifty.
+  // One listener connection (its session is named for it), not fifty.
   EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                             "current_database() AND pid <> pg_backend_pid() AND query LIKE "
-                             "'%AS held_back%'"),
+                             "current_database() AND application_name = 'approvald-listener'"),
             "1");
   v1::Approval a = Create();
   for (auto& w : watches) {
@@ -343,7 +342,7 @@ TEST(WatchSweeperTest, TheBackgroundSweeperExpiresByItself) {
 namespace approvald::testing {
 namespace {
 
-TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
+TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothingWhileAFastOneGoesOn) {
   TestServerOptions options;
   options.watch_buffer = 4;
   auto ts = TestServer::Start(options);
@@ -363,6 +362,9 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
   from_start.set_after_event_id(1);
   auto reader = stub->WatchApprovals(&ctx, from_start);
   ASSERT_TRUE(AwaitWatchers(*ts, 1));  // nothing to replay after event 1: live at once
+  // A fast watcher alongside, reading as events come.
+  Watch fast(*ts, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts, 2));
   constexpr int kCreates = 150;
   auto agent = ts->Client("agent");
   std::vector<std::string> ids;
@@ -373,6 +375,10 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
     auto r = agent->Create(req);
     ASSERT_OK(r);
     ids.push_back(r->id());
+    // The fast watcher gets each event while the slow one's buffer fills and overflows.
+    std::vector<v1::ApprovalEvent> got = fast.Take(1);
+    ASSERT_EQ(got.size(), 1u) << "the fast watcher stalled at event " << i;
+    EXPECT_EQ(got[0].approval().id(), r->id());
   }
   std::vector<std::string> seen;
   int64_t last = 0;
@@ -388,6 +394,15 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
   ASSERT_NE(at, std::string::npos) << st.error_message();
   EXPECT_LE(std::stoll(st.error_message().substr(at + 27)), last);
   EXPECT_LT(seen.size(), ids.size());
+  // The fast watcher's stream goes on after the slow one was cut off.
+  v1::CreateApprovalRequest one_more;
+  one_more.set_action_type("noop");
+  auto more = agent->Create(one_more);
+  ASSERT_OK(more);
+  std::vector<v1::ApprovalEvent> after = fast.Take(1);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].approval().id(), more->id());
+  ids.push_back(more->id());  // the resumed slow watcher gets it too
   // Resuming where it stopped delivers the rest: nothing lost, nothing twice.
   grpc::ClientContext ctx2;
   ctx2.AddMetadata("authorization", "Bearer tok-alice");
@@ -397,7 +412,9 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothing) {
   auto reader2 = stub->WatchApprovals(&ctx2, resume);
   while (seen.size() < ids.size() && reader2->Read(&e)) seen.push_back(e.approval().id());
   ctx2.TryCancel();
-  EXPECT_EQ(seen.size(), ids.size());
+  grpc::Status end2 = reader2->Finish();
+  EXPECT_EQ(seen.size(), ids.size())
+      << "the resumed stream ended with " << end2.error_code() << ": " << end2.error_message();
   for (size_t i = 0; i < std::min(seen.size(), ids.size()); ++i) {
     ASSERT_EQ(seen[i], ids[i]) << "at " << i << " of " << ids.size() << " (resumed after event "
                                << last << ")";

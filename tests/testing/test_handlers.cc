@@ -11,10 +11,15 @@ namespace pb = google::protobuf;
 
 constexpr db::Query kInsertEffect{
     "test_insert_effect", "INSERT INTO test_effects (approval_id, note) VALUES ($1::uuid, $2)"};
+// A real serialization failure (SQLSTATE 40001) from the database on every odd call: the
+// sequence is not transactional, so the retried transaction sees the next value.
+constexpr db::Query kConflictOnce{"test_conflict_once",
+                                  "SELECT CASE WHEN nextval('test_conflict_probe') % 2 = 1 THEN "
+                                  "approvald_test_raise_serialization_failure() END"};
 constexpr db::Query kViolate{"test_violate",
                              "INSERT INTO test_effects (approval_id) VALUES (NULL)"};
 
-enum class Mode { kEffect, kFail, kTransient, kSqlError };
+enum class Mode { kEffect, kFail, kTransient, kSqlError, kUnknown, kConflictOnce };
 
 class TestHandler final : public handlers::ActionHandler {
  public:
@@ -34,6 +39,12 @@ class TestHandler final : public handlers::ActionHandler {
         return absl::UnavailableError("downstream is briefly unavailable");
       case Mode::kSqlError:
         RETURN_IF_ERROR(tx.Exec(kViolate, {}).status());
+        break;
+      case Mode::kUnknown:
+        return absl::UnknownError("the payment provider answered something unexpected");
+      case Mode::kConflictOnce:
+        RETURN_IF_ERROR(tx.Exec(kConflictOnce, {}).status());
+        RETURN_IF_ERROR(tx.Exec(kInsertEffect, {a.id, a.summary}).status());
         break;
       case Mode::kEffect:
       case Mode::kFail:
@@ -63,6 +74,10 @@ std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
                            std::make_shared<TestHandler>(Mode::kTransient, executions));
   (void)registry->Register("test.sqlerror",
                            std::make_shared<TestHandler>(Mode::kSqlError, executions));
+  (void)registry->Register("test.unknown",
+                           std::make_shared<TestHandler>(Mode::kUnknown, executions));
+  (void)registry->Register("test.conflict_once",
+                           std::make_shared<TestHandler>(Mode::kConflictOnce, executions));
   return registry;
 }
 

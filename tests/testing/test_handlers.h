@@ -11,12 +11,19 @@ namespace approvald::testing {
 /// SQL that creates the side-effect table the test handlers write to.
 inline constexpr char kCreateEffectsTable[] =
     "CREATE TABLE test_effects (id bigserial PRIMARY KEY, approval_id uuid NOT NULL, "
-    "note text NOT NULL DEFAULT '')";
+    "note text NOT NULL DEFAULT ''); "
+    "CREATE SEQUENCE test_conflict_probe; "
+    "CREATE FUNCTION approvald_test_raise_serialization_failure() RETURNS int LANGUAGE plpgsql "
+    "AS $$ BEGIN RAISE EXCEPTION 'forced serialization failure' "
+    "USING ERRCODE = 'serialization_failure'; END $$";
 
 /// `test.effect`: inserts one test_effects row through the decision's transaction.
 /// `test.fail`: inserts a row, then fails permanently (the row must be rolled back).
 /// `test.transient`: fails with UNAVAILABLE (the approval must stay pending).
 /// `test.sqlerror`: runs a statement that violates a constraint (a permanent failure).
+/// `test.unknown`: fails with UNKNOWN, a handler's own error (permanent: FAILED).
+/// `test.conflict_once`: on every odd call the database raises a serialization failure (40001)
+/// before the effect row is inserted, so the whole transaction must be run again.
 /// Also `noop`. `executions` counts every Execute call that committed nothing yet.
 std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
     std::shared_ptr<std::atomic<int>> executions = nullptr);
