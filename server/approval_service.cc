@@ -154,6 +154,13 @@ void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& st
   if (options_.logger) {
     const v1::ErrorReason reason = db::GetReason(status);
     // The request's id is unchecked when validation failed: escaped and cut short.
+    // An action's failure can quote the approval's data (a handler's message, or PostgreSQL's
+    // "invalid input syntax ... \"<value>\""): logged only with --log-action-data. The caller
+    // and the approval's execution_error still have it.
+    std::string message = EscapeForLog(status.message());
+    if (reason == v1::EXECUTION_FAILED && !options_.log_action_data) {
+      message = "action failed (the approval's execution_error has the details)";
+    }
     std::string approval_id = call.result != nullptr && !call.result->id().empty()
                                   ? call.result->id()
                                   : EscapeForLog(absl::string_view(call.approval_id).substr(0, 64));
@@ -163,7 +170,7 @@ void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& st
         reason == v1::ERROR_REASON_UNSPECIFIED ? "-" : v1::ErrorReason_Name(reason),
         absl::ToDoubleMilliseconds(took), call.principal.empty() ? "-" : call.principal,
         approval_id.empty() ? "-" : approval_id, call.request_id, std::string(extra),
-        status.ok() ? "" : " message=", EscapeForLog(status.message()));
+        message.empty() ? "" : " message=", message);
   }
   if (options_.metrics) {
     options_.metrics->RecordRpc(call.method, absl::StatusCodeToString(status.code()),

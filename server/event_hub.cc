@@ -8,6 +8,7 @@
 #include "db/pg/pg_events.h"
 #include "db/status_macros.h"
 #include "server/event_convert.h"
+#include "server/log_format.h"
 
 namespace approvald::server {
 namespace {
@@ -119,7 +120,7 @@ void EventHub::Run() {
       for (const db::EventRecord& e : *batch) {
         auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
         if (absl::Status converted = EventToProto(e, proto.get()); !converted.ok()) {
-          if (logger_) logger_->error("event {}: {}", e.id, std::string(converted.message()));
+          if (logger_) logger_->error("event {}: {}", e.id, EscapeForLog(converted.message()));
         }
         events.push_back(std::move(proto));
       }
@@ -142,7 +143,7 @@ void EventHub::Run() {
       }
     }
     if (!st.ok() && !stopping_) {
-      if (logger_) logger_->warn("event listener: {}; reconnecting", std::string(st.message()));
+      if (logger_) logger_->warn("event listener: {}; reconnecting", EscapeForLog(st.message()));
       if (on_state_ && backoff == absl::Milliseconds(100)) on_state_(false);
       conn.reset();
       const absl::Time until = absl::Now() + backoff;

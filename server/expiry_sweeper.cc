@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/log_format.h"
+
 namespace approvald::server {
 
 ExpirySweeper::ExpirySweeper(db::ApprovalStore& store, absl::Duration interval,
@@ -23,7 +25,7 @@ void ExpirySweeper::Start() {
       }
       absl::StatusOr<int> expired = SweepOnce();
       if (!expired.ok() && !was_failing && logger_) {
-        logger_->warn("expiry sweep failed: {}", std::string(expired.status().message()));
+        logger_->warn("expiry sweep failed: {}", EscapeForLog(expired.status().message()));
       }
       was_failing = !expired.ok();
       if (expired.ok() && *expired > 0 && logger_) logger_->info("expired {} approvals", *expired);

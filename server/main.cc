@@ -104,11 +104,13 @@ int CheckConfig(const std::string& path) {
 void Reload(ApprovalServer& server, const std::string& tokens_path) {
   auto tokens = approvald::server::TokenStore::Load(tokens_path);
   if (tokens.ok()) {
-    spdlog::info("SIGHUP: reloaded {} tokens", tokens->size());
+    const size_t n = tokens->size();
     server.service().SetTokens(
         std::make_shared<const approvald::server::TokenStore>(std::move(*tokens)));
+    spdlog::info("SIGHUP: reloaded {} tokens", n);
   } else {
-    spdlog::error("SIGHUP: keeping the old tokens: {}", std::string(tokens.status().message()));
+    spdlog::error("SIGHUP: keeping the old tokens: {}",
+                  approvald::server::EscapeForLog(tokens.status().message()));
   }
   if (absl::GetFlag(FLAGS_config).empty()) return;
   auto registry = LoadActionTypes();
@@ -116,7 +118,8 @@ void Reload(ApprovalServer& server, const std::string& tokens_path) {
   if (st.ok()) {
     spdlog::info("SIGHUP: reloaded {} action types", (*registry)->All().size());
   } else {
-    spdlog::error("SIGHUP: keeping the old action types: {}", std::string(st.message()));
+    spdlog::error("SIGHUP: keeping the old action types: {}",
+                  approvald::server::EscapeForLog(st.message()));
   }
 }
 

@@ -3,6 +3,9 @@
 its JSON is checked (no errors; contended: exactly one execution per round; watch-fanout: every
 watcher got every event). Times nothing: the figures are tests/perf/run's business.
 
+With 1,000 watchers, while they are live, pg_stat_activity shows one LISTEN connection of the
+daemon ('approvald-listener') and no more than --pool-size + 1 connections in all.
+
 usage: bench_smoke_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
 """
 
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -21,6 +25,7 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+POOL_SIZE = 4  # approvald's default --pool-size (the daemon below runs with it)
 
 
 def psql(sql, dsn=DSN):
@@ -69,10 +74,21 @@ class BenchSmokeTest(unittest.TestCase):
         psql("DROP DATABASE IF EXISTS " + cls.dbname + " WITH (FORCE)")
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    def bench_args(self, mode, *args, duration="1", warmup="0.2"):
+        return [BENCH, "--target", self.addr, "--token", self.tokens["reviewer"],
+                "--requester-token", self.tokens["agent"], "--mode", mode,
+                "--duration", duration, "--warmup", warmup, "--json", *args]
+
+    def backends(self):
+        """application_name -> number of client backends of the test database, except this
+        psql (autovacuum workers show up with the database's name too)."""
+        rows = psql("SELECT application_name, count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend' GROUP BY 1", self.dsn)
+        return {name: int(n) for name, n in (r.split("|") for r in rows.splitlines())}
+
     def bench(self, mode, *args, warmup="0.2"):
-        out = subprocess.run([BENCH, "--target", self.addr, "--token", self.tokens["reviewer"],
-                              "--requester-token", self.tokens["agent"], "--mode", mode,
-                              "--duration", "1", "--warmup", warmup, "--json", *args],
+        out = subprocess.run(self.bench_args(mode, *args, warmup=warmup),
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         result = json.loads(out.stdout)
@@ -100,6 +116,49 @@ class BenchSmokeTest(unittest.TestCase):
         result = self.bench("watch-fanout", "--watchers", "10", "--rate", "20")
         self.assertGreater(result["creates_ok"], 0)
         self.assertEqual(result["deliveries"], result["deliveries_expected"])
+
+    def test_watch_fanout_1000_watchers_share_one_listen_connection(self):
+        watchers = 1000
+        proc = subprocess.Popen(self.bench_args("watch-fanout", "--watchers", str(watchers),
+                                                "--rate", "20", duration="3", warmup="0"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stderr, live = [], threading.Event()
+
+        def read_stderr():
+            for line in proc.stderr:
+                stderr.append(line)
+                if line.strip() == "%d watchers live" % watchers:
+                    live.set()
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        try:
+            # The line comes once every stream has seen an event (a probe approval); the 3 s
+            # of creates follow, so the streams are all open while pg_stat_activity is read.
+            deadline = time.time() + 60
+            while not live.wait(0.1):
+                self.assertIsNone(proc.poll(), "approval-bench ended before its watchers were"
+                                  " live:\n" + "".join(stderr))
+                self.assertLess(time.time(), deadline, "no watchers live:\n" + "".join(stderr))
+            backends = self.backends()
+            stdout, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=10)
+        sys.stderr.write("backends with %d watchers live: %s\n" % (watchers, backends))
+        self.assertEqual(proc.returncode, 0, "".join(stderr))
+        self.assertEqual(backends.get("approvald-listener"), 1, backends)
+        daemon = sum(n for name, n in backends.items() if name.startswith("approvald"))
+        self.assertLessEqual(daemon, POOL_SIZE + 1, backends)
+        self.assertEqual(sum(backends.values()), daemon, backends)  # nothing else connected
+        result = json.loads(stdout)
+        self.assertEqual(result["watchers"], watchers)
+        self.assertGreater(result["creates_ok"], 0, result)
+        self.assertGreater(result["deliveries"], 0, result)
+        self.assertEqual(result["deliveries"], result["deliveries_expected"], result)
+        self.assertEqual(result["deliveries"], result["creates_ok"] * watchers, result)
+        self.assertEqual(result["notes"], [], result)  # no stream ended before it was cancelled
 
     def test_bad_options_are_refused(self):
         out = subprocess.run([BENCH, "--mode", "nope", "--token", "x"], capture_output=True,

@@ -49,6 +49,30 @@ def new_token(principal, roles):
     return token, line
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_request_id():
+    return "e2e-" + uuid.uuid4().hex
+
+
+# One line per RPC: `rpc method=M code=C reason=R ms=F principal=P approval_id=A request_id=I`,
+# then for WatchApprovals `after_event_id=N sent=N`, then `message=...` if the call failed.
+RPC_LINE = re.compile(
+    r"\] rpc method=(?P<method>\S+) code=(?P<code>\S+) reason=(?P<reason>\S+) "
+    r"ms=(?P<ms>\d+\.\d+) principal=(?P<principal>\S+) approval_id=(?P<approval_id>\S+) "
+    r"request_id=(?P<request_id>\S+)(?: after_event_id=(?P<after_event_id>-?\d+) "
+    r"sent=(?P<sent>\d+))?(?: message=(?P<message>.*))?$")
+
+
+def rpc_lines(log):
+    return [m.groupdict() for m in map(RPC_LINE.search, log.splitlines()) if m]
+
+
 CONFIG = """
 action_types:
   - name: noop
@@ -297,13 +321,27 @@ class DaemonTest(unittest.TestCase):
         self.wait_for_log("SIGHUP: reloaded 3 action types")
         self.assertEqual(names(), ["noop", "ticket.close", "ticket.reopen"])
 
-    def wait_for_log(self, text):
+    def wait_for_log(self, text, since=0):
+        """Waits for `text` in the log after its first `since` characters."""
         deadline = time.time() + 10
         while time.time() < deadline:
-            if text in self.daemon.output():
+            if text in self.daemon.output()[since:]:
                 return
             time.sleep(0.05)
         self.fail("approvald never logged %r:\n%s" % (text, self.daemon.output()))
+
+    def rpc_line(self, request_id):
+        """The one log line of the call with this request id (waits for it: a stream logs when
+        it ends, after its caller has seen the end)."""
+        deadline = time.time() + 10
+        while True:
+            lines = [l for l in rpc_lines(self.daemon.output()) if l["request_id"] == request_id]
+            if lines or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(lines), 1, "one rpc line with request_id=%s expected:\n%s"
+                         % (request_id, self.daemon.output()))
+        return lines[0]
 
     def test_6_approvalctl_watch(self):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
@@ -361,6 +399,367 @@ class DaemonTest(unittest.TestCase):
         for token in self.tokens.values():
             self.assertNotIn(token, log)
 
+    def test_8_nothing_secret_in_the_log(self):
+        """A DSN password, tokens and action_data never reach the log: start-up failures, calls,
+        failed calls, a lost database connection, a reload and shutdown. action_data is logged
+        only with --log-action-data."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        role = "approvald_pw_" + uuid.uuid4().hex[:8]
+        password = "Pw" + uuid.uuid4().hex
+        marker = "personal-" + uuid.uuid4().hex
+        dbname = "approvald_e2e_" + uuid.uuid4().hex[:12]
+        # A role of its own with a password, owning its database (with trust authentication the
+        # server ignores the password, but approvald still holds it).
+        psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, password))
+        try:
+            psql("CREATE DATABASE %s OWNER %s" % (dbname, role))
+            creds = " user=%s password=%s" % (role, password)
+            dsn = DSN + " dbname=" + dbname + creds
+
+            # Start-up failures: a missing database, nothing listening (also as a URL), a bad
+            # option; through --migrate and without it.
+            down = free_port()
+            for bad in (DSN + " dbname=" + dbname + "_missing" + creds,
+                        "host=127.0.0.1 port=%d connect_timeout=2 dbname=%s%s" % (down, dbname,
+                                                                                  creds),
+                        "postgresql://%s:%s@127.0.0.1:%d/%s?connect_timeout=2" % (
+                            role, password, down, dbname),
+                        dsn + " no_such_option=1"):
+                for migrate in ((), ("--migrate",)):
+                    run = subprocess.run([APPROVALD, "--dsn", bad, "--tokens", self.tokens_file,
+                                          "--listen", "127.0.0.1:0", *migrate],
+                                         capture_output=True, text=True, timeout=30)
+                    self.assertEqual(run.returncode, 1, (bad, run.stderr))
+                    self.assertTrue(run.stderr.strip(), bad)  # it said why
+                    self.assertNotIn(password, run.stdout + run.stderr)
+                run = subprocess.run([APPROVALD, "migrate", "--dsn", bad], capture_output=True,
+                                     text=True, timeout=30)
+                self.assertEqual(run.returncode, 1, (bad, run.stderr))
+                self.assertNotIn(password, run.stdout + run.stderr)
+
+            log_path = os.path.join(self.tmp, "secrets-%s.log" % role)
+            daemon = Daemon(dsn, self.tokens_file, log_path)
+            self.assertIsNotNone(daemon.port, daemon.output())
+            try:
+                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
+                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+
+                    def create(who, ttl=3600):
+                        req = pb.CreateApprovalRequest(action_type="noop", summary="update profile")
+                        req.action_data.update({"email": marker, "nested": {"note": marker},
+                                                "list": [marker]})
+                        req.ttl.FromSeconds(ttl)
+                        return stub.CreateApproval(req, metadata=self.md(who) if who else (),
+                                                   timeout=10)
+
+                    created = create("agent")
+                    stub.GetApproval(pb.GetApprovalRequest(id=created.id),
+                                     metadata=self.md("alice"), timeout=10)
+                    stub.ListApprovals(pb.ListApprovalsRequest(), metadata=self.md("alice"),
+                                       timeout=10)
+                    stub.Approve(pb.ApproveRequest(id=created.id), metadata=self.md("alice"),
+                                 timeout=10)
+                    failing = [
+                        lambda: stub.Approve(pb.ApproveRequest(id=created.id),
+                                             metadata=self.md("alice"), timeout=10),
+                        lambda: stub.Approve(pb.ApproveRequest(id=create("agent").id),
+                                             metadata=self.md("agent"), timeout=10),
+                        lambda: create("agent", ttl=10 ** 9),
+                        lambda: create(None),
+                    ]
+                    for call in failing:
+                        with self.assertRaises(grpc.RpcError):
+                            call()
+                    # The database drops every connection of approvald: the listener logs the
+                    # error and reconnects; the calls recover.
+                    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE usename = '%s'" % role)
+                    deadline = time.time() + 15
+                    while "event listener reconnected" not in daemon.output():
+                        if time.time() > deadline:
+                            self.fail("the listener never reconnected:\n" + daemon.output())
+                        time.sleep(0.1)
+                    while True:
+                        try:
+                            create("agent")
+                            break
+                        except grpc.RpcError as e:
+                            self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+                            if time.time() > deadline:
+                                self.fail("calls never recovered:\n" + daemon.output())
+                            time.sleep(0.1)
+                daemon.proc.send_signal(signal.SIGHUP)
+                deadline = time.time() + 10
+                while "SIGHUP: reloaded" not in daemon.output():
+                    if time.time() > deadline:
+                        self.fail("SIGHUP was not logged:\n" + daemon.output())
+                    time.sleep(0.05)
+            finally:
+                daemon.proc.send_signal(signal.SIGTERM)
+                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+            log = daemon.output()
+            # The paths above were taken (so that the checks below mean something) ...
+            self.assertIn("approvald listening on", log)
+            self.assertIn("rpc method=CreateApproval code=OK", log)
+            self.assertIn("rpc method=Approve code=FAILED_PRECONDITION", log)
+            self.assertIn("rpc method=CreateApproval code=UNAUTHENTICATED", log)
+            self.assertIn("event listener: ", log)
+            self.assertIn("approvald stopped", log)
+            # ... and logged no secret: no password, no DSN, no token, no action_data.
+            self.assertNotIn(password, log)
+            self.assertNotIn("password=", log)
+            for token in self.tokens.values():
+                self.assertNotIn(token, log)
+            self.assertNotIn(marker, log)
+
+            # With --log-action-data, action_data is logged (and still no password).
+            daemon = Daemon(dsn, self.tokens_file, log_path + ".data",
+                            extra=("--log-action-data",))
+            self.assertIsNotNone(daemon.port, daemon.output())
+            try:
+                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
+                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                    created = create("agent")
+            finally:
+                daemon.proc.send_signal(signal.SIGTERM)
+                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+            log = daemon.output()
+            self.assertRegex(log, r"approval %s created: action_type=noop action_data=.*%s"
+                             % (created.id, marker))
+            self.assertNotIn(password, log)
+        finally:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % dbname)
+            psql("DROP ROLE IF EXISTS %s" % role)
+
+    def test_8_request_ids_and_rpc_log_lines(self):
+        """x-request-id: the caller's is reused, else one is generated; either way it is sent
+        back in the initial metadata and logged on the call's line, with the approval it
+        concerned."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb
+        stub = self.stub()
+
+        def md(who, request_id=None):
+            own = (("x-request-id", request_id),) if request_id is not None else ()
+            return (self.md(who) if who else ()) + own
+
+        def sent_back(call):
+            return dict(call.initial_metadata()).get("x-request-id")
+
+        def check(line, method, code, principal, approval_id, reason="-"):
+            self.assertEqual((line["method"], line["code"], line["reason"], line["principal"],
+                              line["approval_id"]),
+                             (method, code, reason, principal, approval_id), line)
+            self.assertIsNone(line["after_event_id"], line)
+            if code == "OK":
+                self.assertIsNone(line["message"], line)
+            else:
+                self.assertTrue(line["message"], line)
+
+        # Each unary method with the caller's id: the same id back, and in the call's log line.
+        rid = new_request_id()
+        created, call = stub.CreateApproval.with_call(
+            pb.CreateApprovalRequest(action_type="noop"), metadata=md("agent", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "CreateApproval", "OK", "agent", created.id)
+
+        rid = new_request_id()
+        _, call = stub.GetApproval.with_call(pb.GetApprovalRequest(id=created.id),
+                                             metadata=md("alice", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "GetApproval", "OK", "alice", created.id)
+
+        rid = new_request_id()
+        approved, call = stub.Approve.with_call(pb.ApproveRequest(id=created.id),
+                                                metadata=md("alice", rid), timeout=10)
+        self.assertEqual(approved.status, pb.APPROVAL_STATUS_APPROVED)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "Approve", "OK", "alice", created.id)
+
+        rid = new_request_id()
+        with self.assertRaises(grpc.RpcError) as err:
+            stub.Approve(pb.ApproveRequest(id=created.id), metadata=md("alice", rid), timeout=10)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(sent_back(err.exception), rid)
+        check(self.rpc_line(rid), "Approve", "FAILED_PRECONDITION", "alice", created.id,
+              reason="ALREADY_PROCESSED")
+
+        to_reject = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                        metadata=self.md("agent"), timeout=10)
+        rid = new_request_id()
+        _, call = stub.Reject.with_call(pb.RejectRequest(id=to_reject.id, reason="no"),
+                                        metadata=md("alice", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "Reject", "OK", "alice", to_reject.id)
+
+        to_cancel = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                        metadata=self.md("agent"), timeout=10)
+        rid = new_request_id()
+        _, call = stub.CancelApproval.with_call(pb.CancelApprovalRequest(id=to_cancel.id),
+                                                metadata=md("agent", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "CancelApproval", "OK", "agent", to_cancel.id)
+
+        rid = new_request_id()
+        _, call = stub.ListApprovals.with_call(pb.ListApprovalsRequest(),
+                                               metadata=md("alice", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "ListApprovals", "OK", "alice", "-")
+
+        rid = new_request_id()
+        _, call = stub.ListActionTypes.with_call(pb.ListActionTypesRequest(),
+                                                 metadata=md("alice", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "ListActionTypes", "OK", "alice", "-")
+
+        # Unauthenticated: no principal, the id still comes back and is logged.
+        rid = new_request_id()
+        with self.assertRaises(grpc.RpcError) as err:
+            stub.GetApproval(pb.GetApprovalRequest(id=created.id), metadata=md(None, rid),
+                             timeout=10)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(sent_back(err.exception), rid)
+        check(self.rpc_line(rid), "GetApproval", "UNAUTHENTICATED", "-", created.id)
+
+        # 128 printable characters are the caller's id.
+        rid = "r" * 100 + new_request_id()[:28]
+        self.assertEqual(len(rid), 128)
+        _, call = stub.GetApproval.with_call(pb.GetApprovalRequest(id=created.id),
+                                             metadata=md("alice", rid), timeout=10)
+        self.assertEqual(sent_back(call), rid)
+        check(self.rpc_line(rid), "GetApproval", "OK", "alice", created.id)
+
+        # Without one, or with one that is not sane (a space, 129 characters, empty): a fresh
+        # 16-hex-digit id, sent back and logged, another one each call.
+        generated = []
+        for own in (None, "has space", "x" * 129, ""):
+            _, call = stub.GetApproval.with_call(pb.GetApprovalRequest(id=created.id),
+                                                 metadata=md("alice", own), timeout=10)
+            rid = sent_back(call)
+            self.assertRegex(rid or "", r"^[0-9a-f]{16}$", own)
+            check(self.rpc_line(rid), "GetApproval", "OK", "alice", created.id)
+            generated.append(rid)
+        self.assertEqual(len(set(generated)), len(generated), generated)
+        log = self.daemon.output()
+        self.assertNotIn("request_id=has", log)
+        self.assertNotIn("x" * 129, log)
+
+    def test_8_request_ids_of_watch_streams(self):
+        """WatchApprovals sends the request id back and logs one line when the stream ends: its
+        code, how long it lasted, after_event_id and the events it sent."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb
+        stub = self.stub()
+
+        def md(who, request_id):
+            return (self.md(who) if who else ()) + (("x-request-id", request_id),)
+
+        def create_noop():
+            return stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                       metadata=self.md("agent"), timeout=10)
+
+        # From now on, until the event of a new approval, then the caller cancels. ("Now" is
+        # the event listener's head, which may trail the last commits by a moment: the events
+        # of the previous test may come first.)
+        rid = new_request_id()
+        stream = stub.WatchApprovals(pb.WatchApprovalsRequest(action_type="noop"),
+                                     metadata=md("alice", rid), timeout=30)
+        time.sleep(0.5)  # let the stream attach: it starts "from now on"
+        first = create_noop()
+        received = []
+        for event in stream:
+            received.append(event)
+            if event.approval.id == first.id:
+                break
+        self.assertEqual(event.type, pb.EVENT_TYPE_CREATED)
+        self.assertEqual(dict(stream.initial_metadata()).get("x-request-id"), rid)
+        self.assertNotIn("request_id=" + rid, self.daemon.output())  # logged when it ends
+        stream.cancel()
+        line = self.rpc_line(rid)
+        self.assertEqual((line["method"], line["code"], line["reason"], line["principal"],
+                          line["approval_id"], line["after_event_id"], line["sent"]),
+                         ("WatchApprovals", "CANCELLED", "-", "alice", "-", "0",
+                          str(len(received))), line)
+        self.assertGreaterEqual(float(line["ms"]), 500, line)  # how long the stream lasted
+
+        # Resuming after that event: both events of a second approval are replayed.
+        second = create_noop()
+        stub.Approve(pb.ApproveRequest(id=second.id), metadata=self.md("alice"), timeout=10)
+        rid = new_request_id()
+        stream = stub.WatchApprovals(
+            pb.WatchApprovalsRequest(action_type="noop", after_event_id=event.event_id),
+            metadata=md("alice", rid), timeout=30)
+        replayed = [next(stream), next(stream)]
+        self.assertEqual([(e.type, e.approval.id) for e in replayed],
+                         [(pb.EVENT_TYPE_CREATED, second.id), (pb.EVENT_TYPE_APPROVED, second.id)])
+        self.assertEqual(dict(stream.initial_metadata()).get("x-request-id"), rid)
+        stream.cancel()
+        line = self.rpc_line(rid)
+        self.assertEqual((line["method"], line["code"], line["principal"], line["after_event_id"],
+                          line["sent"]),
+                         ("WatchApprovals", "CANCELLED", "alice", str(event.event_id), "2"), line)
+
+        # Refused streams are logged at once, with nothing sent, and also send the id back.
+        for who, req, code in [
+                ("alice", pb.WatchApprovalsRequest(after_event_id=-1), "INVALID_ARGUMENT"),
+                (None, pb.WatchApprovalsRequest(after_event_id=7), "UNAUTHENTICATED")]:
+            rid = new_request_id()
+            with self.assertRaises(grpc.RpcError) as err:
+                list(stub.WatchApprovals(req, metadata=md(who, rid), timeout=10))
+            self.assertEqual(err.exception.code().name, code)
+            self.assertEqual(dict(err.exception.initial_metadata()).get("x-request-id"), rid)
+            line = self.rpc_line(rid)
+            self.assertEqual((line["method"], line["code"], line["principal"], line["approval_id"],
+                              line["after_event_id"], line["sent"]),
+                             ("WatchApprovals", code, who or "-", "-",
+                              str(req.after_event_id), "0"), line)
+            self.assertTrue(line["message"], line)
+
+    def test_8_sighup_reloads_the_tokens_file(self):
+        """SIGHUP: a token added to the tokens file is accepted, a removed one refused (also on a
+        connection it used before); a broken file keeps the old tokens."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb
+        stub = self.stub()
+        carol, carol_line = new_token("carol", "approver")
+        with open(self.tokens_file) as f:
+            original = f.read()
+
+        def create(token):
+            return stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"), timeout=10,
+                                       metadata=(("authorization", "Bearer " + token),))
+
+        def refused(token):
+            with self.assertRaises(grpc.RpcError) as err:
+                create(token)
+            self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+        def reload(contents, expect):
+            with open(self.tokens_file, "w") as f:
+                f.write(contents)
+            since = len(self.daemon.output())
+            self.daemon.proc.send_signal(signal.SIGHUP)
+            self.wait_for_log(expect, since)
+            # Logged after the tokens are swapped: the reload is complete.
+            self.wait_for_log(" action types", since)
+
+        refused(carol)
+        try:
+            reload(original + carol_line + "\n", "SIGHUP: reloaded 3 tokens")
+            self.assertEqual(create(carol).requested_by, "carol")
+            # A broken file: logged, and the tokens stay as they were.
+            reload(original + carol_line + "\nnot-a-sha256 mallory\n",
+                   "SIGHUP: keeping the old tokens: ")
+            self.assertEqual(create(carol).requested_by, "carol")
+            self.assertEqual(create(self.tokens["agent"]).requested_by, "agent")
+        finally:
+            reload(original, "SIGHUP: reloaded 2 tokens")
+        # Removed: refused on the connection it used; the others keep working.
+        refused(carol)
+        self.assertEqual(create(self.tokens["agent"]).requested_by, "agent")
+        self.assertNotIn(carol, self.daemon.output())
+
     def test_9_sigterm_exits_cleanly(self):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
         watch = subprocess.Popen([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port,
@@ -374,8 +773,18 @@ class DaemonTest(unittest.TestCase):
         # The watcher saw its stream end and keeps trying to resume.
         time.sleep(1)
         watch.terminate()
-        _, stderr = watch.communicate(timeout=10)
+        stdout, stderr = watch.communicate(timeout=10)
         self.assertIn("resuming after event", stderr)
+        # The stream that shutdown ended was logged, with its code, the events it sent (those
+        # the watcher printed) and where to resume.
+        ended = [l for l in rpc_lines(self.daemon.output())
+                 if l["method"] == "WatchApprovals" and l["code"] == "UNAVAILABLE" and
+                 "shutting down" in (l.get("message") or "")]
+        self.assertEqual(len(ended), 1, self.daemon.output())
+        self.assertEqual((ended[0]["principal"], ended[0]["after_event_id"], ended[0]["sent"]),
+                         ("alice", "0", str(len(stdout.splitlines()))), ended[0])
+        self.assertIn("approvald is shutting down; resume with after_event_id=",
+                      ended[0]["message"])
 
 
 if __name__ == "__main__":

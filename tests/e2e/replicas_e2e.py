@@ -14,10 +14,21 @@ Clients are the approvald_client package (client/python), stubs from client/pyth
   2. kill -9 of the replica that is running an action: nothing is committed (still PENDING,
      version 1, no effects row); a new replica approves it, once.
   3. SIGTERM with 5 slow Approves running: all 5 finish OK within --shutdown-grace, exit 0.
+  4. two replicas sweeping every 100 ms; 1,000 approvals that expire at about the same moment:
+     each becomes EXPIRED once, with exactly one EXPIRED event (SQL), and the replicas' logged
+     counts add up to 1,000.
+  5. `approvalctl watch --json` on a replica that is restarted (SIGTERM, then a new one on the
+     same port) while another replica writes events: it reconnects and prints every event of
+     the log once, in event_id order, none missing; `--status approved` prints exactly the
+     events after which the approval is approved; `--type` leaves out other action types.
 
 usage: replicas_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
 """
 
+import collections
+import concurrent.futures
+import datetime
+import json
 import os
 import re
 import shutil
@@ -54,6 +65,10 @@ action_types:
       - statement: SELECT pg_sleep(3)
       - statement: INSERT INTO effects (approval_id) VALUES (:approval_id)
         expect_rows: {exactly: 1}
+  - name: expiry.note
+    description: Does nothing; test 4 lets these expire.
+  - name: watch.note
+    description: Does nothing; test 5 watches these.
 """
 
 
@@ -85,14 +100,15 @@ def wait_until(condition, timeout, what):
 class Daemon:
     """An approvald on the test database, listening on a free port."""
 
-    def __init__(self, name, dsn, tokens_file, config_file, tmp):
+    def __init__(self, name, dsn, tokens_file, config_file, tmp, listen="127.0.0.1:0", args=()):
         self.name = name
         self.log_path = os.path.join(tmp, "approvald-%s-%s.log" % (name, uuid.uuid4().hex[:6]))
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [APPROVALD, "--dsn", dsn, "--tokens", tokens_file, "--config", config_file,
-                 "--listen", "127.0.0.1:0", "--migrate", "--shutdown-grace=10s",
-                 "--pool-size=8"],  # test 3 runs 5 slow actions at once
+                 "--listen", listen, "--migrate", "--shutdown-grace=10s",
+                 "--pool-size=8",  # test 3 runs 5 slow actions at once
+                 *args],
                 stdout=log, stderr=subprocess.STDOUT)
         self.port = None
 
@@ -195,9 +211,9 @@ class ReplicasTest(unittest.TestCase):
 
     # helpers
 
-    def start(self, *names):
+    def start(self, *names, listen="127.0.0.1:0", args=()):
         """Starts one approvald per name, all at once, and waits until each listens."""
-        daemons = [Daemon(n, self.dsn, self.tokens_file, self.config_file, self.tmp)
+        daemons = [Daemon(n, self.dsn, self.tokens_file, self.config_file, self.tmp, listen, args)
                    for n in names]
         self.daemons.extend(daemons)
         for d in daemons:
@@ -225,6 +241,19 @@ class ReplicasTest(unittest.TestCase):
         return int(psql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                         " AND pid <> pg_backend_pid() AND state = 'active'"
                         " AND query LIKE '%pg_sleep(3)%'", self.dbname)[0][0])
+
+    def log_events(self, action_type, statuses=(), after=0):
+        """The log's events of approvals of action_type, in id order, as printed by approvalctl
+        watch --json: (event_id, type, approval id, status, version). statuses: lower-case
+        statuses after the event (as the watch filter means them)."""
+        where = " AND e.approval->>'status' IN (%s)" % ",".join(
+            "'%s'" % s for s in statuses) if statuses else ""
+        rows = psql("SELECT e.id, upper(e.type), e.approval_id, upper(e.approval->>'status'),"
+                    " e.version FROM approval_events e JOIN ai_approvals a ON a.id = e.approval_id"
+                    " WHERE a.action_type = '%s' AND e.id > %d%s ORDER BY e.id"
+                    % (action_type, after, where), self.dbname)
+        return [(int(i), "EVENT_TYPE_" + t, a, "APPROVAL_STATUS_" + st, int(v))
+                for i, t, a, st, v in rows]
 
     @staticmethod
     def outcome(call):
@@ -392,6 +421,188 @@ class ReplicasTest(unittest.TestCase):
         self.assertIn("approvald stopped", daemon.output())
         effects = self.effects()
         self.assertEqual([effects.get(i, 0) for i in ids], [1] * 5)
+
+    def test_4_two_sweepers_expire_each_approval_once(self):
+        from approvald_client import pb
+        count = 1000
+        replicas = self.start("sweeper0", "sweeper1", args=("--expiry-interval=100ms",))
+        agents = [self.client(r, "agent") for r in replicas]
+        # Most approvals share one expire_time, so both sweepers find hundreds due at once and
+        # compete for them (batches of 100, FOR UPDATE SKIP LOCKED). One created too close to
+        # that moment (a slow machine) gets a 1 s ttl instead.
+        due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=4)
+
+        def create(i):
+            if datetime.datetime.now(datetime.timezone.utc) < due - datetime.timedelta(
+                    seconds=0.5):
+                return agents[i % 2].create("expiry.note", summary="expire %d" % i,
+                                            expire_time=due)
+            return agents[i % 2].create("expiry.note", summary="expire %d" % i, ttl=1)
+        started = time.time()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            created = list(pool.map(create, range(count)))
+        late = sum(1 for a in created if abs(a.expire_time.ToMicroseconds() / 1e6 -
+                                             due.timestamp()) > 0.001)
+        sys.stderr.write("created %d in %.1fs (%d with a ttl of 1s) " % (
+            count, time.time() - started, late))
+        self.assertEqual({a.status for a in created}, {pb.APPROVAL_STATUS_PENDING})
+        ids = {a.id for a in created}
+        self.assertEqual(len(ids), count)
+
+        def statuses():
+            return dict(tuple(r) for r in psql(
+                "SELECT status, count(*) FROM ai_approvals WHERE action_type = 'expiry.note'"
+                " GROUP BY status", self.dbname))
+        wait_until(lambda: "pending" not in statuses(), 20, "no approval to be pending")
+        self.assertEqual(statuses(), {"expired": str(count)})
+        self.assertEqual(psql("SELECT count(*), count(DISTINCT id), min(version), max(version),"
+                              " count(decided_at) FROM ai_approvals"
+                              " WHERE action_type = 'expiry.note'", self.dbname),
+                         [[str(count), str(count), "2", "2", str(count)]])
+        # Exactly one EXPIRED event per approval, by approvald, at version 2, with the approval
+        # as expired; besides it only the CREATED event.
+        rows = psql("SELECT e.type, count(*), count(DISTINCT e.approval_id),"
+                    " count(*) FILTER (WHERE e.actor = 'approvald' AND e.version = 2"
+                    " AND e.approval->>'status' = 'expired')"
+                    " FROM approval_events e JOIN ai_approvals a ON a.id = e.approval_id"
+                    " WHERE a.action_type = 'expiry.note' GROUP BY e.type ORDER BY 1", self.dbname)
+        self.assertEqual(rows, [["created", str(count), str(count), "0"],
+                                ["expired", str(count), str(count), str(count)]])
+        expired_ids = {r[0] for r in psql(
+            "SELECT approval_id FROM approval_events WHERE type = 'expired'", self.dbname)}
+        self.assertEqual(expired_ids & ids, ids)
+
+        # Each sweep logs "expired N approvals": the two logs add up to exactly 1,000. Which
+        # replica expired how many is up to timing; only the sum is checked. (Stopped with the
+        # clients closed: an open channel delays approvald's exit by seconds.)
+        for c in agents:
+            c.close()
+        for r in replicas:
+            r.stop()
+        split = {r.name: sum(int(n) for n in re.findall(r"expired (\d+) approvals", r.output()))
+                 for r in replicas}
+        sys.stderr.write("expired per replica: %s " % split)
+        self.assertEqual(sum(split.values()), count, split)
+        for r in replicas:
+            self.assertNotIn("expiry sweep failed", r.output())
+
+    def test_5_approvalctl_watch_resumes_across_a_restart(self):
+        first, other = self.start("watched", "other")
+        port = first.port
+
+        def watch(name, *args):
+            out = open(os.path.join(self.tmp, "watch-%s.out" % name), "w+")
+            err = open(os.path.join(self.tmp, "watch-%s.err" % name), "w+")
+            proc = subprocess.Popen([APPROVALCTL, "--addr", first.target, "--token",
+                                     self.tokens["agent"], "--json", "watch",
+                                     "--type", "watch.note", *args],
+                                    stdout=out, stderr=err)
+            self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                     out.close(), err.close()))
+            return proc, out, err
+
+        def printed(out):
+            """(event_id, type, approval id, status, version, action_type) of each line."""
+            out.seek(0)
+            events = []
+            for line in out.read().split("\n")[:-1]:  # not a line being written
+                e = json.loads(line)
+                a = e["approval"]
+                events.append((int(e["event_id"]), e["type"], a["id"], a["status"],
+                               int(a["version"]), a["action_type"]))
+            return events
+
+        # One watcher prints every event from now on; the other replays the whole log (--after
+        # 1) but prints only the events after which the approval is approved.
+        everything, everything_out, everything_err = watch("all")
+        approved, approved_out, approved_err = watch("approved", "--after", "1",
+                                                     "--status", "approved")
+        # From now on: probe until the watcher is live. Probes are watch.note approvals too, so
+        # what it printed from its first event on is checked like the rest.
+        probe = self.client(first, "agent")
+        deadline = time.time() + 15
+        while not printed(everything_out):
+            probe.create("watch.note", summary="probe")
+            self.assertLess(time.time(), deadline, "approvalctl watch printed nothing")
+            time.sleep(0.2)
+        self.assertIsNone(everything.poll())
+        self.assertIsNone(approved.poll())
+
+        def changes(daemon, n, tag):
+            """n approvals of watch.note through daemon: approved, rejected, cancelled and
+            left pending in turn, and one effect.write (another type) that the watchers skip."""
+            a, r = self.client(daemon, "agent"), self.client(daemon, "r0")
+            ids = []
+            for i in range(n):
+                approval = a.create("watch.note", summary="%s %d" % (tag, i))
+                ids.append(approval.id)
+                if i % 4 == 0:
+                    r.approve(approval.id)
+                elif i % 4 == 1:
+                    r.reject(approval.id, reason="no")
+                elif i % 4 == 2:
+                    a.cancel(approval.id)
+            other_type = a.create("effect.write", summary="%s other type" % tag)
+            self.client(daemon, "r1").reject(other_type.id, reason="not watched")
+            return ids
+
+        def wait_printed():
+            """What the log says the watchers must print; waits (20 s at most) until they have
+            printed as many lines. The caller compares."""
+            first_id = printed(everything_out)[0][0]
+            want_all = self.log_events("watch.note", after=first_id - 1)
+            want_approved = self.log_events("watch.note", statuses=("approved",), after=1)
+            deadline = time.time() + 20
+            while time.time() < deadline and (len(printed(everything_out)) < len(want_all) or
+                                              len(printed(approved_out)) < len(want_approved)):
+                time.sleep(0.05)
+            return want_all, want_approved
+
+        before = changes(first, 8, "before")
+        want_all, want_approved = wait_printed()
+        self.assertEqual([e[:5] for e in printed(everything_out)], want_all)
+        self.assertEqual([e[:5] for e in printed(approved_out)], want_approved)
+        last_before = want_all[-1][0]
+
+        # The watched replica stops; meanwhile the other one writes events to the log. (Its
+        # clients are closed first: an open channel delays approvald's exit by seconds.)
+        for c in self.clients:
+            if c.target == first.target:
+                c.close()
+        first.stop()
+        self.assertEqual(first.proc.returncode, 0, first.output())
+        during = changes(other, 8, "during")
+        self.client(other, "r2").approve(before[3])  # left pending before
+        (restarted,) = self.start("restarted", listen="127.0.0.1:%d" % port)
+        self.assertEqual(restarted.port, port)
+        after = changes(restarted, 8, "after")
+        want_all, want_approved = wait_printed()
+        time.sleep(0.5)  # anything printed twice would show up by now
+
+        got_all, got_approved = printed(everything_out), printed(approved_out)
+        sys.stderr.write("printed %d events, %d approved " % (len(got_all), len(got_approved)))
+        self.assertEqual({e[5] for e in got_all + got_approved}, {"watch.note"})
+        ids = [e[0] for e in got_all]
+        self.assertEqual(ids, sorted(set(ids)), "out of order or repeated")
+        self.assertEqual([e[:5] for e in got_all], want_all)
+        approved_ids = [e[0] for e in got_approved]
+        self.assertEqual(approved_ids, sorted(set(approved_ids)), "out of order or repeated")
+        self.assertEqual([e[:5] for e in got_approved], want_approved)
+        self.assertEqual({e[3] for e in got_approved}, {"APPROVAL_STATUS_APPROVED"})
+        self.assertEqual({e[1] for e in got_approved}, {"EVENT_TYPE_APPROVED"})
+        # The events written while the watched replica was down came through the replay.
+        self.assertEqual(collections.Counter(e[2] for e in got_all if e[2] in during),
+                         {i: (2 if n % 4 != 3 else 1) for n, i in enumerate(during)})
+        self.assertEqual(len([e for e in got_approved if e[2] in before + during + after]), 7)
+        for err in (everything_err, approved_err):
+            err.seek(0)
+            text = err.read()
+            self.assertRegex(text, r"approvalctl: stream ended \(UNAVAILABLE[^\n]*\); "
+                                   r"resuming after event \d+\n")
+        everything_err.seek(0)
+        self.assertIn("resuming after event %d\n" % last_before, everything_err.read())
+        self.assertIsNone(everything.poll())
+        self.assertIsNone(approved.poll())
 
 
 if __name__ == "__main__":

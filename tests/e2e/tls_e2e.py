@@ -24,14 +24,19 @@ def openssl(*args, cwd):
 
 
 def make_certs(d):
-    """A CA, a server certificate for 127.0.0.1/localhost, and a client certificate whose SAN URI
-    names the principal."""
+    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate whose SAN URI
+    names the principal, and client certificates for the fallbacks: only a DNS SAN, no SAN (the
+    CN), a URI and a DNS SAN."""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
             "-days", "2", "-subj", "/CN=approvald test CA", cwd=d)
     for name, subj, san in [
             ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
             ("client", "/CN=agent-cn", "subjectAltName=URI:spiffe://approvald.test/agent"),
-            ("stranger", "/CN=stranger", "subjectAltName=DNS:stranger.example")]:
+            ("stranger", "/CN=stranger", "subjectAltName=DNS:stranger.example"),
+            ("dns-client", "/CN=dns-client-cn", "subjectAltName=DNS:ops.approvald.test"),
+            ("cn-client", "/CN=cn-only-client", "basicConstraints=CA:FALSE"),
+            ("uri-dns-client", "/CN=robot-cn",
+             "subjectAltName=URI:spiffe://approvald.test/robot,DNS:robot.approvald.test")]:
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
                 name + ".csr", "-subj", subj, cwd=d)
         with open(os.path.join(d, name + ".ext"), "w") as f:
@@ -105,7 +110,15 @@ class TlsTest(unittest.TestCase):
         line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
         cls.tokens = os.path.join(cls.tmp, "tokens")
         with open(cls.tokens, "w") as f:
-            f.write(line + "\ncert spiffe://approvald.test/agent requester\n")
+            # The DNS-only certificate's CN and the URI+DNS certificate's DNS name are mapped
+            # too, to other principals: the SAN URI comes first, then the DNS name, then the CN.
+            f.write(line + "\ncert spiffe://approvald.test/agent requester\n"
+                    "cert ops.approvald.test approver\n"
+                    "cert dns-client-cn admin\n"
+                    "cert cn-only-client requester\n"
+                    "cert spiffe://approvald.test/robot requester\n"
+                    "cert robot.approvald.test admin\n"
+                    "cert robot-cn admin\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -225,6 +238,30 @@ class TlsTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(created.id, out.stdout)
+
+    def test_mtls_principal_from_dns_name_else_common_name(self):
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
+                       "--tls-key", os.path.join(self.tmp, "server.key"), "--tls-client-ca",
+                       os.path.join(self.tmp, "ca.pem"), "--principal-from-cert")
+        for cert, principal in [("dns-client", "ops.approvald.test"),
+                                ("cn-client", "cn-only-client"),
+                                ("uri-dns-client", "spiffe://approvald.test/robot")]:
+            with self.channel(d.port, cert) as ch:
+                stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                created = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                              timeout=10)
+                self.assertEqual(created.requested_by, principal, cert)
+                # A bearer token sent along is ignored: the certificate names the principal.
+                got = stub.GetApproval(pb.GetApprovalRequest(id=created.id), timeout=10,
+                                       metadata=(("authorization", "Bearer " + self.alice),))
+                self.assertEqual(got.requested_by, principal, cert)
+        with open(d.log_path) as f:
+            log = f.read()
+        self.assertIn("principal=ops.approvald.test ", log)
+        self.assertIn("principal=cn-only-client ", log)
+        for other in ("dns-client-cn", "robot.approvald.test", "robot-cn", "alice"):
+            self.assertNotIn("principal=%s " % other, log)
 
 
 if __name__ == "__main__":
