@@ -7,6 +7,8 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -216,8 +218,17 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
   }
   if (sweeper_) sweeper_->Stop();
   if (metrics_server_) metrics_server_->Stop();
+  // New calls answer UNAVAILABLE at once; the calls in flight finish, within the grace.
+  const absl::Time deadline = absl::Now() + grace;
+  if (service_) service_->StartDraining();
   if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
-  if (server_) server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  if (service_) service_->WaitIdle(deadline);
+  // Then gRPC's own shutdown, with a short deadline: its answers are on their way, and gRPC
+  // would otherwise wait for every client to close its connection, idle ones included.
+  if (server_) {
+    server_->Shutdown(
+        absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(500))));
+  }
   if (executor_) executor_->Shutdown();
   if (server_) server_->Wait();
   if (health_server_) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));

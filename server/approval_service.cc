@@ -21,6 +21,13 @@ namespace approvald::server {
 
 namespace v1 = approvals::v1;
 
+namespace {
+// What a call gets once SIGTERM has begun: retryable, on another replica or after the restart.
+absl::Status ShuttingDown() {
+  return absl::UnavailableError("approvald is shutting down; retry (another replica can serve)");
+}
+}  // namespace
+
 ApprovalServiceImpl::ApprovalServiceImpl(db::ApprovalStore& store,
                                          std::shared_ptr<const handlers::HandlerRegistry> registry,
                                          std::shared_ptr<const TokenStore> tokens,
@@ -107,6 +114,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
                                                         absl::string_view approval_id,
                                                         const v1::Approval* result, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  in_flight_.fetch_add(1);
   CallInfo call;
   call.start = absl::Now();
   call.method = std::string(method);
@@ -115,6 +123,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
   call.result = result;
   call.request_id = RequestId(ctx);
   if (!principal.ok()) precheck = principal.status();
+  if (draining_) precheck = ShuttingDown();
   if (!precheck.ok()) {
     Finish(reactor, call, precheck);
     return reactor;
@@ -146,6 +155,15 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, const CallIn
                                  const absl::Status& status) {
   RecordRpc(call, status);
   reactor->Finish(ToGrpcStatus(status));
+  in_flight_.fetch_sub(1);
+}
+
+bool ApprovalServiceImpl::WaitIdle(absl::Time deadline) const {
+  while (in_flight_.load() > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
 }
 
 void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& status,
@@ -401,6 +419,7 @@ grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals
   if (principal.ok()) call.principal = principal->name;
   absl::Status st = principal.ok() ? ValidateWatch(*req) : principal.status();
   if (st.ok() && options_.hub == nullptr) st = absl::UnavailableError("no event stream");
+  if (st.ok() && draining_) st = ShuttingDown();
   const std::string after = absl::StrCat(" after_event_id=", req->after_event_id());
   if (!st.ok()) {
     RecordRpc(call, st, absl::StrCat(after, " sent=0"));
@@ -423,6 +442,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
                                                                const v1::ListActionTypesRequest*,
                                                                v1::ListActionTypesResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  in_flight_.fetch_add(1);
   CallInfo call;
   call.start = absl::Now();
   call.method = "ListActionTypes";

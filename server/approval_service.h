@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,6 +59,11 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
 
   /// Swaps the tokens used for new calls (e.g. on SIGHUP).
   void SetTokens(std::shared_ptr<const TokenStore> tokens);
+
+  /// Shutdown, first step: every new call answers UNAVAILABLE at once ("shutting down").
+  void StartDraining() { draining_ = true; }
+  /// Waits until no unary call is in flight, or `deadline`; true if none is.
+  bool WaitIdle(absl::Time deadline) const;
   /// Calls waiting for a worker.
   size_t queue_depth() const { return executor_.queue_depth(); }
 
@@ -121,6 +127,8 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                               const approvals::v1::CreateApprovalRequest& req) const;
 
   db::ApprovalStore& store_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int> in_flight_{0};  ///< unary calls between their start and Finish
   mutable std::mutex mu_;
   std::shared_ptr<const handlers::HandlerRegistry> registry_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(mu_);
