@@ -105,8 +105,6 @@ class ApprovalStore {
 
   /// Up to `limit` deliverable events after `after_id`, in id order (see 0003_event_stream.sql:
   /// an event is deliverable once no older transaction is running).
-  /// The newest deliverable event id (0 if none): where a stream "from now on" starts.
-  virtual absl::StatusOr<int64_t> EventsHead(absl::Time deadline) = 0;
   virtual absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                               absl::Time deadline) = 0;
 

@@ -198,8 +198,9 @@ void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& st
 
 absl::Status ApprovalServiceImpl::PrecheckCreate(const Principal& p,
                                                  const handlers::ActionType* type,
-                                                 const v1::CreateApprovalRequest& req) const {
-  RETURN_IF_ERROR(ValidateCreate(req, options_.limits));
+                                                 const v1::CreateApprovalRequest& req,
+                                                 std::string* action_data_json) const {
+  RETURN_IF_ERROR(ValidateCreate(req, options_.limits, action_data_json));
   if (type == nullptr) {
     return db::FieldError("action_type",
                           absl::StrCat("unknown action type \"", req.action_type(), "\""),
@@ -230,19 +231,23 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::CreateApproval(grpc::CallbackServ
   absl::StatusOr<Principal> principal = Authenticate(ctx);
   std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
   const handlers::ActionType* type = registry->Find(req->action_type());
+  std::string json;  // converted once, while validating
   absl::Status precheck =
-      principal.ok() ? PrecheckCreate(*principal, type, *req) : absl::OkStatus();
+      principal.ok() ? PrecheckCreate(*principal, type, *req, &json) : absl::OkStatus();
   return Dispatch(ctx, "CreateApproval", principal, precheck, "", resp,
-                  [this, req, resp, registry, type, p = principal.ok() ? *principal : Principal()](
-                      absl::Time d) { return CreateWork(p, *type, *req, d, resp); });
+                  [this, req, resp, registry, type, json = std::move(json),
+                   p = principal.ok() ? *principal : Principal()](absl::Time d) mutable {
+                    return CreateWork(p, *type, *req, std::move(json), d, resp);
+                  });
 }
 
 absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers::ActionType& type,
                                              const v1::CreateApprovalRequest& req,
-                                             absl::Time deadline, v1::Approval* resp) {
+                                             std::string action_data_json, absl::Time deadline,
+                                             v1::Approval* resp) {
   db::CreateInput in;
   in.action_type = req.action_type();
-  ASSIGN_OR_RETURN(in.action_data_json, StructToJson(req.action_data()));
+  in.action_data_json = std::move(action_data_json);
   in.summary = req.summary();
   in.requested_by = p.name;
   if (!req.idempotency_key().empty()) in.idempotency_key = req.idempotency_key();

@@ -118,13 +118,16 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   static std::string RequestId(grpc::CallbackServerContext* ctx);
   static std::string CertificateIdentity(const grpc::CallbackServerContext& ctx);
   absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
-                          const approvals::v1::CreateApprovalRequest& req, absl::Time deadline,
+                          const approvals::v1::CreateApprovalRequest& req,
+                          std::string action_data_json, absl::Time deadline,
                           approvals::v1::Approval* resp);
   absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
                         approvals::v1::ListApprovalsResponse* resp);
   absl::Status DecideWork(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp);
+  // Validates the request; on success `*action_data_json` is its action_data as JSON.
   absl::Status PrecheckCreate(const Principal& p, const handlers::ActionType* type,
-                              const approvals::v1::CreateApprovalRequest& req) const;
+                              const approvals::v1::CreateApprovalRequest& req,
+                              std::string* action_data_json) const;
 
   db::ApprovalStore& store_;
   std::atomic<bool> draining_{false};

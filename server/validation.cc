@@ -137,7 +137,8 @@ bool IsUuid(absl::string_view s) {
   return true;
 }
 
-absl::Status ValidateActionData(const pb::Struct& data, const Limits& limits) {
+absl::Status ValidateActionData(const pb::Struct& data, const Limits& limits,
+                                std::string* json_out) {
   std::string why;
   if (!CheckFields(data, 1, limits.max_action_data_depth, why)) {
     return db::FieldError("action_data", why, approvals::v1::INVALID_ACTION_DATA);
@@ -160,10 +161,12 @@ absl::Status ValidateActionData(const pb::Struct& data, const Limits& limits) {
         absl::StrCat("must be at most ", limits.max_action_data_bytes, " bytes as JSON"),
         approvals::v1::INVALID_ACTION_DATA);
   }
+  if (json_out != nullptr) *json_out = std::move(*json);
   return absl::OkStatus();
 }
 
-absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits) {
+absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits,
+                            std::string* action_data_json) {
   Violations v;
   if (req.action_type().empty()) {
     v.emplace_back("action_type", "is required");
@@ -188,7 +191,7 @@ absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, con
     }
   }
   if (absl::Status st = Check(v); !st.ok()) return st;
-  return ValidateActionData(req.action_data(), limits);
+  return ValidateActionData(req.action_data(), limits, action_data_json);
 }
 
 absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req) {

@@ -24,7 +24,9 @@ inline constexpr int kMaxPageSize = 500;
 
 bool IsUuid(absl::string_view s);
 
-absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits);
+/// On success, `*action_data_json` (if given) holds action_data as JSON, as it will be stored.
+absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits,
+                            std::string* action_data_json = nullptr);
 absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req);
 absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req);
 absl::Status ValidateApprove(const approvals::v1::ApproveRequest& req, const Limits& limits);
@@ -32,7 +34,9 @@ absl::Status ValidateReject(const approvals::v1::RejectRequest& req, const Limit
 absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req);
 absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, const Limits& limits);
 
-/// action_data: nesting depth, finite numbers, and size as JSON.
-absl::Status ValidateActionData(const google::protobuf::Struct& data, const Limits& limits);
+/// action_data: nesting depth, finite numbers, and size as JSON (the JSON is kept in `*json` if
+/// given, so that the caller need not convert it again).
+absl::Status ValidateActionData(const google::protobuf::Struct& data, const Limits& limits,
+                                std::string* json = nullptr);
 
 }  // namespace approvald::server

@@ -24,12 +24,29 @@ WatchReactor::WatchReactor(EventHub& hub, db::ApprovalStore& store, Executor& ex
       logger_(std::move(logger)) {}
 
 void WatchReactor::Begin() {
+  int64_t start = filter_.after_event_id();
+  if (start == 0) {
+    // From now on: attach at the hub's head (the hub's lock is never taken under ours).
+    const int64_t observed = hub_.head();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cursor_ = last_sent_ = observed;
+    }
+    int64_t head = 0;
+    if (hub_.AttachIfCaughtUp(this, observed, &head)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      live_ = true;
+      return;
+    }
+    if (hub_.stopped()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
+      return;
+    }
+    start = observed;  // the head moved meanwhile: replay from where we looked
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  // "From now on" starts at the log's head as the database has it, read by the first replay
-  // task: the hub's own head may trail by a moment (it batches while nobody watches), and an
-  // event committed before this call must not be delivered.
-  from_now_ = filter_.after_event_id() == 0;
-  cursor_ = last_sent_ = filter_.after_event_id();
+  cursor_ = last_sent_ = start;
   ScheduleReplay();
 }
 
@@ -46,29 +63,15 @@ void WatchReactor::ScheduleReplay() {
 void WatchReactor::ReplayBatch() {
   int64_t from = 0;
   bool finished = false;
-  bool from_now = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     from = cursor_;
     finished = finished_;
-    from_now = from_now_;
   }
-  absl::StatusOr<std::vector<db::EventRecord>> batch = std::vector<db::EventRecord>();
-  if (!finished && from_now) {
-    absl::StatusOr<int64_t> head = store_.EventsHead(absl::Now() + absl::Seconds(30));
-    std::lock_guard<std::mutex> lock(mu_);
-    from_now_ = false;
-    if (head.ok()) {
-      cursor_ = last_sent_ = from = *head;
-    } else {
-      batch = head.status();
-    }
-  }
+  absl::StatusOr<std::vector<db::EventRecord>> batch;
   // A batch never exceeds the buffer: replay is paced by the client, so it never overflows.
   const int limit = static_cast<int>(std::min<size_t>(kReplayBatch, max_buffer_));
-  if (!finished && batch.ok()) {
-    batch = store_.ReadEvents(from, limit, absl::Now() + absl::Seconds(30));
-  }
+  if (!finished) batch = store_.ReadEvents(from, limit, absl::Now() + absl::Seconds(30));
 
   // Only this task moves the cursor until the reactor is attached, so attaching with the cursor
   // read under the lock is exact. The hub's lock is never taken while holding ours.

@@ -70,7 +70,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;  ///< attached to the hub
   bool replay_scheduled_ ABSL_GUARDED_BY(mu_) = false;
-  bool from_now_ ABSL_GUARDED_BY(mu_) = false;  ///< the first replay task reads the head first
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  ///< OnDone ran; the last replay task deletes us
 };

@@ -242,11 +242,6 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
   return out;
 }
 
-absl::StatusOr<int64_t> PgApprovalStore::EventsHead(absl::Time deadline) {
-  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
-  return db::pg::EventsHead(*lease);
-}
-
 absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t after_id, int limit,
                                                                      absl::Time deadline) {
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));

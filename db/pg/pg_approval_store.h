@@ -17,7 +17,6 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input, const AuthorizeFn& authorize,
                                         const ExecuteFn& execute) override;
   absl::StatusOr<std::string> GetSetting(const std::string& name) override;
-  absl::StatusOr<int64_t> EventsHead(absl::Time deadline) override;
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
   absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) override;
