@@ -118,7 +118,9 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(result["deliveries"], result["deliveries_expected"])
 
     def test_watch_fanout_1000_watchers_share_one_listen_connection(self):
-        watchers = 1000
+        # ThreadSanitizer slows the daemon and the bench about tenfold: 1,000 streams would not
+        # open in time there, and 100 still show that watchers share the one listener.
+        watchers = 100 if "thread" in os.environ.get("APPROVALD_SANITIZE", "") else 1000
         proc = subprocess.Popen(self.bench_args("watch-fanout", "--watchers", str(watchers),
                                                 "--rate", "20", duration="3", warmup="0"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
