@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "handlers/noop_handler.h"
 #include "handlers/sql_handler.h"
@@ -371,15 +372,28 @@ bool ParseConfigDuration(const std::string& text, absl::Duration* out) {
 
 absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
     const std::string& yaml, const std::string& source, const CppHandlers& cpp_handlers) {
+  // "file:line:column" of a byte offset.
+  auto place = [&](size_t at) {
+    const absl::string_view before = absl::string_view(yaml).substr(0, at);
+    const size_t line = static_cast<size_t>(std::count(before.begin(), before.end(), '\n')) + 1;
+    const size_t line_start = before.rfind('\n');
+    const size_t column = at - (line_start == absl::string_view::npos ? 0 : line_start + 1) + 1;
+    return absl::StrCat(source, ":", line, ":", column);
+  };
   // Every name, description and pattern ends up in proto3 strings (ListActionTypes), which must
   // be UTF-8 (found by tests/fuzz/fuzz_config).
   if (const size_t bad = FirstInvalidUtf8(yaml); bad != absl::string_view::npos) {
-    const absl::string_view before = absl::string_view(yaml).substr(0, bad);
-    const size_t line = static_cast<size_t>(std::count(before.begin(), before.end(), '\n')) + 1;
-    const size_t line_start = before.rfind('\n');
-    const size_t column = bad - (line_start == absl::string_view::npos ? 0 : line_start + 1) + 1;
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", line, ":", column, ": the file is not valid UTF-8"));
+    return absl::InvalidArgumentError(absl::StrCat(place(bad), ": the file is not valid UTF-8"));
+  }
+  // YAML allows no control characters but tab, line feed and carriage return; yaml-cpp let a NUL
+  // through and then returned text that is not UTF-8 (found by tests/fuzz/fuzz_config).
+  for (size_t i = 0; i < yaml.size(); ++i) {
+    const auto c = static_cast<unsigned char>(yaml[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(place(i), ": the file holds a control character (",
+                       absl::StrFormat("0x%02X", c), "), which YAML does not allow"));
+    }
   }
   Reader reader(source);
   try {

@@ -51,6 +51,14 @@ bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) 
   return true;
 }
 
+bool EventHub::AttachAtHead(EventSink* sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return false;
+  sink->OnAttached(head_);
+  sinks_.push_back(sink);
+  return true;
+}
+
 void EventHub::Detach(EventSink* sink) {
   std::lock_guard<std::mutex> lock(mu_);
   sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());

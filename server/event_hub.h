@@ -27,6 +27,8 @@ class EventSink {
   virtual void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event) = 0;
   /// The hub stops (server shutdown): end the stream.
   virtual void OnHubStopped(int64_t head) = 0;
+  /// Attached by AttachAtHead: `head` is the last event it will not get.
+  virtual void OnAttached(int64_t head) { (void)head; }
 };
 
 /// One database listener per daemon: a dedicated connection (outside the pool) that LISTENs on
@@ -48,6 +50,10 @@ class EventHub {
   /// gets every later event. Otherwise sets `*head` and returns false: replay (cursor, head]
   /// from the log first, then try again.
   bool AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head);
+  /// Attaches `sink` at the hub's head, whatever it is ("from now on"): calls
+  /// sink->OnAttached(head) first, under the hub's lock, so no event slips between. False if the
+  /// hub has stopped.
+  bool AttachAtHead(EventSink* sink);
   /// After it returns, the hub no longer calls `sink`.
   void Detach(EventSink* sink);
 

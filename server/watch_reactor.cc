@@ -26,24 +26,13 @@ WatchReactor::WatchReactor(EventHub& hub, db::ApprovalStore& store, Executor& ex
 void WatchReactor::Begin() {
   int64_t start = filter_.after_event_id();
   if (start == 0) {
-    // From now on: attach at the hub's head (the hub's lock is never taken under ours).
-    const int64_t observed = hub_.head();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      cursor_ = last_sent_ = observed;
-    }
-    int64_t head = 0;
-    if (hub_.AttachIfCaughtUp(this, observed, &head)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_ = true;
-      return;
-    }
-    if (hub_.stopped()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
-      return;
-    }
-    start = observed;  // the head moved meanwhile: replay from where we looked
+    // From now on: live at once at the hub's head, with no replay task, so that a thousand
+    // watchers starting together cost no database work (the hub's lock is never taken under
+    // ours; OnAttached sets the cursor under the hub's).
+    if (hub_.AttachAtHead(this)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
+    return;
   }
   std::lock_guard<std::mutex> lock(mu_);
   cursor_ = last_sent_ = start;
@@ -156,6 +145,12 @@ void WatchReactor::OnWriteDone(bool ok) {
   queue_.pop_front();
   WriteNext();
   if (queue_.empty() && !live_) ScheduleReplay();
+}
+
+void WatchReactor::OnAttached(int64_t head) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cursor_ = last_sent_ = head;
+  live_ = true;
 }
 
 void WatchReactor::OnEvent(const EventPtr& event) {

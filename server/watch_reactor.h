@@ -43,6 +43,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   void OnDone() override;
   void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event) override;
   void OnHubStopped(int64_t head) override;
+  void OnAttached(int64_t head) override;
 
  private:
   using EventPtr = std::shared_ptr<const approvals::v1::ApprovalEvent>;

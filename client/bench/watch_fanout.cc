@@ -124,14 +124,17 @@ absl::StatusOr<ModeResult> RunWatchFanout(Stubs& stubs, const Options& options) 
     });
   };
   int synced = 0;
+  std::string ended;  // how the streams that ended early ended
   {
     std::lock_guard<std::mutex> lock(fanout.mu);
     synced = fanout.synced;
+    for (const auto& [code, n] : fanout.ended) absl::StrAppend(&ended, " ", code, " x", n);
   }
   if (synced < options.watchers) {
     shutdown();
-    return absl::DeadlineExceededError(
-        absl::StrCat("only ", synced, " of ", options.watchers, " watch streams became live"));
+    return absl::DeadlineExceededError(absl::StrCat("only ", synced, " of ", options.watchers,
+                                                    " watch streams became live",
+                                                    ended.empty() ? "" : "; ended:", ended));
   }
   if (!options.quiet) std::fprintf(stderr, "%d watchers live\n", options.watchers);
 

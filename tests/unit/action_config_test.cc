@@ -136,5 +136,24 @@ TEST(ActionConfigTest, TextThatIsNotUtf8IsRefusedWithItsPlace) {
   EXPECT_OK(ParseActionConfig("action_types:\n  - name: a\n    description: café ✓ 𝄞\n", "c", {}));
 }
 
+TEST(ActionConfigTest, ControlCharactersAreRefusedWithTheirPlace) {
+  // Found by tests/fuzz/fuzz_config: a NUL inside a description gave text that is not UTF-8.
+  const std::string nul =
+      std::string("action_types:\n  - name: a\n    description: x") + std::string(1, '\0') + "y\n";
+  auto parsed = ParseActionConfig(nul, "cfg.yaml", {});
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(),
+            "cfg.yaml:3:19: the file holds a control character (0x00), which YAML does not allow");
+  for (char c : {'\x01', '\x1B', '\x7F'}) {
+    auto refused = ParseActionConfig(std::string("action_types: []\n# ") + c + "\n", "c", {});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("c:2:3: the file holds a control character"),
+              absl::string_view::npos)
+        << refused.status().message();
+  }
+  // Tabs (in a comment here), carriage returns and line feeds are fine.
+  EXPECT_OK(ParseActionConfig("action_types: []\r\n#\tnote\r\n", "c", {}));
+}
+
 }  // namespace
 }  // namespace approvald::server
