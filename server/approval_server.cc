@@ -8,7 +8,6 @@
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
