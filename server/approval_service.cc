@@ -115,13 +115,9 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
                                                         const v1::Approval* result, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   in_flight_.fetch_add(1);
-  CallInfo call;
-  call.start = absl::Now();
-  call.method = std::string(method);
-  call.principal = principal.ok() ? principal->name : "";
+  CallInfo call = StartCall(ctx, method, principal);
   call.approval_id = std::string(approval_id);
   call.result = result;
-  call.request_id = RequestId(ctx);
   if (!principal.ok()) precheck = principal.status();
   if (draining_) precheck = ShuttingDown();
   if (!precheck.ok()) {
@@ -151,6 +147,17 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
   return reactor;
 }
 
+ApprovalServiceImpl::CallInfo ApprovalServiceImpl::StartCall(
+    grpc::CallbackServerContext* ctx, absl::string_view method,
+    const absl::StatusOr<Principal>& principal) {
+  CallInfo call;
+  call.start = absl::Now();
+  call.method = std::string(method);
+  if (principal.ok()) call.principal = principal->name;
+  call.request_id = RequestId(ctx);  // also sent back in the initial metadata
+  return call;
+}
+
 void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, const CallInfo& call,
                                  const absl::Status& status) {
   RecordRpc(call, status);
@@ -171,7 +178,6 @@ void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& st
   const absl::Duration took = absl::Now() - call.start;
   if (options_.logger) {
     const v1::ErrorReason reason = db::GetReason(status);
-    // The request's id is unchecked when validation failed: escaped and cut short.
     // An action's failure can quote the approval's data (a handler's message, or PostgreSQL's
     // "invalid input syntax ... \"<value>\""): logged only with --log-action-data. The caller
     // and the approval's execution_error still have it.
@@ -179,6 +185,7 @@ void ApprovalServiceImpl::RecordRpc(const CallInfo& call, const absl::Status& st
     if (reason == v1::EXECUTION_FAILED && !options_.log_action_data) {
       message = "action failed (the approval's execution_error has the details)";
     }
+    // The request's id is unchecked when validation failed: escaped and cut short.
     std::string approval_id = call.result != nullptr && !call.result->id().empty()
                                   ? call.result->id()
                                   : EscapeForLog(absl::string_view(call.approval_id).substr(0, 64));
@@ -416,12 +423,8 @@ class FailedStream final : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
 
 grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals(
     grpc::CallbackServerContext* ctx, const v1::WatchApprovalsRequest* req) {
-  CallInfo call;
-  call.start = absl::Now();
-  call.method = "WatchApprovals";
-  call.request_id = RequestId(ctx);
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  if (principal.ok()) call.principal = principal->name;
+  CallInfo call = StartCall(ctx, "WatchApprovals", principal);
   absl::Status st = principal.ok() ? ValidateWatch(*req) : principal.status();
   if (st.ok() && options_.hub == nullptr) st = absl::UnavailableError("no event stream");
   if (st.ok() && draining_) st = ShuttingDown();
@@ -448,12 +451,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
                                                                v1::ListActionTypesResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   in_flight_.fetch_add(1);
-  CallInfo call;
-  call.start = absl::Now();
-  call.method = "ListActionTypes";
-  call.request_id = RequestId(ctx);
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  if (principal.ok()) call.principal = principal->name;
+  CallInfo call = StartCall(ctx, "ListActionTypes", principal);
   if (principal.ok()) {
     // In memory only: answered on the gRPC thread without touching the database.
     const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();

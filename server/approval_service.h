@@ -111,6 +111,9 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                                      const absl::StatusOr<Principal>& principal,
                                      absl::Status precheck, absl::string_view approval_id,
                                      const approvals::v1::Approval* result, Work work);
+  // A call's record for its log line: starts its clock and takes (or makes) its request id.
+  static CallInfo StartCall(grpc::CallbackServerContext* ctx, absl::string_view method,
+                            const absl::StatusOr<Principal>& principal);
   void Finish(grpc::ServerUnaryReactor* reactor, const CallInfo& call, const absl::Status& status);
   // The per-RPC log line and the RPC metrics; `extra` is appended to the line.
   void RecordRpc(const CallInfo& call, const absl::Status& status,

@@ -389,6 +389,23 @@ class DaemonTest(unittest.TestCase):
         self.assertGreaterEqual(
             after['approvald_approvals_decided_total{action_type="noop",status="approved"}'], 1)
         self.assertGreater(after['approvald_rpc_duration_seconds_count{method="Approve"}'], 0)
+        # The other final statuses: an action that fails (no ticket 999999: expect_rows) and an
+        # approval that the sweeper expires.
+        failed_key = 'approvald_approvals_decided_total{action_type="ticket.close",status="failed"}'
+        expired_key = 'approvald_approvals_decided_total{action_type="noop",status="expired"}'
+        out = self.ctl("agent", "create", "--type", "ticket.close", "--data",
+                       '{"ticket_id": 999999}', "--json")
+        self.assertNotEqual(self.ctl("alice", "approve", json.loads(out.stdout)["id"]).returncode,
+                            0)
+        self.assertEqual(self.ctl("agent", "create", "--type", "noop", "--ttl", "1s").returncode,
+                         0)
+        deadline = time.time() + 15
+        while time.time() < deadline and scrape().get(expired_key, 0) < \
+                after.get(expired_key, 0) + 1:
+            time.sleep(0.2)
+        final = scrape()
+        self.assertEqual(final.get(failed_key, 0), after.get(failed_key, 0) + 1)
+        self.assertEqual(final.get(expired_key, 0), after.get(expired_key, 0) + 1)
         self.assertEqual(after["approvald_database_up"], 1)
         self.assertGreaterEqual(after["approvald_db_pool_open"], 1)
         self.assertIn("approvald_executor_queue_depth", after)
