@@ -28,11 +28,12 @@ class RowLock {
   std::unique_ptr<db::pg::PgConnection> conn_;
 };
 
-// Waits (bounded) until `n` backends wait for a row lock.
+// Waits (bounded) until `n` backends of this test's database wait for a row lock. (ctest runs
+// tests side by side, each on its own database, so the count must not include the others.)
 bool AwaitLockWaiters(TestDatabase& db, int n) {
   for (int i = 0; i < 500; ++i) {
-    if (db.Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") ==
-        std::to_string(n)) {
+    if (db.Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                  "datname = current_database()") == std::to_string(n)) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

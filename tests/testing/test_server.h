@@ -41,7 +41,8 @@ class TestServer {
   std::string target() const;
   /// A channel with its own TCP connection.
   std::shared_ptr<grpc::Channel> NewChannel() const;
-  /// A client authenticated as `principal` on a new connection (empty: no token).
+  /// A client authenticated as `principal` on a new connection, already connected (empty: no
+  /// token).
   std::unique_ptr<client::ApprovalClient> Client(const std::string& principal) const;
   /// Rows in test_effects for one approval.
   int Effects(const std::string& approval_id) const;
