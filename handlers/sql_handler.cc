@@ -1,6 +1,6 @@
 #include "handlers/sql_handler.h"
 
-#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "db/status_macros.h"
+#include "db/struct_json.h"
 
 namespace approvald::handlers {
 namespace {
@@ -43,7 +44,7 @@ db::Param ValueToParam(const pb::Value& v) {
     case pb::Value::kStructValue:
     case pb::Value::kListValue: {
       std::string json;
-      (void)pb::util::MessageToJsonString(v, &json);
+      if (!db::AppendJson(v, &json).ok()) return std::nullopt;  // validated: cannot happen
       return json;
     }
     default:
@@ -73,7 +74,7 @@ pb::Value CellToValue(const db::Param& cell, uint32_t type) {
       break;
     case kJsonOid:
     case kJsonbOid:
-      if (pb::util::JsonStringToMessage(*cell, &v).ok()) return v;
+      if (absl::StatusOr<pb::Value> parsed = db::ParseJson(*cell); parsed.ok()) return *parsed;
       break;
     default:
       break;
@@ -149,10 +150,9 @@ std::vector<db::Query> SqlHandler::Statements() const {
 }
 
 absl::StatusOr<pb::Struct> SqlHandler::Execute(db::Tx& tx, const db::ApprovalRecord& approval) {
-  pb::Struct data;
-  if (!pb::util::JsonStringToMessage(approval.action_data_json, &data).ok()) {
-    return absl::InternalError("stored action_data is not a JSON object");
-  }
+  absl::StatusOr<pb::Struct> parsed = db::ParseJsonObject(approval.action_data_json);
+  if (!parsed.ok()) return absl::InternalError("stored action_data is not a JSON object");
+  const pb::Struct& data = *parsed;
   pb::Struct result;
   pb::ListValue* results = (*result.mutable_fields())["statements"].mutable_list_value();
   for (size_t i = 0; i < statements_.size(); ++i) {

@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "db/utf8.h"
 #include "handlers/noop_handler.h"
 #include "handlers/sql_handler.h"
-#include "server/utf8.h"
 
 namespace approvald::server {
 namespace {
@@ -382,7 +382,7 @@ absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
   };
   // Every name, description and pattern ends up in proto3 strings (ListActionTypes), which must
   // be UTF-8 (found by tests/fuzz/fuzz_config).
-  if (const size_t bad = FirstInvalidUtf8(yaml); bad != absl::string_view::npos) {
+  if (const size_t bad = db::FirstInvalidUtf8(yaml); bad != absl::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat(place(bad), ": the file is not valid UTF-8"));
   }
   // YAML allows no control characters but tab, line feed and carriage return; yaml-cpp let a NUL

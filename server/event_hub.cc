@@ -33,7 +33,11 @@ absl::Status EventHub::Start() {
 }
 
 void EventHub::Stop() {
-  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    sink_or_stop_.notify_all();
+  }
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
@@ -48,6 +52,7 @@ bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) 
   if (stopped_) return false;
   if (cursor < head_) return false;
   sinks_.push_back(sink);
+  sink_or_stop_.notify_all();
   return true;
 }
 
@@ -56,6 +61,7 @@ bool EventHub::AttachAtHead(EventSink* sink) {
   if (stopped_) return false;
   sink->OnAttached(head_);
   sinks_.push_back(sink);
+  sink_or_stop_.notify_all();
   return true;
 }
 
@@ -88,12 +94,28 @@ void EventHub::Publish(std::vector<std::shared_ptr<const approvals::v1::Approval
   head_ = std::max(head_, last_id);
 }
 
+bool EventHub::AdvanceIfUnwatched(int64_t newest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sinks_.empty()) return false;  // one attached meanwhile: it needs the events themselves
+  head_ = std::max(head_, newest);
+  return true;
+}
+
 namespace {
-constexpr absl::Duration kIdleBatching = absl::Milliseconds(100);
+// How often the head moves while nobody watches: a watcher that starts "from now on" then may
+// get events up to this old.
+constexpr absl::Duration kIdlePoll = absl::Milliseconds(100);
 }  // namespace
+
+void EventHub::WaitForSink(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  sink_or_stop_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                         [this] { return stopping_.load() || !sinks_.empty(); });
+}
 
 void EventHub::Run() {
   std::unique_ptr<db::pg::PgConnection> conn;
+  bool listening = false;
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stopping_) {
     absl::Status st;
@@ -102,6 +124,7 @@ void EventHub::Run() {
       st = connected.ok() ? db::pg::ListenForEvents(**connected) : connected.status();
       if (st.ok()) {
         conn = std::move(*connected);
+        listening = true;
         if (backoff > absl::Milliseconds(100)) {
           if (logger_) logger_->info("database reachable again; event listener reconnected");
           if (on_state_) on_state_(true);
@@ -112,6 +135,15 @@ void EventHub::Run() {
     // Catch up: everything deliverable after the head, in bounded batches.
     bool held_back = false;
     while (st.ok() && !stopping_) {
+      if (sinks() == 0) {
+        // Nobody is watching: move the head without reading (and converting) the events.
+        absl::StatusOr<int64_t> newest = db::pg::EventsHead(*conn);
+        if (!newest.ok()) {
+          st = newest.status();
+          break;
+        }
+        if (AdvanceIfUnwatched(*newest)) break;
+      }
       const int64_t from = head();
       auto batch = db::pg::ReadEventBatch(*conn, from, kBatch);
       if (!batch.ok()) {
@@ -136,18 +168,24 @@ void EventHub::Run() {
       if (static_cast<int>(batch->size()) < kBatch) continue;  // re-check: more may be ready
     }
     if (st.ok() && !stopping_) {
-      // Held-back events become deliverable when an older transaction ends, which may send
-      // no notification: look again soon.
-      auto woke = conn->WaitForNotification(held_back ? absl::Milliseconds(20) : poll_interval_);
-      st = woke.status();
-      // Nobody is watching: let the commits of the next moment pile up and read them in one
-      // batch, instead of two queries per commit (the database's CPU is the daemon's limit).
-      // The head then trails by at most this much; a watcher that attaches meanwhile replays.
-      if (st.ok() && *woke && sinks() == 0) {
-        const absl::Time until = absl::Now() + kIdleBatching;
-        while (!stopping_ && absl::Now() < until && sinks() == 0) {
-          absl::SleepFor(absl::Milliseconds(5));
+      if (sinks() == 0) {
+        // Nobody is watching: stop listening (each commit's notification would wake the
+        // listener's backend and this thread, a cost the database's CPU pays on every decision)
+        // and look at the head every kIdlePoll instead. A watcher that attaches wakes it at once.
+        if (listening) {
+          st = db::pg::UnlistenEvents(*conn);
+          listening = false;
         }
+        if (st.ok()) WaitForSink(kIdlePoll);
+      } else if (!listening) {
+        // Then catch up again: events may have committed before the LISTEN took effect.
+        st = db::pg::ListenForEvents(*conn);
+        listening = st.ok();
+      } else {
+        // Held-back events become deliverable when an older transaction ends, which may send
+        // no notification: look again soon.
+        auto woke = conn->WaitForNotification(held_back ? absl::Milliseconds(20) : poll_interval_);
+        st = woke.status();
       }
     }
     if (!st.ok() && !stopping_) {

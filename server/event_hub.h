@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,8 @@ class EventSink {
 /// One database listener per daemon: a dedicated connection (outside the pool) that LISTENs on
 /// `approval_events`, reads newly deliverable events from the log in id order and fans them out
 /// to every attached sink. Reconnects with backoff and catches up from the log after a gap.
+/// While no sink is attached it does not LISTEN (no wake-up per commit): it moves the head
+/// every 100 ms with one cheap query, and LISTENs again as soon as a sink attaches.
 /// Thread-safe.
 class EventHub {
  public:
@@ -70,6 +73,11 @@ class EventHub {
 
  private:
   void Run();
+  /// Moves the head to `newest` if no sink is attached (under the lock, so that a sink attaching
+  /// meanwhile replays from the log instead); false if one is.
+  bool AdvanceIfUnwatched(int64_t newest);
+  /// Returns when a sink is attached, the hub stops, or after `timeout`.
+  void WaitForSink(absl::Duration timeout);
   void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
                int64_t last_id);
 
@@ -79,6 +87,7 @@ class EventHub {
   mutable std::mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<EventSink*> sinks_ ABSL_GUARDED_BY(mu_);
+  std::condition_variable sink_or_stop_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> stopping_{false};
   std::function<void(bool)> on_state_;

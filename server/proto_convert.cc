@@ -1,33 +1,26 @@
 #include "server/proto_convert.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/strings/str_cat.h"
+#include "db/struct_json.h"
 
 namespace approvald::server {
 
 namespace pb = google::protobuf;
 
 absl::StatusOr<std::string> StructToJson(const pb::Struct& value) {
-  // Unknown fields (which gRPC keeps from the wire) make protobuf 3.21's printer drop an empty
-  // ListValue that carries them, so the stored JSON would lose a key or shift a list: print a
-  // copy without them (found by tests/fuzz/fuzz_struct_json).
-  pb::Struct clean = value;
-  clean.DiscardUnknownFields();
   std::string json;
-  auto st = pb::util::MessageToJsonString(clean, &json);
-  if (!st.ok())
-    return absl::InvalidArgumentError(
-        absl::StrCat("not representable as JSON: ", st.message().as_string()));
+  if (absl::Status st = db::AppendJson(value, &json); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("not representable as JSON: ", st.message()));
+  }
   return json;
 }
 
 absl::StatusOr<pb::Struct> JsonToStruct(absl::string_view json) {
-  pb::Struct value;
-  auto st = pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), &value);
-  if (!st.ok())
+  absl::StatusOr<pb::Struct> value = db::ParseJsonObject(json);
+  if (!value.ok()) {
     return absl::InternalError(
-        absl::StrCat("stored JSON does not parse: ", st.message().as_string()));
+        absl::StrCat("stored JSON does not parse: ", value.status().message()));
+  }
   return value;
 }
 

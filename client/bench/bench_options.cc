@@ -54,7 +54,7 @@ Options:
   --duration S --warmup S   measured and warm-up seconds (10, 2)
   --action-type NAME        noop
   --payload-bytes N         size of a string field in action_data (0)
-  --channels N              HTTP/2 connections (4)
+  --channels N              HTTP/2 connections (1)
   --approvals N             approve/reject: approvals to create beforehand (estimated)
   --racers K                contended: racers per approval (64)
   --watchers W --rate R     watch-fanout: streams (1000), creates per second (20)

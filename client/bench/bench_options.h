@@ -19,7 +19,7 @@ struct Options {
   std::string action_type = "noop";
   int payload_bytes = 0;  ///< a string of this size in action_data
   bool json = false;
-  int channels = 4;     ///< HTTP/2 connections, calls spread over them
+  int channels = 1;     ///< HTTP/2 connections, calls spread over them (one, as most clients)
   int approvals = 0;    ///< approve/reject: how many to create beforehand (0: estimate)
   int racers = 64;      ///< contended: racers per approval
   int watchers = 1000;  ///< watch-fanout: streams

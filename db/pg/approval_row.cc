@@ -1,11 +1,11 @@
 #include "db/pg/approval_row.h"
 
 #include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "db/pg/pg_time.h"
 #include "db/status_macros.h"
+#include "db/struct_json.h"
 
 namespace approvald::db::pg {
 namespace {
@@ -36,11 +36,11 @@ std::vector<VoteRecord> VotesFromList(const google::protobuf::ListValue& list) {
 
 // approval_votes_json(): [{"voter": ..., "micros": ..., "comment": ...}, ...]
 absl::StatusOr<std::vector<VoteRecord>> ParseVotes(const std::string& json) {
-  google::protobuf::ListValue list;
-  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) {
+  absl::StatusOr<google::protobuf::Value> list = ParseJson(json);
+  if (!list.ok() || !list->has_list_value()) {
     return absl::InternalError("unexpected votes JSON from the database");
   }
-  return VotesFromList(list);
+  return VotesFromList(list->list_value());
 }
 
 // to_jsonb() writes timestamptz as "2026-11-28T01:42:04.536705+00:00".
@@ -66,7 +66,7 @@ std::optional<std::string> JsonObject(const google::protobuf::Struct& s, const s
   auto it = s.fields().find(key);
   if (it == s.fields().end() || !it->second.has_struct_value()) return std::nullopt;
   std::string json;
-  (void)google::protobuf::util::MessageToJsonString(it->second.struct_value(), &json);
+  if (!AppendJson(it->second.struct_value(), &json).ok()) return std::nullopt;
   return json;
 }
 
@@ -109,10 +109,9 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
 }
 
 absl::StatusOr<ApprovalRecord> ParseApprovalJson(const std::string& json) {
-  google::protobuf::Struct s;
-  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) {
-    return absl::InternalError("unexpected approval snapshot in an event");
-  }
+  absl::StatusOr<google::protobuf::Struct> parsed = ParseJsonObject(json);
+  if (!parsed.ok()) return absl::InternalError("unexpected approval snapshot in an event");
+  const google::protobuf::Struct& s = *parsed;
   ApprovalRecord a;
   a.id = JsonString(s, "id").value_or("");
   a.action_type = JsonString(s, "action_type").value_or("");

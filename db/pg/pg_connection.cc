@@ -15,10 +15,12 @@ namespace approvald::db::pg {
 namespace {
 
 // Session settings every connection runs with: the edge parses timestamps in this format, and a
-// statement never runs unbounded (transactions lower it from the caller's deadline).
+// statement or lock wait never runs unbounded (transactions lower it from the caller's deadline).
 constexpr absl::string_view kSessionSetup =
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
-    "SET statement_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
+    "SET statement_timeout = '30s'; SET lock_timeout = '30s'; "
+    "SET idle_in_transaction_session_timeout = '60s'";
+static_assert(kSessionTimeoutMs == 30000, "kSessionSetup sets 30s");
 
 std::string ConnectionMessage(const PGconn* conn) {
   std::string message = PQerrorMessage(conn);

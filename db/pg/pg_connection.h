@@ -19,6 +19,9 @@ struct PgConnCloser {
   void operator()(pg_conn* conn) const;
 };
 
+/// The statement_timeout and lock_timeout every connection's session starts with.
+inline constexpr int64_t kSessionTimeoutMs = 30000;
+
 /// One libpq connection (RAII, move-only). Used by one thread at a time. Each named Query is
 /// prepared once per connection, on first use.
 class PgConnection {

@@ -29,6 +29,10 @@ absl::Status ListenForEvents(PgConnection& conn) {
   return conn.ExecScript(queries::kListenEvents.text);
 }
 
+absl::Status UnlistenEvents(PgConnection& conn) {
+  return conn.ExecScript(queries::kUnlistenEvents.text);
+}
+
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn) {
   ASSIGN_OR_RETURN(Rows rows, conn.Exec(queries::kEventsHead, {}));
   return rows.GetInt(0, "head");

@@ -15,6 +15,8 @@ absl::StatusOr<std::vector<EventRecord>> ReadEventBatch(PgConnection& conn, int6
 absl::StatusOr<bool> EventsHeldBack(PgConnection& conn, int64_t after_id);
 /// Makes `conn` the event listener: names its session and LISTENs for new events.
 absl::Status ListenForEvents(PgConnection& conn);
+/// Stops the LISTEN of ListenForEvents (the session keeps its name).
+absl::Status UnlistenEvents(PgConnection& conn);
 /// The newest deliverable event id (0 if none).
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn);
 

@@ -8,15 +8,22 @@
 #include "db/status_macros.h"
 
 namespace approvald::db::pg {
+namespace {
+// How much later than a call's deadline the session's statement_timeout may fire.
+constexpr int64_t kSessionBoundSlackMs = 1000;
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline) {
   const absl::Time now = absl::Now();
   if (deadline <= now) return absl::DeadlineExceededError("deadline passed before the transaction");
   std::unique_ptr<PgTx> tx(new PgTx(conn));
-  if (deadline != absl::InfiniteFuture()) {
-    tx->timeout_ms_ =
-        std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
-  }
+  const int64_t left_ms =
+      deadline == absl::InfiniteFuture()
+          ? kSessionTimeoutMs
+          : std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
+  // The session's own bound serves a deadline within a second of it (a call on the default
+  // 30 s deadline): one statement fewer per transaction. Shorter deadlines set their own.
+  if (left_ms < kSessionTimeoutMs - kSessionBoundSlackMs) tx->timeout_ms_ = left_ms;
   return tx;
 }
 

@@ -12,7 +12,8 @@
 namespace approvald::db::pg {
 
 /// A transaction on a leased connection, ROLLBACK on destruction unless committed. Statements
-/// are bounded by the deadline (statement_timeout and lock_timeout). Round trips are few: BEGIN
+/// are bounded by the deadline (statement_timeout and lock_timeout; a deadline within a second
+/// of the session's 30 s bound keeps that one, saving a statement). Round trips are few: BEGIN
 /// and the timeouts go out in one pipeline with the first statement, and ExecAndCommit sends
 /// the last statement together with COMMIT.
 class PgTx final : public Tx {

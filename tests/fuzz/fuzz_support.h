@@ -19,7 +19,7 @@
 #include "db/tx.h"
 #include "google/rpc/status.pb.h"
 #include "server/status_conversion.h"
-#include "server/utf8.h"
+#include "db/utf8.h"
 
 #define FUZZ_CHECK(cond, ...)                                                              \
   do {                                                                                     \
@@ -81,8 +81,8 @@ inline bool SameStruct(const pb::Struct& a, const pb::Struct& b) {
 inline bool SameMessage(const pb::Struct& a, const pb::Struct& b) { return SameStruct(a, b); }
 inline bool SameMessage(const pb::Value& a, const pb::Value& b) { return SameValue(a, b); }
 
-/// Strict UTF-8: the product's own check (server/utf8.h), which its unit tests pin down.
-inline bool IsValidUtf8(const std::string& s) { return server::IsValidUtf8(s); }
+/// Strict UTF-8: the product's own check (db/utf8.h), which its unit tests pin down.
+inline bool IsValidUtf8(const std::string& s) { return db::IsValidUtf8(s); }
 
 /// A request rejected by validation: INVALID_ARGUMENT with at least one google.rpc.BadRequest
 /// violation, and a grpc::Status whose details any client can decode.

@@ -1,8 +1,8 @@
-#include "server/utf8.h"
+#include "db/utf8.h"
 
 #include <cstdint>
 
-namespace approvald::server {
+namespace approvald::db {
 
 size_t FirstInvalidUtf8(absl::string_view text) {
   size_t i = 0;
@@ -35,4 +35,4 @@ size_t FirstInvalidUtf8(absl::string_view text) {
   return absl::string_view::npos;
 }
 
-}  // namespace approvald::server
+}  // namespace approvald::db

@@ -2,7 +2,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace approvald::server {
+namespace approvald::db {
 
 /// The offset of the first byte that is not part of strict UTF-8 (no overlong forms, UTF-16
 /// surrogates or code points above U+10FFFF), or absl::string_view::npos if there is none.
@@ -12,4 +12,4 @@ inline bool IsValidUtf8(absl::string_view text) {
   return FirstInvalidUtf8(text) == absl::string_view::npos;
 }
 
-}  // namespace approvald::server
+}  // namespace approvald::db
