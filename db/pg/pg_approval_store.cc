@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "db/errors.h"
 #include "db/pg/approval_row.h"
 #include "db/pg/pg_error.h"
@@ -23,6 +25,18 @@ constexpr absl::string_view kSystemActor = "approvald";
 constexpr absl::string_view kHandlerSavepoint = "approvald_handler";
 
 Param Opt(const std::string& s) { return s.empty() ? Param() : Param(s); }
+
+// A random (version 4) UUID in its canonical lowercase form.
+std::string NewUuid() {
+  thread_local absl::BitGen gen;
+  uint64_t hi = absl::Uniform<uint64_t>(gen);
+  uint64_t lo = absl::Uniform<uint64_t>(gen);
+  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                      // version 4
+  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);  // RFC 4122 variant
+  const std::string h = absl::StrFormat("%016x%016x", hi, lo);
+  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-", h.substr(12, 4), "-",
+                      h.substr(16, 4), "-", h.substr(20));
+}
 
 // How long a call may spend learning the outcome of a commit lost with its connection.
 absl::Time ResolveDeadline(absl::Time deadline) {
@@ -156,53 +170,70 @@ absl::Status ReplayOutcome(const Rows& found) {
 
 absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
   CreateResult result;
-  absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
-    Param expire_micros;
-    if (in.expire_time) {
-      expire_micros = absl::StrCat(ToMicros(*in.expire_time));
-      ASSIGN_OR_RETURN(Rows check, tx.Exec(queries::kCheckExpireTime,
-                                           {expire_micros,
-                                            absl::StrCat(absl::ToInt64Microseconds(in.max_ttl))}));
-      if (!check.GetBool(0, "in_future")) {
-        return FieldError("expire_time", "must be in the future (by the database clock)");
+  // The id is made here, not by the database: BEGIN, the insert and COMMIT then go out in one
+  // round trip, and a commit lost with its connection can still be read back by that id.
+  const std::string id = NewUuid();
+  const Param key = in.idempotency_key ? Param(*in.idempotency_key) : Param();
+  absl::Status st;
+  // A key whose holder rolled back between the insert and the lookup: insert again.
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    bool key_taken = false;
+    st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
+      Param expire_micros;
+      if (in.expire_time) {
+        expire_micros = absl::StrCat(ToMicros(*in.expire_time));
+        ASSIGN_OR_RETURN(
+            Rows check,
+            tx.Exec(queries::kCheckExpireTime,
+                    {expire_micros, absl::StrCat(absl::ToInt64Microseconds(in.max_ttl))}));
+        if (!check.GetBool(0, "in_future")) {
+          return FieldError("expire_time", "must be in the future (by the database clock)");
+        }
+        if (!check.GetBool(0, "within_max")) {
+          return FieldError("expire_time", absl::StrCat("must be within the maximum ttl of ",
+                                                        absl::FormatDuration(in.max_ttl)));
+        }
       }
-      if (!check.GetBool(0, "within_max")) {
-        return FieldError("expire_time", absl::StrCat("must be within the maximum ttl of ",
-                                                      absl::FormatDuration(in.max_ttl)));
-      }
-    }
-    const Param key = in.idempotency_key ? Param(*in.idempotency_key) : Param();
-    const Params insert = {in.action_type,
-                           in.action_data_json,
-                           in.summary,
-                           in.requested_by,
-                           key,
-                           expire_micros,
-                           absl::StrCat(absl::ToInt64Microseconds(in.ttl))};
-    // BEGIN, the timeouts and this insert share a round trip; COMMIT is sent once the new id is
-    // known, so that a commit lost with the connection can be read back by that id.
-    ASSIGN_OR_RETURN(Rows inserted, tx.Exec(queries::kInsertApproval, insert));
-    if (!inserted.empty()) {
+      const Params insert = {in.action_type,
+                             in.action_data_json,
+                             in.summary,
+                             in.requested_by,
+                             key,
+                             expire_micros,
+                             absl::StrCat(absl::ToInt64Microseconds(in.ttl)),
+                             id};
+      ASSIGN_OR_RETURN(Rows inserted, tx.ExecAndCommit(queries::kInsertApproval, insert));
+      key_taken = inserted.empty();
+      if (key_taken) return absl::OkStatus();
       ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(inserted, 0));
       result.created = true;
+      return absl::OkStatus();
+    });
+    if (LostCommitBackend(st)) return ResolveLostCreate(in, id, st);
+    if (!st.ok()) return st;
+    if (!key_taken) return result;
+
+    // The requester used this idempotency key before: answer with that approval, if it is the
+    // same request.
+    bool raced = false;
+    st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(Rows existing, tx.Exec(queries::kFindByIdempotencyKey,
+                                              {in.requested_by, key, in.action_type,
+                                               in.action_data_json, in.summary}));
+      raced = existing.empty();
+      if (raced) return absl::AbortedError("idempotency key raced with a rolled-back insert");
+      ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(existing, 0));
+      result.created = false;
+      if (!existing.GetBool(0, "same_payload")) {
+        return ReasonError(absl::StatusCode::kAlreadyExists,
+                           approvals::v1::IDEMPOTENCY_KEY_CONFLICT,
+                           "idempotency_key was already used with a different payload",
+                           {{"approval_id", result.approval.id}});
+      }
       return tx.Commit();
-    }
-    ASSIGN_OR_RETURN(Rows existing,
-                     tx.Exec(queries::kFindByIdempotencyKey, {in.requested_by, key, in.action_type,
-                                                              in.action_data_json, in.summary}));
-    if (existing.empty()) {  // the conflicting insert rolled back meanwhile: try again
-      return MarkTransient(absl::AbortedError("idempotency key raced with a rolled-back insert"));
-    }
-    ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(existing, 0));
-    result.created = false;
-    if (!existing.GetBool(0, "same_payload")) {
-      return ReasonError(absl::StatusCode::kAlreadyExists, approvals::v1::IDEMPOTENCY_KEY_CONFLICT,
-                         "idempotency_key was already used with a different payload",
-                         {{"approval_id", result.approval.id}});
-    }
-    return absl::OkStatus();
-  });
-  if (LostCommitBackend(st)) return ResolveLostCreate(in, result.approval.id, st);
+    });
+    if (!raced) break;
+  }
   if (!st.ok()) return st;
   return result;
 }

@@ -1,8 +1,9 @@
--- Creates a pending approval and its 'created' event. Returns no row when the requester already
--- used this idempotency key ($5). Expiry: absolute micros since epoch ($6) or a ttl in micros ($7).
+-- Creates pending approval $8 (a new UUID) and its 'created' event. Returns no row when the
+-- requester already used this idempotency key ($5). Expiry: absolute micros since epoch ($6) or a
+-- ttl in micros ($7).
 WITH inserted AS (
-    INSERT INTO ai_approvals (action_type, action_data, summary, requested_by, idempotency_key, expires_at)
-    VALUES ($1, $2::jsonb, $3, $4, $5,
+    INSERT INTO ai_approvals (id, action_type, action_data, summary, requested_by, idempotency_key, expires_at)
+    VALUES ($8::uuid, $1, $2::jsonb, $3, $4, $5,
             CASE WHEN $6::bigint IS NOT NULL THEN 'epoch'::timestamptz + $6::bigint * interval '1 microsecond'
                  ELSE now() + $7::bigint * interval '1 microsecond' END)
     ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
