@@ -1,4 +1,5 @@
-// approval-bench: a load generator for approvald on the async (callback) gRPC client.
+// approval-bench: a load generator for approvald on gRPC's async client (a completion queue
+// drained by one thread; watch streams on the callback API).
 #include <cstdio>
 #include <iostream>
 

@@ -15,6 +15,16 @@ Stubs::Stubs(const Options& options) {
     stubs_.push_back(v1::ApprovalService::NewStub(
         grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args)));
   }
+  driver_ = std::thread([this] {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) static_cast<CallTag*>(tag)->Complete();
+  });
+}
+
+Stubs::~Stubs() {
+  cq_.Shutdown();
+  driver_.join();
 }
 
 void WaitForCalls() {
@@ -49,9 +59,9 @@ void CreateAsync(Stubs& stubs, const Options& options, const std::string& summar
                  std::function<void(const grpc::Status&, v1::Approval&)> done) {
   auto& stub = stubs.Next();
   Launch<v1::CreateApprovalRequest, v1::Approval>(
-      options.requester_token, MakeCreate(options, summary),
-      [&stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub.async()->CreateApproval(ctx, req, resp, std::move(cb));
+      stubs, options.requester_token, MakeCreate(options, summary),
+      [&stub](auto* ctx, const auto& req, auto* cq) {
+        return stub.PrepareAsyncCreateApproval(ctx, req, cq);
       },
       std::move(done));
 }
@@ -63,9 +73,9 @@ void DecideAsync(Stubs& stubs, const std::string& token, bool approve, const std
     v1::ApproveRequest req;
     req.set_id(id);
     Launch<v1::ApproveRequest, v1::Approval>(
-        token, std::move(req),
-        [&stub](auto* ctx, auto* r, auto* resp, auto cb) {
-          stub.async()->Approve(ctx, r, resp, std::move(cb));
+        stubs, token, std::move(req),
+        [&stub](auto* ctx, const auto& r, auto* cq) {
+          return stub.PrepareAsyncApprove(ctx, r, cq);
         },
         std::move(done));
   } else {
@@ -73,10 +83,8 @@ void DecideAsync(Stubs& stubs, const std::string& token, bool approve, const std
     req.set_id(id);
     req.set_reason("approval-bench");
     Launch<v1::RejectRequest, v1::Approval>(
-        token, std::move(req),
-        [&stub](auto* ctx, auto* r, auto* resp, auto cb) {
-          stub.async()->Reject(ctx, r, resp, std::move(cb));
-        },
+        stubs, token, std::move(req),
+        [&stub](auto* ctx, const auto& r, auto* cq) { return stub.PrepareAsyncReject(ctx, r, cq); },
         std::move(done));
   }
 }

@@ -149,9 +149,9 @@ absl::StatusOr<ModeResult> RunMixed(Stubs& stubs, const Options& options) {
           v1::GetApprovalRequest req;
           req.set_id(id);
           Launch<v1::GetApprovalRequest, v1::Approval>(
-              options.token, std::move(req),
-              [&stub](auto* c, auto* q, auto* p, auto cb) {
-                stub.async()->GetApproval(c, q, p, std::move(cb));
+              stubs, options.token, std::move(req),
+              [&stub](auto* c, const auto& q, auto* cq) {
+                return stub.PrepareAsyncGetApproval(c, q, cq);
               },
               [finish](const grpc::Status& st, v1::Approval&) { finish(st); });
         } else {
@@ -160,9 +160,9 @@ absl::StatusOr<ModeResult> RunMixed(Stubs& stubs, const Options& options) {
           req.add_statuses(v1::APPROVAL_STATUS_PENDING);
           req.set_page_size(20);
           Launch<v1::ListApprovalsRequest, v1::ListApprovalsResponse>(
-              options.token, std::move(req),
-              [&stub](auto* c, auto* q, auto* p, auto cb) {
-                stub.async()->ListApprovals(c, q, p, std::move(cb));
+              stubs, options.token, std::move(req),
+              [&stub](auto* c, const auto& q, auto* cq) {
+                return stub.PrepareAsyncListApprovals(c, q, cq);
               },
               [finish](const grpc::Status& st, v1::ListApprovalsResponse&) { finish(st); });
         }
