@@ -271,13 +271,16 @@ def main():
 
 
 def render(rows, levels, modes, extras, args):
+    flags = args.approvald_flags.split()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# approvald performance (tests/perf/run)", "",
            "%s; %s." % (now, machine()),
            "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
            "commit), %s. Each run %g s after %g s warm-up; pgbench `-M prepared` runs "
-           "approvald's own statements (tests/perf/*.pgbench)." %
-           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup), ""]
+           "approvald's own statements (tests/perf/*.pgbench). approvald runs with %s; "
+           "approval-bench on one HTTP/2 connection." %
+           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup,
+            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 4)"), ""]
     for mode in modes:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
