@@ -18,7 +18,11 @@ Stubs::Stubs(const Options& options) {
   driver_ = std::thread([this] {
     void* tag = nullptr;
     bool ok = false;
-    while (cq_.Next(&tag, &ok)) static_cast<CallTag*>(tag)->Complete();
+    while (cq_.Next(&tag, &ok)) {
+      auto* call = static_cast<CallTag*>(tag);
+      call->Receive();
+      call->Complete();
+    }
   });
 }
 
