@@ -17,9 +17,9 @@
 #include "absl/strings/numbers.h"
 #include "db/errors.h"
 #include "db/tx.h"
+#include "db/utf8.h"
 #include "google/rpc/status.pb.h"
 #include "server/status_conversion.h"
-#include "db/utf8.h"
 
 #define FUZZ_CHECK(cond, ...)                                                              \
   do {                                                                                     \
