@@ -130,6 +130,13 @@ void WatchReactor::WriteNext() {
 void WatchReactor::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   writing_ = false;
+  if (ok && !queue_.empty()) {
+    // Sent, also when the stream ended meanwhile (a client that cancels right after reading
+    // it): the log line's count includes it.
+    last_sent_ = queue_.front()->event_id();
+    ++sent_;
+    queue_.pop_front();
+  }
   if (finished_) {
     queue_.clear();
     return;
@@ -140,9 +147,6 @@ void WatchReactor::OnWriteDone(bool ok) {
     FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away during a write"));
     return;
   }
-  last_sent_ = queue_.front()->event_id();
-  ++sent_;
-  queue_.pop_front();
   WriteNext();
   if (queue_.empty() && !live_) ScheduleReplay();
 }
