@@ -16,7 +16,19 @@ constexpr int kMaxDepth = 1000;
 constexpr char kHex[] = "0123456789abcdef";
 
 absl::Status AppendString(absl::string_view s, std::string* out) {
-  if (!IsValidUtf8(s)) return absl::InvalidArgumentError("a string is not valid UTF-8");
+  std::string repaired;
+  if (size_t bad = FirstInvalidUtf8(s); bad != absl::string_view::npos) {
+    // Not UTF-8 (a handler's text, say): each bad byte becomes U+FFFD, so that the JSON is
+    // still text PostgreSQL's jsonb accepts.
+    while (bad != absl::string_view::npos) {
+      repaired.append(s.data(), bad);
+      repaired.append("\xEF\xBF\xBD");
+      s.remove_prefix(bad + 1);
+      bad = FirstInvalidUtf8(s);
+    }
+    repaired.append(s.data(), s.size());
+    s = repaired;
+  }
   out->push_back('"');
   size_t plain = 0;  // start of the run of bytes copied as they are
   for (size_t i = 0; i < s.size(); ++i) {

@@ -14,7 +14,8 @@ namespace approvald::db {
 /// go through a type resolver and cost more CPU than the rest of a decision (tests/perf).
 
 /// Appends `value` as compact JSON. INVALID_ARGUMENT if it has no JSON form: a number that is NaN
-/// or infinite, a Value with no kind set, or a string that is not UTF-8.
+/// or infinite, or a Value with no kind set. Bytes of a string that are not UTF-8 are written
+/// as U+FFFD.
 absl::Status AppendJson(const google::protobuf::Value& value, std::string* out);
 absl::Status AppendJson(const google::protobuf::Struct& value, std::string* out);
 

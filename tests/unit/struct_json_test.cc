@@ -73,9 +73,19 @@ TEST(StructJsonTest, ValuesWithoutAJsonFormAreInvalidArgument) {
   pb::Value unset;
   std::string json;
   EXPECT_EQ(AppendJson(unset, &json).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StructJsonTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
   pb::Value bad_utf8;
-  bad_utf8.set_string_value("\xC0\xAF");
-  EXPECT_EQ(AppendJson(bad_utf8, &json).code(), absl::StatusCode::kInvalidArgument);
+  bad_utf8.set_string_value(
+      "a\xC0\xAF"
+      "b");
+  std::string json;
+  ASSERT_TRUE(AppendJson(bad_utf8, &json).ok());
+  EXPECT_EQ(json,
+            "\"a\xEF\xBF\xBD\xEF\xBF\xBD"
+            "b\"");
+  EXPECT_TRUE(ParseJson(json).ok());
 }
 
 TEST(StructJsonTest, MalformedTextIsRefusedWithItsPlace) {
