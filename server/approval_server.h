@@ -17,6 +17,7 @@
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
 #include "server/metrics.h"
+#include "server/metrics_server.h"
 
 namespace approvald::server {
 

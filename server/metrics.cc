@@ -1,7 +1,5 @@
 #include "server/metrics.h"
 
-#include <httplib.h>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -108,33 +106,6 @@ std::string Metrics::Render() const {
     }
   }
   return out;
-}
-
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& addr,
-                                                                    const Metrics& metrics) {
-  const size_t colon = addr.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError(absl::StrCat("--metrics-addr: not host:port: ", addr));
-  }
-  const std::string host = addr.substr(0, colon);
-  std::unique_ptr<MetricsServer> s(new MetricsServer());
-  s->http_ = std::make_unique<httplib::Server>();
-  s->http_->Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Render(), "text/plain; version=0.0.4");
-  });
-  s->port_ = port == 0 ? s->http_->bind_to_any_port(host.c_str())
-                       : (s->http_->bind_to_port(host.c_str(), port) ? port : -1);
-  if (s->port_ <= 0) return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", addr));
-  s->thread_ = std::thread([server = s->http_.get()] { server->listen_after_bind(); });
-  return s;
-}
-
-MetricsServer::~MetricsServer() { Stop(); }
-
-void MetricsServer::Stop() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace approvald::server

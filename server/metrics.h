@@ -3,18 +3,11 @@
 #include <array>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/status/statusor.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace approvald::server {
 
@@ -52,23 +45,6 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, uint64_t> decided_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Histogram> handler_ ABSL_GUARDED_BY(mu_);
   GaugeFn gauges_ ABSL_GUARDED_BY(mu_);
-};
-
-/// Serves GET /metrics over HTTP (cpp-httplib) on its own thread.
-class MetricsServer {
- public:
-  /// Binds `addr` (host:port; port 0 picks one). INVALID_ARGUMENT if it cannot bind.
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& addr,
-                                                              const Metrics& metrics);
-  ~MetricsServer();
-  int port() const { return port_; }
-  void Stop();
-
- private:
-  MetricsServer() = default;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  int port_ = 0;
 };
 
 }  // namespace approvald::server

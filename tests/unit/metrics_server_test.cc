@@ -1,0 +1,173 @@
+#include "server/metrics_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace approvald::server {
+namespace {
+
+using std::chrono::steady_clock;
+
+/// A connected loopback socket with a 5 s receive timeout, or -1.
+int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Everything the server sends until it closes (or 5 s pass).
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+std::string Fetch(int port, const std::string& request) {
+  const int fd = Connect(port);
+  if (fd < 0) return "connect failed";
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out = ReadAll(fd);
+  close(fd);
+  return out;
+}
+
+class MetricsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    metrics_.RecordRpc("/approvals.v1.ApprovalService/Approve", "OK", 0.002);
+    auto s = MetricsServer::Start("127.0.0.1:0", metrics_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    ASSERT_GT(server_->port(), 0);
+  }
+  std::string Get(const std::string& target) {
+    return Fetch(server_->port(), absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> server_;
+};
+
+TEST_F(MetricsServerTest, GetMetricsAnswersTheExpositionText) {
+  const std::string out = Get("/metrics");
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 200 OK\r\n")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Content-Type: text/plain; version=0.0.4")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Connection: close\r\n")) << out;
+  const std::string body = out.substr(out.find("\r\n\r\n") + 4);
+  EXPECT_EQ(body, metrics_.Render());
+  EXPECT_TRUE(absl::StrContains(out, absl::StrCat("Content-Length: ", body.size(), "\r\n")));
+  EXPECT_TRUE(absl::StrContains(
+      body,
+      "approvald_rpcs_total{method=\"/approvals.v1.ApprovalService/Approve\",code=\"OK\"} 1"));
+  // A query string (as some scrapers add) and a bare-LF request are fine too.
+  EXPECT_TRUE(absl::StartsWith(Get("/metrics?format=text"), "HTTP/1.1 200 OK\r\n"));
+  EXPECT_TRUE(
+      absl::StartsWith(Fetch(server_->port(), "GET /metrics HTTP/1.0\n\n"), "HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(MetricsServerTest, HeadSendsTheHeadersOnly) {
+  const std::string out = Fetch(server_->port(), "HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 200 OK\r\n")) << out;
+  EXPECT_TRUE(absl::EndsWith(out, "\r\n\r\n")) << out;
+  EXPECT_TRUE(absl::StrContains(out, absl::StrCat("Content-Length: ", metrics_.Render().size())));
+}
+
+TEST_F(MetricsServerTest, OtherPathsMethodsAndGarbageGetClearAnswers) {
+  EXPECT_TRUE(absl::StartsWith(Get("/"), "HTTP/1.1 404 Not Found\r\n"));
+  EXPECT_TRUE(absl::StartsWith(Get("/metricsx"), "HTTP/1.1 404 Not Found\r\n"));
+  const std::string post =
+      Fetch(server_->port(), "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+  EXPECT_TRUE(absl::StartsWith(post, "HTTP/1.1 405 Method Not Allowed\r\n")) << post;
+  EXPECT_TRUE(absl::StrContains(post, "Allow: GET, HEAD\r\n")) << post;
+  EXPECT_TRUE(absl::StartsWith(Fetch(server_->port(), "hello\r\n\r\n"), "HTTP/1.1 400 "));
+  EXPECT_TRUE(
+      absl::StartsWith(Fetch(server_->port(), "GET /metrics SPDY/3\r\n\r\n"), "HTTP/1.1 400 "));
+  EXPECT_TRUE(
+      absl::StartsWith(Fetch(server_->port(), std::string("\0\0\0\r\n\r\n", 7)), "HTTP/1.1 400 "));
+}
+
+TEST_F(MetricsServerTest, AnOversizedRequestHeadIsRefused) {
+  const std::string big =
+      absl::StrCat("GET /metrics HTTP/1.1\r\nX-Junk: ", std::string(20000, 'a'), "\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(Fetch(server_->port(), big), "HTTP/1.1 431 ")) << "";
+  // A head that never ends is refused as soon as it passes the limit, not at the timeout.
+  const auto start = steady_clock::now();
+  EXPECT_TRUE(absl::StartsWith(
+      Fetch(server_->port(), absl::StrCat("GET /metrics HTTP/1.1\r\n", std::string(9000, 'b'))),
+      "HTTP/1.1 431 "));
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(MetricsServerTest, SilentClientsDoNotHoldUpAScrape) {
+  std::vector<int> silent;
+  for (size_t i = 0; i < MetricsServer::kMaxConnections; ++i) {
+    const int fd = Connect(server_->port());
+    ASSERT_GE(fd, 0);
+    if (i % 2 == 0) send(fd, "GET /met", 8, MSG_NOSIGNAL);  // half a request line
+    silent.push_back(fd);
+  }
+  // Every slot is taken: a further connection is closed without an answer rather than queued.
+  usleep(200'000);
+  EXPECT_EQ(Get("/metrics"), "");
+  // One silent client leaves; the next scrape is answered at once.
+  close(silent.back());
+  silent.pop_back();
+  usleep(200'000);
+  const auto start = steady_clock::now();
+  EXPECT_TRUE(absl::StartsWith(Get("/metrics"), "HTTP/1.1 200 OK\r\n"));
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(1));
+  for (int fd : silent) close(fd);
+}
+
+TEST_F(MetricsServerTest, StopClosesOpenConnectionsPromptly) {
+  const int fd = Connect(server_->port());
+  ASSERT_GE(fd, 0);
+  send(fd, "GET /", 5, MSG_NOSIGNAL);
+  usleep(100'000);
+  const auto start = steady_clock::now();
+  server_->Stop();
+  server_->Stop();  // idempotent
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(ReadAll(fd), "");  // closed, not answered
+  close(fd);
+}
+
+TEST(MetricsServerStartTest, BadAddressesAreInvalidArguments) {
+  Metrics metrics;
+  for (const char* addr : {"", "9090", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000",
+                           "127.0.0.1:-1", "[::1:9090", "256.0.0.1:9090"}) {
+    auto s = MetricsServer::Start(addr, metrics);
+    ASSERT_FALSE(s.ok()) << addr;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << addr << s.status();
+    EXPECT_TRUE(absl::StrContains(s.status().message(), "--metrics-addr")) << s.status();
+  }
+  auto first = MetricsServer::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto taken = MetricsServer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), metrics);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kInvalidArgument) << taken.status();
+  EXPECT_TRUE(absl::StrContains(taken.status().message(), "cannot listen")) << taken.status();
+}
+
+}  // namespace
+}  // namespace approvald::server
