@@ -105,37 +105,38 @@ namespace {
 // How often the head moves while nobody watches: a watcher that starts "from now on" then may
 // get events up to this old.
 constexpr absl::Duration kIdlePoll = absl::Milliseconds(100);
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
 }  // namespace
 
-void EventHub::WaitForSink(absl::Duration timeout) {
+void EventHub::Pause(absl::Duration timeout, bool until_sink) {
   std::unique_lock<std::mutex> lock(mu_);
-  sink_or_stop_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
-                         [this] { return stopping_.load() || !sinks_.empty(); });
+  sink_or_stop_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [this, until_sink] {
+    return stopping_.load() || (until_sink && !sinks_.empty());
+  });
 }
 
 void EventHub::Run() {
   std::unique_ptr<db::pg::PgConnection> conn;
-  bool listening = false;
-  absl::Duration backoff = absl::Milliseconds(100);
+  absl::Duration backoff = kFirstBackoff;
   while (!stopping_) {
     absl::Status st;
     if (!conn) {
       auto connected = db::pg::PgConnection::Connect(dsn_);
-      st = connected.ok() ? db::pg::ListenForEvents(**connected) : connected.status();
+      st = connected.ok() ? db::pg::NameListenerSession(**connected) : connected.status();
       if (st.ok()) {
         conn = std::move(*connected);
-        listening = true;
-        if (backoff > absl::Milliseconds(100)) {
+        if (backoff > kFirstBackoff) {
           if (logger_) logger_->info("database reachable again; event listener reconnected");
           if (on_state_) on_state_(true);
         }
-        backoff = absl::Milliseconds(100);
+        backoff = kFirstBackoff;
       }
     }
     // Catch up: everything deliverable after the head, in bounded batches.
-    bool held_back = false;
+    bool watched = false;
     while (st.ok() && !stopping_) {
-      if (sinks() == 0) {
+      watched = sinks() > 0;
+      if (!watched) {
         // Nobody is watching: move the head without reading (and converting) the events.
         absl::StatusOr<int64_t> newest = db::pg::EventsHead(*conn);
         if (!newest.ok()) {
@@ -143,19 +144,14 @@ void EventHub::Run() {
           break;
         }
         if (AdvanceIfUnwatched(*newest)) break;
+        watched = true;  // a sink attached meanwhile: it needs the events themselves
       }
-      const int64_t from = head();
-      auto batch = db::pg::ReadEventBatch(*conn, from, kBatch);
+      auto batch = db::pg::ReadEventBatch(*conn, head(), kBatch);
       if (!batch.ok()) {
         st = batch.status();
         break;
       }
-      if (batch->empty()) {
-        auto held = db::pg::EventsHeldBack(*conn, from);
-        st = held.status();
-        held_back = held.ok() && *held;
-        break;
-      }
+      if (batch->empty()) break;
       std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events;
       for (const db::EventRecord& e : *batch) {
         auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
@@ -165,32 +161,17 @@ void EventHub::Run() {
         events.push_back(std::move(proto));
       }
       Publish(std::move(events), batch->back().id);
-      if (static_cast<int>(batch->size()) < kBatch) continue;  // re-check: more may be ready
+      if (static_cast<int>(batch->size()) < kBatch) break;  // all there was: poll again later
     }
     if (st.ok() && !stopping_) {
-      if (sinks() == 0) {
-        // Nobody is watching: stop listening (each commit's notification would wake the
-        // listener's backend and this thread, a cost the database's CPU pays on every decision)
-        // and look at the head every kIdlePoll instead. A watcher that attaches wakes it at once.
-        if (listening) {
-          st = db::pg::UnlistenEvents(*conn);
-          listening = false;
-        }
-        if (st.ok()) WaitForSink(kIdlePoll);
-      } else if (!listening) {
-        // Then catch up again: events may have committed before the LISTEN took effect.
-        st = db::pg::ListenForEvents(*conn);
-        listening = st.ok();
-      } else {
-        // Held-back events become deliverable when an older transaction ends, which may send
-        // no notification: look again soon.
-        auto woke = conn->WaitForNotification(held_back ? absl::Milliseconds(20) : poll_interval_);
-        st = woke.status();
-      }
+      // Watched: read the log again after poll_interval_ (events committed meanwhile, and those
+      // an older transaction held back, which become deliverable when it ends). Unwatched: look
+      // at the head every kIdlePoll; a sink that attaches wakes the thread at once.
+      Pause(watched ? poll_interval_ : kIdlePoll, /*until_sink=*/!watched);
     }
     if (!st.ok() && !stopping_) {
       if (logger_) logger_->warn("event listener: {}; reconnecting", EscapeForLog(st.message()));
-      if (on_state_ && backoff == absl::Milliseconds(100)) on_state_(false);
+      if (on_state_ && backoff == kFirstBackoff) on_state_(false);
       conn.reset();
       const absl::Time until = absl::Now() + backoff;
       while (!stopping_ && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));

@@ -32,16 +32,17 @@ class EventSink {
   virtual void OnAttached(int64_t head) { (void)head; }
 };
 
-/// One database listener per daemon: a dedicated connection (outside the pool) that LISTENs on
-/// `approval_events`, reads newly deliverable events from the log in id order and fans them out
-/// to every attached sink. Reconnects with backoff and catches up from the log after a gap.
-/// While no sink is attached it does not LISTEN (no wake-up per commit): it moves the head
-/// every 100 ms with one cheap query, and LISTENs again as soon as a sink attaches.
-/// Thread-safe.
+/// One database listener per daemon: a dedicated connection (outside the pool) that reads newly
+/// deliverable events from the log in id order, every `poll_interval` while a sink is attached,
+/// and fans them out to every attached sink. Polling, not LISTEN/NOTIFY: a committing
+/// transaction that notifies holds a cluster-wide lock through its WAL flush, which made every
+/// decision's commit wait for the previous one. While no sink is attached it moves the head
+/// every 100 ms with one cheap query, and wakes as soon as a sink attaches. Reconnects with
+/// backoff and catches up from the log after a gap. Thread-safe.
 class EventHub {
  public:
   EventHub(std::string dsn, std::shared_ptr<spdlog::logger> logger,
-           absl::Duration poll_interval = absl::Milliseconds(500));
+           absl::Duration poll_interval = absl::Milliseconds(10));
   ~EventHub();
 
   /// Connects and reads the head of the log; UNAVAILABLE if the database cannot be reached.
@@ -76,8 +77,8 @@ class EventHub {
   /// Moves the head to `newest` if no sink is attached (under the lock, so that a sink attaching
   /// meanwhile replays from the log instead); false if one is.
   bool AdvanceIfUnwatched(int64_t newest);
-  /// Returns when a sink is attached, the hub stops, or after `timeout`.
-  void WaitForSink(absl::Duration timeout);
+  /// Returns when the hub stops, after `timeout`, or (if `until_sink`) when a sink is attached.
+  void Pause(absl::Duration timeout, bool until_sink);
   void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
                int64_t last_id);
 

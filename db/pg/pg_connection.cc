@@ -1,6 +1,5 @@
 #include "db/pg/pg_connection.h"
 
-#include <poll.h>
 
 #include <cerrno>
 #include <vector>
@@ -206,30 +205,6 @@ absl::Status PgConnection::Prepare(const Query& query) {
   }
   prepared_.insert(name);
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> PgConnection::WaitForNotification(absl::Duration timeout) {
-  auto drain = [this]() {
-    bool any = false;
-    while (PGnotify* n = PQnotifies(conn_.get())) {
-      PQfreemem(n);
-      any = true;
-    }
-    return any;
-  };
-  if (drain()) return true;
-  const int fd = PQsocket(conn_.get());
-  if (fd < 0) return MarkTransient(absl::UnavailableError("database connection lost"));
-  pollfd pfd{fd, POLLIN, 0};
-  const int rc = poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-  if (rc < 0 && errno != EINTR)
-    return absl::UnavailableError("poll failed on the listen connection");
-  if (rc > 0 && PQconsumeInput(conn_.get()) == 0) {
-    broken_ = true;
-    return MarkTransient(absl::UnavailableError(
-        absl::StrCat("database connection lost: ", ConnectionMessage(conn_.get()))));
-  }
-  return drain();
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {

@@ -7,7 +7,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
 #include "db/query.h"
 #include "db/rows.h"
 
@@ -53,10 +52,6 @@ class PgConnection {
   /// Runs SQL text with the simple query protocol (no parameters; several statements allowed).
   /// For transaction control and migrations only.
   absl::Status ExecScript(absl::string_view sql);
-
-  /// Waits up to `timeout` for a NOTIFY on a channel this connection LISTENs to; true if at
-  /// least one arrived (all pending ones are consumed). UNAVAILABLE if the connection is lost.
-  absl::StatusOr<bool> WaitForNotification(absl::Duration timeout);
 
   /// True once the connection is lost: the pool discards it.
   bool broken() const;

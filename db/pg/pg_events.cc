@@ -20,17 +20,8 @@ absl::StatusOr<std::vector<EventRecord>> ReadEventBatch(PgConnection& conn, int6
   return events;
 }
 
-absl::StatusOr<bool> EventsHeldBack(PgConnection& conn, int64_t after_id) {
-  ASSIGN_OR_RETURN(Rows rows, conn.Exec(queries::kEventsHeldBack, {absl::StrCat(after_id)}));
-  return rows.GetBool(0, "held_back");
-}
-
-absl::Status ListenForEvents(PgConnection& conn) {
-  return conn.ExecScript(queries::kListenEvents.text);
-}
-
-absl::Status UnlistenEvents(PgConnection& conn) {
-  return conn.ExecScript(queries::kUnlistenEvents.text);
+absl::Status NameListenerSession(PgConnection& conn) {
+  return conn.ExecScript(queries::kNameListener.text);
 }
 
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn) {

@@ -11,12 +11,8 @@ namespace approvald::db::pg {
 /// Up to `limit` deliverable events after `after_id` (read_events.sql).
 absl::StatusOr<std::vector<EventRecord>> ReadEventBatch(PgConnection& conn, int64_t after_id,
                                                         int limit);
-/// True if committed events after `after_id` wait for an older running transaction.
-absl::StatusOr<bool> EventsHeldBack(PgConnection& conn, int64_t after_id);
-/// Makes `conn` the event listener: names its session and LISTENs for new events.
-absl::Status ListenForEvents(PgConnection& conn);
-/// Stops the LISTEN of ListenForEvents (the session keeps its name).
-absl::Status UnlistenEvents(PgConnection& conn);
+/// Names `conn`'s session 'approvald-listener' (pg_stat_activity's application_name).
+absl::Status NameListenerSession(PgConnection& conn);
 /// The newest deliverable event id (0 if none).
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn);
 

@@ -3,7 +3,7 @@
 its JSON is checked (no errors; contended: exactly one execution per round; watch-fanout: every
 watcher got every event). Times nothing: the figures are tests/perf/run's business.
 
-With 1,000 watchers, while they are live, pg_stat_activity shows one LISTEN connection of the
+With 1,000 watchers, while they are live, pg_stat_activity shows one listener connection of the
 daemon ('approvald-listener') and no more than --pool-size + 1 connections in all.
 
 usage: bench_smoke_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
