@@ -24,8 +24,8 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
-ABSL_FLAG(int, pool_size, 4,
-          "database connections (and worker threads); about 2 per database CPU core");
+ABSL_FLAG(int, pool_size, 8,
+          "database connections (and worker threads); about 4 per database CPU core");
 ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tokens, "",
           "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");

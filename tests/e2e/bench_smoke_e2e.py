@@ -25,7 +25,7 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
-POOL_SIZE = 4  # approvald's default --pool-size (the daemon below runs with it)
+POOL_SIZE = 8  # approvald's default --pool-size (the daemon below runs with it)
 
 
 def psql(sql, dsn=DSN):

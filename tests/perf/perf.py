@@ -280,7 +280,7 @@ def render(rows, levels, modes, extras, args):
            "approvald's own statements (tests/perf/*.pgbench). approvald runs with %s; "
            "approval-bench on one HTTP/2 connection." %
            (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup,
-            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 4)"), ""]
+            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 8)"), ""]
     for mode in modes:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
