@@ -137,6 +137,11 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
           st = absl::DeadlineExceededError("the deadline passed while the call was queued");
         } else {
           st = work(deadline);
+          // Creates and decisions write events (a failed one too): live streams get them now.
+          if (options_.hub != nullptr && call.method != "GetApproval" &&
+              call.method != "ListApprovals") {
+            options_.hub->Poke();
+          }
         }
         Finish(reactor, call, st);
       });

@@ -36,8 +36,8 @@ void EventHub::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    sink_or_stop_.notify_all();
   }
+  Wake();
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
@@ -52,7 +52,8 @@ bool EventHub::AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head) 
   if (stopped_) return false;
   if (cursor < head_) return false;
   sinks_.push_back(sink);
-  sink_or_stop_.notify_all();
+  watched_.store(sinks_.size());
+  Wake();
   return true;
 }
 
@@ -61,13 +62,25 @@ bool EventHub::AttachAtHead(EventSink* sink) {
   if (stopped_) return false;
   sink->OnAttached(head_);
   sinks_.push_back(sink);
-  sink_or_stop_.notify_all();
+  watched_.store(sinks_.size());
+  Wake();
   return true;
 }
 
 void EventHub::Detach(EventSink* sink) {
   std::lock_guard<std::mutex> lock(mu_);
   sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());
+  watched_.store(sinks_.size());
+}
+
+void EventHub::Poke() {
+  if (watched_.load() == 0 || poked_.exchange(true)) return;
+  Wake();
+}
+
+void EventHub::Wake() {
+  { std::lock_guard<std::mutex> lock(wake_mu_); }  // orders the change before a waiter's check
+  wake_.notify_all();
 }
 
 int64_t EventHub::head() const {
@@ -105,13 +118,16 @@ namespace {
 // How often the head moves while nobody watches: a watcher that starts "from now on" then may
 // get events up to this old.
 constexpr absl::Duration kIdlePoll = absl::Milliseconds(100);
+// The least time between two reads of the log when pokes come faster (a busy daemon with
+// watchers), so that the listener reads at most 500 times a second.
+constexpr absl::Duration kMinReadGap = absl::Milliseconds(2);
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
 }  // namespace
 
-void EventHub::Pause(absl::Duration timeout, bool until_sink) {
-  std::unique_lock<std::mutex> lock(mu_);
-  sink_or_stop_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [this, until_sink] {
-    return stopping_.load() || (until_sink && !sinks_.empty());
+void EventHub::Pause(absl::Duration timeout, bool until_sink, bool until_poke) {
+  std::unique_lock<std::mutex> lock(wake_mu_);
+  wake_.wait_for(lock, absl::ToChronoMicroseconds(timeout), [this, until_sink, until_poke] {
+    return stopping_.load() || (until_sink && watched_.load() > 0) || (until_poke && poked_.load());
   });
 }
 
@@ -132,7 +148,9 @@ void EventHub::Run() {
         backoff = kFirstBackoff;
       }
     }
-    // Catch up: everything deliverable after the head, in bounded batches.
+    // Catch up: everything deliverable after the head, in bounded batches. A poke from now on
+    // asks for another read.
+    poked_.store(false);
     bool watched = false;
     while (st.ok() && !stopping_) {
       watched = sinks() > 0;
@@ -163,11 +181,15 @@ void EventHub::Run() {
       Publish(std::move(events), batch->back().id);
       if (static_cast<int>(batch->size()) < kBatch) break;  // all there was: poll again later
     }
-    if (st.ok() && !stopping_) {
-      // Watched: read the log again after poll_interval_ (events committed meanwhile, and those
-      // an older transaction held back, which become deliverable when it ends). Unwatched: look
-      // at the head every kIdlePoll; a sink that attaches wakes the thread at once.
-      Pause(watched ? poll_interval_ : kIdlePoll, /*until_sink=*/!watched);
+    if (st.ok() && !stopping_ && watched) {
+      // Read the log again after poll_interval_ (events other replicas committed, and those an
+      // older transaction held back, which become deliverable when it ends), or sooner when
+      // this process commits events (Poke), but not within kMinReadGap of this read.
+      Pause(kMinReadGap, /*until_sink=*/false, /*until_poke=*/false);
+      Pause(poll_interval_ - kMinReadGap, /*until_sink=*/false, /*until_poke=*/true);
+    } else if (st.ok() && !stopping_) {
+      // Unwatched: look at the head every kIdlePoll; a sink that attaches wakes the thread.
+      Pause(kIdlePoll, /*until_sink=*/true, /*until_poke=*/false);
     }
     if (!st.ok() && !stopping_) {
       if (logger_) logger_->warn("event listener: {}; reconnecting", EscapeForLog(st.message()));

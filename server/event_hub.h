@@ -60,6 +60,9 @@ class EventHub {
   bool AttachAtHead(EventSink* sink);
   /// After it returns, the hub no longer calls `sink`.
   void Detach(EventSink* sink);
+  /// This process has committed a transaction that wrote events: if a sink is attached, read
+  /// the log now instead of at the next poll. Cheap and non-blocking; call it from any thread.
+  void Poke();
 
   int64_t head() const;
   size_t sinks() const;
@@ -77,8 +80,11 @@ class EventHub {
   /// Moves the head to `newest` if no sink is attached (under the lock, so that a sink attaching
   /// meanwhile replays from the log instead); false if one is.
   bool AdvanceIfUnwatched(int64_t newest);
-  /// Returns when the hub stops, after `timeout`, or (if `until_sink`) when a sink is attached.
-  void Pause(absl::Duration timeout, bool until_sink);
+  /// Returns when the hub stops, after `timeout`, or (if asked) when a sink is attached or on a
+  /// Poke.
+  void Pause(absl::Duration timeout, bool until_sink, bool until_poke);
+  /// Wakes the thread's Pause to look at its conditions again.
+  void Wake();
   void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
                int64_t last_id);
 
@@ -88,9 +94,12 @@ class EventHub {
   mutable std::mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<EventSink*> sinks_ ABSL_GUARDED_BY(mu_);
-  std::condition_variable sink_or_stop_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> stopping_{false};
+  std::atomic<size_t> watched_{0};  // sinks_.size(), readable without mu_ (held while publishing)
+  std::atomic<bool> poked_{false};
+  std::mutex wake_mu_;  // only for wake_: never held while reading or publishing
+  std::condition_variable wake_;
   std::function<void(bool)> on_state_;
   std::thread thread_;
 };

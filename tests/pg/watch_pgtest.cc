@@ -12,8 +12,10 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
+#include "server/event_hub.h"
 #include "server/expiry_sweeper.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
@@ -419,6 +421,81 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothingWhileAFast
     ASSERT_EQ(seen[i], ids[i]) << "at " << i << " of " << ids.size() << " (resumed after event "
                                << last << ")";
   }
+}
+
+// The hub without a gRPC server: a sink that counts what it gets.
+class CountingSink : public server::EventSink {
+ public:
+  void OnEvent(const std::shared_ptr<const v1::ApprovalEvent>& event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_.push_back(event->approval().id());
+    changed_.notify_all();
+  }
+  void OnHubStopped(int64_t) override {}
+  // Waits up to `timeout` for `n` events; how many there are.
+  size_t Await(size_t n, absl::Duration timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return ids_.size() >= n; });
+    return ids_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> ids_ ABSL_GUARDED_BY(mu_);
+};
+
+// Commits one approval and its 'created' event on a connection of its own (as another replica).
+void CommitEvent(TestDatabase& db, const std::string& id) {
+  auto conn = db.Connect();
+  ASSERT_OK(conn->ExecScript(absl::StrCat(
+      "BEGIN; INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) VALUES ('", id,
+      "', 'noop', 'agent', now() + interval '1 hour'); INSERT INTO approval_events (approval_id, "
+      "type, actor, version) VALUES ('",
+      id, "', 'created', 'agent', 1); COMMIT")));
+}
+
+TEST(EventHubTest, NoNotifyTriggerSlowsCommitsAndTheListenerPollsTheLog) {
+  auto db = TestDatabase::Create();
+  ASSERT_NE(db, nullptr);
+  // No trigger on the event log calls pg_notify (its commit-time lock serialises commits).
+  ASSERT_OK_AND_ASSIGN(
+      db::Rows rows,
+      db->Connect()->Exec(
+          db::Query{
+              "notify_triggers",
+              "SELECT count(*)::int AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+              "WHERE t.tgrelid = 'approval_events'::regclass AND p.prosrc LIKE '%pg_notify%'"},
+          {}));
+  EXPECT_EQ(rows.GetInt(0, "n").value_or(-1), 0);
+
+  server::EventHub hub(db->dsn(), nullptr, absl::Milliseconds(50));
+  ASSERT_OK(hub.Start());
+  CountingSink sink;
+  ASSERT_TRUE(hub.AttachAtHead(&sink));
+  CommitEvent(*db, "21111111-1111-4111-8111-111111111111");
+  EXPECT_EQ(sink.Await(1, absl::Seconds(5)), 1u);  // found by the next poll
+  hub.Detach(&sink);
+  hub.Stop();
+}
+
+TEST(EventHubTest, APokeReadsTheLogAtOnceInsteadOfAtTheNextPoll) {
+  auto db = TestDatabase::Create();
+  ASSERT_NE(db, nullptr);
+  server::EventHub hub(db->dsn(), nullptr, absl::Seconds(30));  // a poll that never comes here
+  ASSERT_OK(hub.Start());
+  hub.Poke();  // nobody watches: does nothing
+  CountingSink sink;
+  ASSERT_TRUE(hub.AttachAtHead(&sink));
+  absl::SleepFor(absl::Milliseconds(200));  // the attach's own catch-up read is over
+  CommitEvent(*db, "31111111-1111-4111-8111-111111111111");
+  EXPECT_EQ(sink.Await(1, absl::Milliseconds(500)), 0u);  // no notification, no poll yet
+  const absl::Time poked = absl::Now();
+  hub.Poke();
+  EXPECT_EQ(sink.Await(1, absl::Seconds(5)), 1u);
+  EXPECT_LT(absl::Now() - poked, absl::Seconds(2));
+  hub.Detach(&sink);
+  hub.Stop();
 }
 
 }  // namespace
