@@ -189,6 +189,28 @@ def machine():
                                                        platform.release(), pgv)
 
 
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def summarize(runs):
+    """Medians of repeated runs (each figure on its own); errors summed; peak RSS the highest."""
+    benches = runs["bench"]
+    errors = {}
+    for b in benches:
+        for code, n in b["errors"].items():
+            errors[code] = errors.get(code, 0) + n
+    return {"pg_tps": median([t for t, _ in runs["pg"]]),
+            "pg_p99": median([p for _, p in runs["pg"]]),
+            "bench": {"calls_per_s": median([b["calls_per_s"] for b in benches]),
+                      "p99_ms": median([b["p99_ms"] for b in benches]),
+                      "peak_rss_mib": max(b["peak_rss_mib"] for b in benches),
+                      "cpu_s_per_1000": median([b["cpu_s_per_1000"] for b in benches]),
+                      "errors": errors},
+            "runs": [(t, b["calls_per_s"]) for (t, _), b in zip(runs["pg"], benches)]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -200,6 +222,9 @@ def main():
                     help="the 64-racer contended case and watch-fanout with 1,000 watchers")
     ap.add_argument("--results", help="write the table to this Markdown file")
     ap.add_argument("--approvald-flags", default="", help="extra approvald flags")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each pgbench and approval-bench measurement, taken in turn; "
+                         "the table shows their medians (figures drift 20%% between runs)")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     modes = args.modes.split(",")
@@ -214,29 +239,37 @@ def main():
             try:
                 subprocess.run([os.path.join(args.build, "server", "approvald"), "migrate",
                                 "--dsn", pg.dsn], check=True, capture_output=True)
-                need = int((args.duration + args.warmup + 2) * 5000)
+                need = int((args.duration + args.warmup + 2) * 5000) * args.repeat
                 pg.psql("CREATE SEQUENCE perf_approve_seq")
                 for lo in range(1, need + 1, 50000):
                     pg.psql("\\i " + os.path.join(HERE, "setup_approve.sql"), "-v", "lo=%d" % lo,
                             "-v", "hi=%d" % min(need, lo + 49999))
                 pg.psql("VACUUM ANALYZE")
-                for mode in modes:
-                    log("concurrency %d: pgbench %s" % (c, mode))
-                    tps, p99 = pgbench(pg, os.path.join(HERE, mode + ".pgbench"), c,
-                                       args.duration, tmp, args.warmup)
-                    rows[(mode, c)] = {"pg_tps": tps, "pg_p99": p99}
                 daemon = Approvald(args.build, pg, tmp, flags)
                 try:
                     time.sleep(1)
                     rows[("idle", c)] = {"rss": proc_stat(daemon.proc.pid)[1]}
+                    runs = {mode: {"pg": [], "bench": []} for mode in modes}
+                    # pgbench and approval-bench take turns, so that both see the same drift.
+                    for rep in range(args.repeat):
+                        for mode in modes:
+                            log("concurrency %d, run %d/%d: pgbench %s" %
+                                (c, rep + 1, args.repeat, mode))
+                            runs[mode]["pg"].append(pgbench(
+                                pg, os.path.join(HERE, mode + ".pgbench"), c, args.duration, tmp,
+                                args.warmup))
+                        for mode in modes:
+                            log("concurrency %d, run %d/%d: approval-bench %s" %
+                                (c, rep + 1, args.repeat, mode))
+                            extra = ["--duration", str(args.duration), "--warmup",
+                                     str(args.warmup)]
+                            if mode in ("approve", "reject"):
+                                expect = runs[mode]["pg"][-1][0] * 1.3 + 500
+                                extra += ["--approvals",
+                                          str(int(expect * (args.duration + args.warmup)))]
+                            runs[mode]["bench"].append(bench(args.build, daemon, mode, c, extra))
                     for mode in modes:
-                        log("concurrency %d: approval-bench %s" % (c, mode))
-                        extra = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-                        if mode in ("approve", "reject"):
-                            expect = rows[(mode, c)]["pg_tps"] * 1.3 + 500
-                            extra += ["--approvals",
-                                      str(int(expect * (args.duration + args.warmup)))]
-                        rows[(mode, c)]["bench"] = bench(args.build, daemon, mode, c, extra)
+                        rows[(mode, c)] = summarize(runs[mode])
                 finally:
                     daemon.stop()
             finally:
@@ -276,10 +309,11 @@ def render(rows, levels, modes, extras, args):
     out = ["# approvald performance (tests/perf/run)", "",
            "%s; %s." % (now, machine()),
            "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
-           "commit), %s. Each run %g s after %g s warm-up; pgbench `-M prepared` runs "
+           "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
+           "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
            "approvald's own statements (tests/perf/*.pgbench). approvald runs with %s; "
            "approval-bench on one HTTP/2 connection." %
-           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup,
+           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
             "flags " + " ".join(flags) if flags else "its defaults (--pool-size 8)"), ""]
     for mode in modes:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
@@ -297,7 +331,9 @@ def render(rows, levels, modes, extras, args):
                 b["p99_ms"], b["p99_ms"] / r["pg_p99"] if r["pg_p99"] else 0,
                 b["peak_rss_mib"], b["cpu_s_per_1000"],
                 ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
-        out.append("")
+        out += ["", "Each run, pgbench tx/s / approvald calls/s: " + "; ".join(
+            "%d clients %s" % (c, ", ".join("%.0f / %.0f" % run for run in rows[(mode, c)]["runs"]))
+            for c in levels) + ".", ""]
     out.append("Idle RSS after start: " + ", ".join(
         "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
     out.append("")
