@@ -151,6 +151,7 @@ void EventHub::Run() {
     // Catch up: everything deliverable after the head, in bounded batches. A poke from now on
     // asks for another read.
     poked_.store(false);
+    const absl::Time read_at = absl::Now();
     bool watched = false;
     while (st.ok() && !stopping_) {
       watched = sinks() > 0;
@@ -185,8 +186,10 @@ void EventHub::Run() {
       // Read the log again after poll_interval_ (events other replicas committed, and those an
       // older transaction held back, which become deliverable when it ends), or sooner when
       // this process commits events (Poke), but not within kMinReadGap of this read.
-      Pause(kMinReadGap, /*until_sink=*/false, /*until_poke=*/false);
-      Pause(poll_interval_ - kMinReadGap, /*until_sink=*/false, /*until_poke=*/true);
+      Pause(poll_interval_, /*until_sink=*/false, /*until_poke=*/true);
+      const absl::Duration since = absl::Now() - read_at;
+      if (since < kMinReadGap)
+        Pause(kMinReadGap - since, /*until_sink=*/false, /*until_poke=*/false);
     } else if (st.ok() && !stopping_) {
       // Unwatched: look at the head every kIdlePoll; a sink that attaches wakes the thread.
       Pause(kIdlePoll, /*until_sink=*/true, /*until_poke=*/false);
