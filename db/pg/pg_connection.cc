@@ -1,6 +1,5 @@
 #include "db/pg/pg_connection.h"
 
-
 #include <cerrno>
 #include <vector>
 
