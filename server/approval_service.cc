@@ -137,11 +137,6 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
           st = absl::DeadlineExceededError("the deadline passed while the call was queued");
         } else {
           st = work(deadline);
-          // Creates and decisions write events (a failed one too): live streams get them now.
-          if (options_.hub != nullptr && call.method != "GetApproval" &&
-              call.method != "ListApprovals") {
-            options_.hub->Poke();
-          }
         }
         Finish(reactor, call, st);
       });
@@ -168,6 +163,10 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, const CallIn
   RecordRpc(call, status);
   reactor->Finish(ToGrpcStatus(status));
   in_flight_.fetch_sub(1);
+}
+
+void ApprovalServiceImpl::PokeEventHub() {
+  if (options_.hub != nullptr) options_.hub->Poke();
 }
 
 bool ApprovalServiceImpl::WaitIdle(absl::Time deadline) const {
@@ -270,6 +269,7 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
                : std::min(type.policy.default_ttl.value_or(options_.default_ttl), in.max_ttl);
   in.deadline = deadline;
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
+  if (created.created) PokeEventHub();
   if (created.created && options_.metrics) options_.metrics->RecordCreated(in.action_type);
   if (created.created && options_.log_action_data && options_.logger) {
     options_.logger->info("approval {} created: action_type={} action_data={}", created.approval.id,
@@ -397,6 +397,7 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     return StructToJson(*result);
   };
   absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute);
+  PokeEventHub();  // a decision, a vote, or a failed execution each commit an event
   if (options_.metrics) {
     if (decided.ok() && decided->status != db::kPending) {
       options_.metrics->RecordDecided(decided->action_type, decided->status);

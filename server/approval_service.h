@@ -107,6 +107,8 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
 
   // Runs `work` on the executor (or answers `precheck` at once if it failed) and finishes.
   // `approval_id` and `result` only feed the log line.
+  // This process committed events: the event hub reads them now rather than at its next poll.
+  void PokeEventHub();
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, absl::string_view method,
                                      const absl::StatusOr<Principal>& principal,
                                      absl::Status precheck, absl::string_view approval_id,
