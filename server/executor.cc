@@ -10,9 +10,12 @@ Executor::Executor(int threads, size_t max_queue) : max_queue_(max_queue) {
 Executor::~Executor() { Shutdown(); }
 
 bool Executor::TrySubmit(std::function<void()> task) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_ || queue_.size() >= max_queue_) return false;
-  queue_.push_back(std::move(task));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || queue_.size() >= max_queue_) return false;
+    queue_.push_back(std::move(task));
+  }
+  // Woken after the unlock: a worker woken under the lock would block on it at once.
   work_or_stop_.notify_one();
   return true;
 }
