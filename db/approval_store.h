@@ -99,9 +99,11 @@ class ApprovalStore {
   /// reviewer); FAILED_PRECONDITION / EXECUTION_FAILED (the action failed: the approval
   /// is now FAILED). A repeated request_id by the same actor answers the first call's outcome.
   /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
+  /// `*replayed` (unless null) is set to whether the answer is such a repeat, which changed
+  /// nothing.
   virtual absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
                                                 const AuthorizeFn& authorize,
-                                                const ExecuteFn& execute) = 0;
+                                                const ExecuteFn& execute, bool* replayed) = 0;
 
   /// Up to `limit` deliverable events after `after_id`, in id order (see 0003_event_stream.sql:
   /// an event is deliverable once no older transaction is running).

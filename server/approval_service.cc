@@ -396,7 +396,13 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     if (!result.ok()) return result.status();
     return StructToJson(*result);
   };
-  absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute);
+  bool replayed = false;
+  absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute, &replayed);
+  // The answer of an earlier call with this request id: it changed nothing, and was counted.
+  if (replayed) {
+    if (!decided.ok()) return decided.status();
+    return ToProto(*decided, resp);
+  }
   PokeEventHub();  // a decision, a vote, or a failed execution each commit an event
   if (options_.metrics) {
     if (decided.ok() && decided->status != db::kPending) {

@@ -302,12 +302,15 @@ absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name)
 
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
                                                        const AuthorizeFn& authorize,
-                                                       const ExecuteFn& execute) {
+                                                       const ExecuteFn& execute, bool* replayed) {
   ApprovalRecord out;
   CommitIntent intent;
+  bool repeat = false;
   absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
-    return DecideInTx(tx, input, authorize, execute, out, intent);
+    return DecideInTx(tx, input, authorize, execute, out, intent, repeat);
   });
+  // A lost commit's outcome read back by its request id is this call's own, not a repeat.
+  if (replayed != nullptr) *replayed = repeat && !LostCommitBackend(st);
   if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, st);
   if (!st.ok()) return st;
   return out;
@@ -315,8 +318,10 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
 
 absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                          const AuthorizeFn& authorize, const ExecuteFn& execute,
-                                         ApprovalRecord& out, CommitIntent& intent) {
+                                         ApprovalRecord& out, CommitIntent& intent,
+                                         bool& replayed) {
   intent = CommitIntent();
+  replayed = false;
   ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
   if (locked_rows.empty())
     return absl::NotFoundError(absl::StrCat("approval ", in.id, " not found"));
@@ -331,6 +336,7 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
         return FieldError("request_id", "was already used for a different request");
       }
       out = std::move(locked);
+      replayed = true;
       return ReplayOutcome(found);
     }
   }

@@ -15,7 +15,7 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<ApprovalRecord> Get(const std::string& id, absl::Time deadline) override;
   absl::StatusOr<std::vector<ApprovalRecord>> List(const ListInput& input) override;
   absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input, const AuthorizeFn& authorize,
-                                        const ExecuteFn& execute) override;
+                                        const ExecuteFn& execute, bool* replayed) override;
   absl::StatusOr<std::string> GetSetting(const std::string& name) override;
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
@@ -32,9 +32,11 @@ class PgApprovalStore final : public ApprovalStore {
     absl::Status answer;
   };
 
-  // One attempt of Decide inside `tx`; sets `out` on success.
+  // One attempt of Decide inside `tx`; sets `out` on success, and `replayed` when the answer
+  // repeats an earlier call's (same request id).
   absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,
-                          const ExecuteFn& execute, ApprovalRecord& out, CommitIntent& intent);
+                          const ExecuteFn& execute, ApprovalRecord& out, CommitIntent& intent,
+                          bool& replayed);
   // After a decision's commit whose outcome is unknown: settles it, then learns the outcome
   // from the request id's record or from the row, read back under its lock.
   absl::StatusOr<ApprovalRecord> ResolveLostDecision(const DecideInput& input,

@@ -389,6 +389,13 @@ class DaemonTest(unittest.TestCase):
         self.assertGreaterEqual(
             after['approvald_approvals_decided_total{action_type="noop",status="approved"}'], 1)
         self.assertGreater(after['approvald_rpc_duration_seconds_count{method="Approve"}'], 0)
+        # A repeated request_id answers the first call's outcome and is not counted again.
+        approved_key = 'approvald_approvals_decided_total{action_type="noop",status="approved"}'
+        again = json.loads(self.ctl("agent", "create", "--type", "noop", "--json").stdout)
+        for _ in range(2):
+            self.assertEqual(self.ctl("alice", "approve", again["id"], "--request-id",
+                                      "metrics-replay").returncode, 0)
+        self.assertEqual(scrape()[approved_key], after[approved_key] + 1)
         # The other final statuses: an action that fails (no ticket 999999: expect_rows) and an
         # approval that the sweeper expires.
         failed_key = 'approvald_approvals_decided_total{action_type="ticket.close",status="failed"}'

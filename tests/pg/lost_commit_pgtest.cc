@@ -60,12 +60,14 @@ class LostCommitTest : public ::testing::Test {
     in.request_id = std::move(request_id);
     in.deadline = absl::Now() + absl::Seconds(10);
     return store_->Decide(
-        in, nullptr, [&](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
+        in, nullptr,
+        [&](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
           executions_.fetch_add(1);
           if (absl::Status st = tx.Exec(kEffect, {a.id}).status(); !st.ok()) return st;
           if (fail) return absl::FailedPreconditionError("insufficient funds");
           return std::string("{}");
-        });
+        },
+        &replayed_);
   }
 
   std::string Row(const std::string& id) {
@@ -81,6 +83,7 @@ class LostCommitTest : public ::testing::Test {
   std::unique_ptr<db::pg::ConnectionPool> pool_;
   std::unique_ptr<db::pg::PgApprovalStore> store_;
   std::atomic<int> executions_{0};
+  bool replayed_ = false;  ///< the last Decide's answer repeated an earlier call's
 };
 
 TEST_F(LostCommitTest, ApproveWhoseReplyIsLostAnswersTheCommittedApproval) {
@@ -113,8 +116,10 @@ TEST_F(LostCommitTest, RequestIdReplaysTheLostCallsAnswer) {
   auto approved = Decide(id, db::Decision::kApprove, "req-1");
   ASSERT_OK(approved);
   EXPECT_EQ(approved->status, "approved");
+  EXPECT_FALSE(replayed_);  // read back after the lost reply, but this call's own commit
   auto again = Decide(id, db::Decision::kApprove, "req-1");
   ASSERT_OK(again);
+  EXPECT_TRUE(replayed_);  // the repeat changed nothing (metrics must not count it again)
   EXPECT_EQ(Row(id), "approved v2 effects 1");
   EXPECT_EQ(executions_.load(), 1);
 
@@ -125,6 +130,7 @@ TEST_F(LostCommitTest, RequestIdReplaysTheLostCallsAnswer) {
   auto rejected = Decide(other, db::Decision::kReject, "req-2");
   ASSERT_OK(rejected);
   EXPECT_EQ(rejected->status, "rejected");
+  EXPECT_FALSE(replayed_);  // the lost commit changed nothing; the retry decided
 }
 
 TEST_F(LostCommitTest, FailedActionWhoseReplyIsLostStillAnswersExecutionFailed) {
