@@ -127,7 +127,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   });
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
-  s->hub_ = std::make_unique<EventHub>(s->config_.dsn, s->config_.service.logger);
+  s->hub_ = std::make_unique<EventHub>(s->config_.dsn, s->config_.service.logger,
+                                       s->config_.event_poll_interval);
   // The listener notices a lost database first: health follows it (NOT_SERVING while down).
   s->hub_->SetOnDatabaseState([server = s.get()](bool up) { server->SetDatabaseUp(up); });
   RETURN_IF_ERROR(s->hub_->Start());

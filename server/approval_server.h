@@ -47,6 +47,9 @@ struct ServerConfig {
   /// cannot speak TLS, e.g. Kubernetes' grpc probes); empty: off.
   std::string health_listen;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
+  /// How often the event listener reads the log while streams are open, for events that other
+  /// replicas commit; this daemon's own creates and decisions wake it at once.
+  absl::Duration event_poll_interval = absl::Milliseconds(10);
 };
 
 /// The composition of pool, store, executor, service and gRPC server (reflection and health on).

@@ -338,6 +338,44 @@ TEST(WatchSweeperTest, TheBackgroundSweeperExpiresByItself) {
   EXPECT_EQ(client::ReasonOf(ts->Client("alice")->Approve(approve).status()), "EXPIRED");
 }
 
+// The service pokes the hub after each call that commits events (create, approve, reject), so
+// that this daemon's watchers get them at once, not at the next poll of the log.
+TEST(ServicePokeTest, CallsThatWriteEventsWakeTheListenerWithoutWaitingForItsPoll) {
+  TestServerOptions options;
+  options.event_poll_interval = absl::Seconds(30);  // a poll that never comes in this test
+  auto ts = TestServer::Start(options);
+  ASSERT_NE(ts, nullptr);
+  Watch watch(*ts, v1::WatchApprovalsRequest());
+  ASSERT_TRUE(AwaitWatchers(*ts, 1));
+  absl::SleepFor(absl::Milliseconds(200));  // the attach's own catch-up read is over
+  const absl::Duration prompt = absl::Seconds(3);
+
+  v1::CreateApprovalRequest create;
+  create.set_action_type("test.effect");
+  auto a = ts->Client("agent")->Create(create);
+  ASSERT_OK(a);
+  auto events = watch.Take(1, prompt);
+  ASSERT_EQ(events.size(), 1u) << "create did not wake the listener";
+  EXPECT_EQ(events[0].type(), v1::EVENT_TYPE_CREATED);
+
+  v1::ApproveRequest approve;
+  approve.set_id(a->id());
+  ASSERT_OK(ts->Client("alice")->Approve(approve));
+  events = watch.Take(1, prompt);
+  ASSERT_EQ(events.size(), 1u) << "approve did not wake the listener";
+  EXPECT_EQ(events[0].type(), v1::EVENT_TYPE_APPROVED);
+
+  auto b = ts->Client("agent")->Create(create);
+  ASSERT_OK(b);
+  v1::RejectRequest reject;
+  reject.set_id(b->id());
+  reject.set_reason("no");
+  ASSERT_OK(ts->Client("bob")->Reject(reject));
+  events = watch.Take(2, prompt);
+  ASSERT_EQ(events.size(), 2u) << "reject did not wake the listener";
+  EXPECT_EQ(events[1].type(), v1::EVENT_TYPE_REJECTED);
+}
+
 }  // namespace
 }  // namespace approvald::testing
 

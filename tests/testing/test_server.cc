@@ -50,6 +50,7 @@ std::unique_ptr<TestServer> TestServer::Start(TestServerOptions options) {
   config.max_queue = options.max_queue;
   config.service.watch_buffer = options.watch_buffer;
   config.expiry_interval = options.expiry_interval;
+  config.event_poll_interval = options.event_poll_interval;
   config.tokens = std::make_shared<const server::TokenStore>(std::move(*store));
   config.service.logger = spdlog::default_logger();
   auto started = server::ApprovalServer::Start(

@@ -20,6 +20,7 @@ struct TestServerOptions {
   std::string setup_sql;
   size_t watch_buffer = 1024;
   absl::Duration expiry_interval = absl::ZeroDuration();  ///< no background sweeper by default
+  absl::Duration event_poll_interval = absl::Milliseconds(10);
 };
 
 /// The real gRPC server on 127.0.0.1:<free port> against a fresh test database, with a token
