@@ -40,6 +40,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls may take to finish");
 ABSL_FLAG(absl::Duration, expiry_interval, absl::Seconds(1),
           "how often pending approvals past their expiry become EXPIRED (0 turns it off)");
+ABSL_FLAG(absl::Duration, event_poll_interval, absl::Milliseconds(10),
+          "while streams are open, how often the event listener reads the log for events written "
+          "through other replicas (1ms to 10s)");
 ABSL_FLAG(int, watch_buffer, 1024,
           "events a WatchApprovals stream may fall behind before it ends with RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate: serve TLS (with --tls-key)");
@@ -147,6 +150,11 @@ int Serve() {
   config.service.logger = spdlog::default_logger();
   config.service.watch_buffer = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_watch_buffer)));
   config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
+  config.event_poll_interval = absl::GetFlag(FLAGS_event_poll_interval);
+  if (config.event_poll_interval < absl::Milliseconds(1) ||
+      config.event_poll_interval > absl::Seconds(10)) {
+    return Fail(absl::InvalidArgumentError("--event-poll-interval must be between 1ms and 10s"));
+  }
   config.metrics_addr = absl::GetFlag(FLAGS_metrics_addr);
   config.health_listen = absl::GetFlag(FLAGS_health_listen);
   config.service.log_action_data = absl::GetFlag(FLAGS_log_action_data);

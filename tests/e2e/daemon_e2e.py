@@ -143,7 +143,8 @@ class DaemonTest(unittest.TestCase):
             f.write(CONFIG)
         cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"),
                             extra=("--config", cls.config_file, "--metrics-addr",
-                                   "127.0.0.1:0", "--health-listen", "127.0.0.1:0"))
+                                   "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+                                   "--event-poll-interval=20ms"))
         deadline = time.time() + 10
         while time.time() < deadline and "(health port" not in cls.daemon.output():
             time.sleep(0.05)
@@ -262,6 +263,12 @@ class DaemonTest(unittest.TestCase):
         self.assertIn("INVALID_ARGUMENT", bad.stderr)
 
     def test_4_refuses_unmigrated_schema_and_newer_schema(self):
+        for bad in ("0s", "11s", "soon"):
+            run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens_file,
+                                  "--listen", "127.0.0.1:0", "--event-poll-interval=" + bad],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(run.returncode, 1, bad)
+            self.assertRegex(run.stderr, "event.poll.interval", bad)
         other = "approvald_e2e_" + uuid.uuid4().hex[:12]
         psql("CREATE DATABASE " + other)
         try:
