@@ -261,6 +261,23 @@ TEST_F(WatchTest, BadRequestsAndShutdown) {
   EXPECT_NE(end.error_message().find("after_event_id="), std::string::npos) << end.error_message();
 }
 
+TEST_F(WatchTest, ShutdownEndsEveryStreamWithWhereToResumeBeforeGrpcStops) {
+  std::vector<std::unique_ptr<Watch>> watches;
+  for (int i = 0; i < 50; ++i) {
+    watches.push_back(std::make_unique<Watch>(*ts_, v1::WatchApprovalsRequest()));
+  }
+  ASSERT_TRUE(AwaitWatchers(*ts_, 50));
+  Create();
+  for (auto& w : watches) ASSERT_EQ(w->Take(1).size(), 1u);
+  ts_->server().Shutdown(absl::Seconds(5));
+  for (auto& w : watches) {
+    grpc::Status end = w->WaitEnd();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+    EXPECT_NE(end.error_message().find("after_event_id="), std::string::npos)
+        << end.error_message();
+  }
+}
+
 TEST_F(WatchTest, ManyWatchersShareOneListener) {
   std::vector<std::unique_ptr<Watch>> watches;
   for (int i = 0; i < 50; ++i) {
