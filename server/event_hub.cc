@@ -122,6 +122,8 @@ constexpr absl::Duration kIdlePoll = absl::Milliseconds(100);
 // watchers), so that the listener reads at most 500 times a second.
 constexpr absl::Duration kMinReadGap = absl::Milliseconds(2);
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
+// The longest wait between two reads while chasing a poked event that is held back.
+constexpr absl::Duration kMaxChase = absl::Milliseconds(100);
 }  // namespace
 
 void EventHub::Pause(absl::Duration timeout, bool until_sink, bool until_poke) {
@@ -134,6 +136,11 @@ void EventHub::Pause(absl::Duration timeout, bool until_sink, bool until_poke) {
 void EventHub::Run() {
   std::unique_ptr<db::pg::PgConnection> conn;
   absl::Duration backoff = kFirstBackoff;
+  // After a poke whose read delivered nothing, while the log has a newer event than the head
+  // (the poking transaction's event, held back behind an older transaction that is still
+  // running somewhere in the cluster): read again after this delay, doubling up to kMaxChase,
+  // so that it is delivered soon after that transaction ends, whatever poll_interval_ is.
+  absl::Duration chase = absl::ZeroDuration();
   while (!stopping_) {
     absl::Status st;
     if (!conn) {
@@ -150,9 +157,10 @@ void EventHub::Run() {
     }
     // Catch up: everything deliverable after the head, in bounded batches. A poke from now on
     // asks for another read.
-    poked_.store(false);
+    const bool poked = poked_.exchange(false);
     const absl::Time read_at = absl::Now();
     bool watched = false;
+    bool delivered = false;
     while (st.ok() && !stopping_) {
       watched = sinks() > 0;
       if (!watched) {
@@ -180,13 +188,28 @@ void EventHub::Run() {
         events.push_back(std::move(proto));
       }
       Publish(std::move(events), batch->back().id);
+      delivered = true;
       if (static_cast<int>(batch->size()) < kBatch) break;  // all there was: poll again later
+    }
+    if (delivered || !watched || !st.ok()) {
+      chase = absl::ZeroDuration();
+    } else if (poked || chase > absl::ZeroDuration()) {
+      absl::StatusOr<int64_t> newest = db::pg::NewestEventId(*conn);
+      if (!newest.ok()) {
+        st = newest.status();
+      } else if (*newest > head()) {
+        chase = std::clamp(chase * 2, kMinReadGap, std::max(kMinReadGap, kMaxChase));
+      } else {
+        chase = absl::ZeroDuration();  // nothing held back: it was delivered by an earlier read
+      }
     }
     if (st.ok() && !stopping_ && watched) {
       // Read the log again after poll_interval_ (events other replicas committed, and those an
       // older transaction held back, which become deliverable when it ends), or sooner when
-      // this process commits events (Poke), but not within kMinReadGap of this read.
-      Pause(poll_interval_, /*until_sink=*/false, /*until_poke=*/true);
+      // this process commits events (Poke) or chases a poked event held back, but not within
+      // kMinReadGap of this read.
+      Pause(chase > absl::ZeroDuration() ? std::min(chase, poll_interval_) : poll_interval_,
+            /*until_sink=*/false, /*until_poke=*/true);
       const absl::Duration since = absl::Now() - read_at;
       if (since < kMinReadGap)
         Pause(kMinReadGap - since, /*until_sink=*/false, /*until_poke=*/false);

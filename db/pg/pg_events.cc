@@ -29,4 +29,9 @@ absl::StatusOr<int64_t> EventsHead(PgConnection& conn) {
   return rows.GetInt(0, "head");
 }
 
+absl::StatusOr<int64_t> NewestEventId(PgConnection& conn) {
+  ASSIGN_OR_RETURN(Rows rows, conn.Exec(queries::kNewestEvent, {}));
+  return rows.GetInt(0, "newest");
+}
+
 }  // namespace approvald::db::pg

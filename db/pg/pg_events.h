@@ -15,5 +15,7 @@ absl::StatusOr<std::vector<EventRecord>> ReadEventBatch(PgConnection& conn, int6
 absl::Status NameListenerSession(PgConnection& conn);
 /// The newest deliverable event id (0 if none).
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn);
+/// The newest committed event id, deliverable or not (0 if none).
+absl::StatusOr<int64_t> NewestEventId(PgConnection& conn);
 
 }  // namespace approvald::db::pg

@@ -553,5 +553,26 @@ TEST(EventHubTest, APokeReadsTheLogAtOnceInsteadOfAtTheNextPoll) {
   hub.Stop();
 }
 
+TEST(EventHubTest, APokedEventHeldBackByAnOlderTransactionArrivesSoonAfterItEnds) {
+  auto db = TestDatabase::Create();
+  ASSERT_NE(db, nullptr);
+  server::EventHub hub(db->dsn(), nullptr, absl::Seconds(30));  // a poll that never comes here
+  ASSERT_OK(hub.Start());
+  CountingSink sink;
+  ASSERT_TRUE(hub.AttachAtHead(&sink));
+  absl::SleepFor(absl::Milliseconds(200));  // the attach's own catch-up read is over
+  auto older = db->Connect();
+  ASSERT_OK(older->ExecScript("BEGIN; SELECT pg_current_xact_id()"));  // holds delivery back
+  CommitEvent(*db, "41111111-1111-4111-8111-111111111111");
+  hub.Poke();
+  EXPECT_EQ(sink.Await(1, absl::Milliseconds(500)), 0u);  // held back: not deliverable yet
+  ASSERT_OK(older->ExecScript("COMMIT"));
+  const absl::Time ended = absl::Now();
+  EXPECT_EQ(sink.Await(1, absl::Seconds(5)), 1u);  // the hub chased it, with no other poke
+  EXPECT_LT(absl::Now() - ended, absl::Seconds(1));
+  hub.Detach(&sink);
+  hub.Stop();
+}
+
 }  // namespace
 }  // namespace approvald::testing
