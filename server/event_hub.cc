@@ -198,7 +198,7 @@ void EventHub::Run() {
       if (!newest.ok()) {
         st = newest.status();
       } else if (*newest > head()) {
-        chase = std::clamp(chase * 2, kMinReadGap, std::max(kMinReadGap, kMaxChase));
+        chase = std::clamp(chase * 2, kMinReadGap, kMaxChase);
       } else {
         chase = absl::ZeroDuration();  // nothing held back: it was delivered by an earlier read
       }
