@@ -188,11 +188,12 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   if (s->config_.expiry_interval > absl::ZeroDuration()) {
     s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,
                                                   s->config_.service.logger);
-    if (Metrics* metrics = s->config_.service.metrics) {
-      s->sweeper_->SetOnExpired([metrics](const std::string& type, int n) {
-        metrics->RecordDecided(type, "expired", static_cast<uint64_t>(n));
-      });
-    }
+    // Its EXPIRED events wake this daemon's listener like a decision's (and are counted).
+    s->sweeper_->SetOnExpired([metrics = s->config_.service.metrics, hub = s->hub_.get()](
+                                  const std::string& type, int n) {
+      if (metrics) metrics->RecordDecided(type, "expired", static_cast<uint64_t>(n));
+      hub->Poke();
+    });
     s->sweeper_->Start();
   }
   return s;

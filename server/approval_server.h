@@ -48,7 +48,7 @@ struct ServerConfig {
   std::string health_listen;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
   /// How often the event listener reads the log while streams are open, for events that other
-  /// replicas commit; this daemon's own creates and decisions wake it at once.
+  /// replicas commit; this daemon's own creates, decisions and expiries wake it at once.
   absl::Duration event_poll_interval = absl::Milliseconds(10);
 };
 

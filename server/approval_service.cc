@@ -447,16 +447,12 @@ grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals
   }
   auto* reactor = new WatchReactor(*options_.hub, store_, executor_, *req, options_.watch_buffer,
                                    options_.logger);
-  // Logged and counted when the stream ends, like a unary call when it answers. Until then
-  // shutdown waits for it (WaitIdle), so that its UNAVAILABLE with where to resume is sent
-  // before gRPC's own shutdown could cancel it.
-  in_flight_.fetch_add(1);
+  // Logged and counted when the stream ends, like a unary call when it answers.
   reactor->SetOnDone([this, call, after](const grpc::Status& status, int64_t sent) {
     RecordRpc(
         call,
         absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
         absl::StrCat(after, " sent=", sent));
-    in_flight_.fetch_sub(1);
   });
   reactor->Begin();
   return reactor;

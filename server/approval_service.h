@@ -62,8 +62,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
 
   /// Shutdown, first step: every new call answers UNAVAILABLE at once ("shutting down").
   void StartDraining() { draining_ = true; }
-  /// Waits until no unary call is in flight and every stream has ended (its final status
-  /// sent), or `deadline`; true if so.
+  /// Waits until no unary call is in flight, or `deadline`; true if none is.
   bool WaitIdle(absl::Time deadline) const;
   /// Calls waiting for a worker.
   size_t queue_depth() const { return executor_.queue_depth(); }
@@ -137,8 +136,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
 
   db::ApprovalStore& store_;
   std::atomic<bool> draining_{false};
-  /// Unary calls between their start and Finish, and streams until their OnDone.
-  std::atomic<int> in_flight_{0};
+  std::atomic<int> in_flight_{0};  ///< unary calls between their start and Finish
   mutable std::mutex mu_;
   std::shared_ptr<const handlers::HandlerRegistry> registry_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const TokenStore> tokens_ ABSL_GUARDED_BY(mu_);

@@ -136,7 +136,7 @@ void EventHub::Pause(absl::Duration timeout, bool until_sink, bool until_poke) {
 void EventHub::Run() {
   std::unique_ptr<db::pg::PgConnection> conn;
   absl::Duration backoff = kFirstBackoff;
-  // After a poke whose read delivered nothing, while the log has a newer event than the head
+  // After a poke, while the log has a newer committed event than the head
   // (the poking transaction's event, held back behind an older transaction that is still
   // running somewhere in the cluster): read again after this delay, doubling up to kMaxChase,
   // so that it is delivered soon after that transaction ends, whatever poll_interval_ is.
@@ -160,7 +160,6 @@ void EventHub::Run() {
     const bool poked = poked_.exchange(false);
     const absl::Time read_at = absl::Now();
     bool watched = false;
-    bool delivered = false;
     while (st.ok() && !stopping_) {
       watched = sinks() > 0;
       if (!watched) {
@@ -188,19 +187,20 @@ void EventHub::Run() {
         events.push_back(std::move(proto));
       }
       Publish(std::move(events), batch->back().id);
-      delivered = true;
       if (static_cast<int>(batch->size()) < kBatch) break;  // all there was: poll again later
     }
-    if (delivered || !watched || !st.ok()) {
+    if (!watched || !st.ok()) {
       chase = absl::ZeroDuration();
     } else if (poked || chase > absl::ZeroDuration()) {
+      // Even after delivering: an older event may have become deliverable while the poked one
+      // is still held back.
       absl::StatusOr<int64_t> newest = db::pg::NewestEventId(*conn);
       if (!newest.ok()) {
         st = newest.status();
       } else if (*newest > head()) {
         chase = std::clamp(chase * 2, kMinReadGap, kMaxChase);
       } else {
-        chase = absl::ZeroDuration();  // nothing held back: it was delivered by an earlier read
+        chase = absl::ZeroDuration();  // nothing held back
       }
     }
     if (st.ok() && !stopping_ && watched) {

@@ -61,10 +61,10 @@ class EventHub {
   /// After it returns, the hub no longer calls `sink`.
   void Detach(EventSink* sink);
   /// This process has committed a transaction that wrote events: if a sink is attached, read
-  /// the log now instead of at the next poll. If that read finds nothing deliverable while the
-  /// log holds a newer event (held back behind an older transaction still running), the hub
-  /// reads again every 2 ms, doubling up to 100 ms, until it is delivered. Cheap and
-  /// non-blocking; call it from any thread.
+  /// the log now instead of at the next poll. While the log then holds a newer committed event
+  /// than the hub has delivered (held back behind an older transaction still running), the hub
+  /// reads again every 2 ms, doubling up to 100 ms (at most the poll interval), until it is
+  /// delivered. Cheap and non-blocking; call it from any thread.
   void Poke();
 
   int64_t head() const;

@@ -84,7 +84,9 @@ void WatchReactor::ReplayBatch() {
   }
   int64_t head = 0;
   const bool attached = try_attach && hub_.AttachIfCaughtUp(this, cursor, &head);
-  const bool hub_stopped = try_attach && !attached && hub_.stopped();
+  // Shutting down: a stream still replaying ends at this batch's edge, with where to resume,
+  // rather than replaying on until gRPC's own shutdown cancels it.
+  const bool hub_stopped = !attached && hub_.stopped();
 
   bool detach = false;
   bool delete_self = false;

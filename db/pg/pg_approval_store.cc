@@ -309,8 +309,8 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
   absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
     return DecideInTx(tx, input, authorize, execute, out, intent, repeat);
   });
-  // A lost commit's outcome read back by its request id is this call's own, not a repeat.
-  if (replayed != nullptr) *replayed = repeat && !LostCommitBackend(st);
+  // (A lost commit's outcome read back by its request id below is this call's own.)
+  if (replayed != nullptr) *replayed = repeat;
   if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, st);
   if (!st.ok()) return st;
   return out;
