@@ -278,6 +278,27 @@ TEST_F(WatchTest, ShutdownEndsEveryLiveStreamWithWhereToResume) {
   }
 }
 
+TEST_F(WatchTest, AStreamStillReplayingWhenTheHubStopsEndsAtItsNextBatch) {
+  // 1,500 events in the log: three replay batches of 500.
+  ts_->db().Scalar(
+      "WITH inserted AS (INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) "
+      "SELECT gen_random_uuid(), 'test.effect', 'agent', now() + interval '1 hour' "
+      "FROM generate_series(1, 1500) RETURNING *), events AS (INSERT INTO approval_events "
+      "(approval_id, type, actor, version, approval) SELECT id, 'created', requested_by, version, "
+      "to_jsonb(inserted) || '{\"votes\": []}' FROM inserted RETURNING id) "
+      "SELECT count(*) FROM events");
+  const int64_t first = std::stoll(ts_->db().Scalar("SELECT min(id) FROM approval_events"));
+  ts_->server().hub().Stop();  // shutting down
+  v1::WatchApprovalsRequest resume;
+  resume.set_after_event_id(first - 1);
+  Watch watch(*ts_, resume);
+  grpc::Status end = watch.WaitEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+  EXPECT_NE(end.error_message().find("after_event_id="), std::string::npos) << end.error_message();
+  // Ended after its first batch, not after replaying the whole log.
+  EXPECT_LE(watch.Take(1500, absl::Seconds(1)).size(), 500u);
+}
+
 TEST_F(WatchTest, ManyWatchersShareOneListener) {
   std::vector<std::unique_ptr<Watch>> watches;
   for (int i = 0; i < 50; ++i) {
