@@ -4,12 +4,14 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -21,6 +23,7 @@
 #include "server/action_config.h"
 #include "server/approval_server.h"
 #include "server/log_format.h"
+#include "server/log_sink.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
@@ -33,6 +36,9 @@ ABSL_FLAG(std::string, config, "",
           "YAML file of action types (see deploy/approvald.yaml); without it only `noop` exists");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(absl::Duration, log_flush_interval, absl::Milliseconds(100),
+          "longest an info line waits before it is written (lines go out in batches; warnings "
+          "and errors at once); 0: every line at once. A terminal gets every line at once");
 ABSL_FLAG(std::string, log_format, "text", "text, or json (one JSON object per line, UTC times)");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");
@@ -193,12 +199,14 @@ int Serve() {
     spdlog::info("metrics on http://{}/metrics (metrics port {})", config.metrics_addr,
                  (*server)->metrics_port());
   }
+  spdlog::default_logger()->flush();  // whoever waits for "listening" sees it at once
 
   for (;;) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
       Reload(**server, tokens_path);
+      spdlog::default_logger()->flush();
       continue;
     }
     spdlog::info("signal {}: shutting down", sig);
@@ -229,7 +237,21 @@ int main(int argc, char** argv) {
   std::vector<char*> raw;
   for (std::string& arg : spelled) raw.push_back(arg.data());
   std::vector<char*> args = absl::ParseCommandLine(argc, raw.data());
-  spdlog::set_default_logger(spdlog::stderr_color_mt("approvald"));
+  const absl::Duration flush_interval = absl::GetFlag(FLAGS_log_flush_interval);
+  if (flush_interval < absl::ZeroDuration() || flush_interval > absl::Seconds(10)) {
+    std::cerr << "--log-flush-interval must be between 0 and 10s\n";
+    return 1;
+  }
+  if (isatty(STDERR_FILENO)) {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("approvald"));
+  } else {
+    // A file, a pipe or the journal: lines in batches, one write(2) each (see BatchingFdSink).
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "approvald",
+        std::make_shared<approvald::server::BatchingFdSink>(STDERR_FILENO, flush_interval)));
+  }
+  // Whatever path main takes from here, the lines still waiting are written before it returns.
+  absl::Cleanup write_log = [] { spdlog::default_logger()->flush(); };
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   if (absl::GetFlag(FLAGS_log_format) == "json") {
     approvald::server::UseJsonLogFormat(*spdlog::default_logger());

@@ -269,6 +269,12 @@ class DaemonTest(unittest.TestCase):
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(run.returncode, 1, bad)
             self.assertRegex(run.stderr, "event.poll.interval", bad)
+        for bad in ("-1ms", "11s", "soon"):
+            run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens_file,
+                                  "--listen", "127.0.0.1:0", "--log-flush-interval=" + bad],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(run.returncode, 1, bad)
+            self.assertRegex(run.stderr, "log.flush.interval", bad)
         other = "approvald_e2e_" + uuid.uuid4().hex[:12]
         psql("CREATE DATABASE " + other)
         try:
@@ -425,6 +431,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIn("approvald_executor_queue_depth", after)
         self.assertIn("approvald_watchers", after)
         # One log line per RPC, with its request id; no token in the log.
+        self.wait_for_log("rpc method=Approve code=OK ")
         log = self.daemon.output()
         self.assertRegex(log, r"rpc method=Approve code=OK .*request_id=[0-9a-f]{16}")
         for token in self.tokens.values():

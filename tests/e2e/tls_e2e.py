@@ -256,8 +256,14 @@ class TlsTest(unittest.TestCase):
                 got = stub.GetApproval(pb.GetApprovalRequest(id=created.id), timeout=10,
                                        metadata=(("authorization", "Bearer " + self.alice),))
                 self.assertEqual(got.requested_by, principal, cert)
-        with open(d.log_path) as f:
-            log = f.read()
+        # Lines reach a log file in batches (--log-flush-interval): wait for the calls' lines.
+        deadline = time.time() + 10
+        while True:
+            with open(d.log_path) as f:
+                log = f.read()
+            if log.count(" rpc method=") >= 6 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         self.assertIn("principal=ops.approvald.test ", log)
         self.assertIn("principal=cn-only-client ", log)
         for other in ("dns-client-cn", "robot.approvald.test", "robot-cn", "alice"):
