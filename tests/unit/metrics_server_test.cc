@@ -139,6 +139,24 @@ TEST_F(MetricsServerTest, SilentClientsDoNotHoldUpAScrape) {
   for (int fd : silent) close(fd);
 }
 
+// A client that never finishes its request is closed after kConnectionTimeoutMs (10 s), so
+// that silent clients cannot keep the connection slots forever.
+TEST_F(MetricsServerTest, AClientThatNeverFinishesItsRequestIsClosedAfterTheTimeout) {
+  const int fd = Connect(server_->port());
+  ASSERT_GE(fd, 0);
+  timeval tv{MetricsServer::kConnectionTimeoutMs / 1000 + 10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const auto start = steady_clock::now();
+  send(fd, "GET /met", 8, MSG_NOSIGNAL);
+  char c;
+  const ssize_t n = recv(fd, &c, 1, 0);
+  const auto waited = steady_clock::now() - start;
+  EXPECT_EQ(n, 0) << "not closed by the server (errno " << errno << ")";
+  EXPECT_GE(waited, std::chrono::milliseconds(MetricsServer::kConnectionTimeoutMs - 500));
+  EXPECT_LT(waited, std::chrono::milliseconds(MetricsServer::kConnectionTimeoutMs + 5000));
+  close(fd);
+}
+
 TEST_F(MetricsServerTest, StopClosesOpenConnectionsPromptly) {
   const int fd = Connect(server_->port());
   ASSERT_GE(fd, 0);
