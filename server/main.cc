@@ -36,9 +36,10 @@ ABSL_FLAG(std::string, config, "",
           "YAML file of action types (see deploy/approvald.yaml); without it only `noop` exists");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
-ABSL_FLAG(absl::Duration, log_flush_interval, absl::Milliseconds(100),
-          "longest an info line waits before it is written (lines go out in batches; warnings "
-          "and errors at once); 0: every line at once. A terminal gets every line at once");
+ABSL_FLAG(
+    absl::Duration, log_flush_interval, absl::Milliseconds(100),
+    "longest an info or debug line waits before it is written (lines go out in batches; warnings "
+    "and errors at once); 0: every line at once. A terminal gets every line at once");
 ABSL_FLAG(std::string, log_format, "text", "text, or json (one JSON object per line, UTC times)");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals created without one");
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");

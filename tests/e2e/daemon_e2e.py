@@ -433,6 +433,44 @@ class DaemonTest(unittest.TestCase):
         for token in self.tokens.values():
             self.assertNotIn(token, log)
 
+    def test_8_log_lines_reach_a_file_in_batches(self):
+        """With stderr in a file, a log-flusher thread writes the lines in batches; what waits is
+        written when approvald exits. --log-flush-interval=0 writes each line at once (no
+        thread)."""
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+
+        def threads(daemon):
+            names = []
+            for task in os.listdir("/proc/%d/task" % daemon.proc.pid):
+                try:
+                    with open("/proc/%d/task/%s/comm" % (daemon.proc.pid, task)) as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    pass
+            return names
+
+        self.assertIn("log-flusher", threads(self.daemon))
+        for interval in ("0", "10s"):
+            log_path = os.path.join(self.tmp, "flush-%s.log" % interval)
+            daemon = Daemon(self.dsn, self.tokens_file, log_path,
+                            extra=("--log-flush-interval=" + interval,))
+            self.assertIsNotNone(daemon.port, daemon.output())
+            try:
+                self.assertEqual("log-flusher" in threads(daemon), interval != "0", interval)
+                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
+                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                    with self.assertRaises(grpc.RpcError):
+                        stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
+                                            timeout=10)
+            finally:
+                daemon.proc.send_signal(signal.SIGTERM)
+                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+            # The call's info line (held for up to 10 s with "10s") is in the log at exit.
+            log = daemon.output()
+            self.assertIn("rpc method=CreateApproval code=UNAUTHENTICATED", log, interval)
+            self.assertIn("approvald stopped", log, interval)
+
     def test_8_nothing_secret_in_the_log(self):
         """A DSN password, tokens and action_data never reach the log: start-up failures, calls,
         failed calls, a lost database connection, a reload and shutdown. action_data is logged
