@@ -305,10 +305,16 @@ TEST_F(WatchTest, ManyWatchersShareOneListener) {
     watches.push_back(std::make_unique<Watch>(*ts_, v1::WatchApprovalsRequest()));
   }
   ASSERT_TRUE(AwaitWatchers(*ts_, 50));
-  // One listener connection (its session is named for it), not fifty.
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                             "current_database() AND application_name = 'approvald-listener'"),
-            "1");
+  // One listener connection (its session is named for it), not fifty. The listener's thread
+  // connects on its own after start-up (the streams attach without waiting for it): wait for
+  // its session first.
+  const std::string listeners =
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+      "AND application_name = 'approvald-listener'";
+  for (int i = 0; i < 1000 && ts_->db().Scalar(listeners) == "0"; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(ts_->db().Scalar(listeners), "1");
   v1::Approval a = Create();
   for (auto& w : watches) {
     auto e = w->Take(1);
