@@ -32,6 +32,21 @@ struct CreateResult {
 
 enum class Decision { kApprove, kReject, kCancel };
 
+/// What a caller knows before the row is read that lets a decision be made in one statement:
+/// no separate lock round trip and no handler call (see db/queries/decide_at_once.sql). An
+/// approval of any other type (a handler that writes, a quorum, a type the caller may not decide)
+/// takes the full path, which gives the same answer as before.
+struct DecideAtOnce {
+  /// Types the actor may decide whoever requested them (for approve: self-approval allowed).
+  std::vector<std::string> any_requester;
+  /// Types the actor may decide unless the actor requested the approval.
+  std::vector<std::string> not_own;
+  /// Cancel: the requester's own approvals, of any type (the types above are ignored).
+  bool own_only = false;
+  /// Approve: a JSON object holding each listed type's execution result, by type name.
+  std::string results_json;
+};
+
 struct DecideInput {
   Decision decision = Decision::kApprove;
   std::string id;
@@ -40,6 +55,9 @@ struct DecideInput {
   std::string reason;            ///< Approve's comment, Reject's / Cancel's reason
   std::optional<std::string> request_id;
   absl::Time deadline = absl::InfiniteFuture();
+  /// Unset: the full path (row lock, authorize, handler, record). A call with a request id
+  /// always takes the full path.
+  std::optional<DecideAtOnce> at_once;
 };
 
 /// What the action type's policy says about a decision on one approval.

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/struct.pb.h>
 
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,11 @@ class ActionHandler {
   /// any other error rolls back the handler's writes and marks the approval FAILED.
   virtual absl::StatusOr<google::protobuf::Struct> Execute(db::Tx& tx,
                                                            const db::ApprovalRecord& approval) = 0;
+
+  /// A handler whose Execute touches nothing and always returns the same result returns that
+  /// result here. approvald may then decide its approvals in one statement, without calling
+  /// Execute (the default, nullopt: Execute is always called, inside the transaction).
+  virtual std::optional<google::protobuf::Struct> FixedResult() const { return std::nullopt; }
 
   /// Statements the handler runs, prepared at start-up so that a broken one stops the server
   /// (or a config reload) with an error naming the action type.

@@ -10,6 +10,7 @@ class NoopHandler final : public ActionHandler {
   absl::Status Validate(const google::protobuf::Struct& action_data) const override;
   absl::StatusOr<google::protobuf::Struct> Execute(db::Tx& tx,
                                                    const db::ApprovalRecord& approval) override;
+  std::optional<google::protobuf::Struct> FixedResult() const override;
 };
 
 }  // namespace approvald::handlers

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
+#include "server/decide_at_once.h"
 #include "server/log_format.h"
 #include "server/proto_convert.h"
 #include "server/status_conversion.h"
@@ -396,6 +397,7 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     if (!result.ok()) return result.status();
     return StructToJson(*result);
   };
+  if (!in.request_id) in.at_once = DecideAtOnceFor(*registry, p, decision);
   bool replayed = false;
   absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute, &replayed);
   // The answer of an earlier call with this request id: it changed nothing, and was counted.

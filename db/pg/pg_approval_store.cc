@@ -149,6 +149,22 @@ absl::Status AnswerWithError(PgTx& tx, const DecideInput& input, const std::stri
   return error;
 }
 
+// A text[] parameter in PostgreSQL's array literal form, each element quoted.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 // Rebuilds the answer of an earlier call with the same request id.
 absl::Status ReplayOutcome(const Rows& found) {
   absl::StatusOr<int64_t> code = found.GetInt(0, "code");
@@ -303,6 +319,13 @@ absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name)
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
                                                        const AuthorizeFn& authorize,
                                                        const ExecuteFn& execute, bool* replayed) {
+  if (input.at_once && !input.request_id) {
+    if (replayed != nullptr) *replayed = false;
+    absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input);
+    if (!decided.ok()) return decided.status();
+    if (*decided) return **std::move(decided);
+    // Not decided at once: the full path decides it, or says why it cannot be decided.
+  }
   ApprovalRecord out;
   CommitIntent intent;
   bool repeat = false;
@@ -312,6 +335,37 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
   // (A lost commit's outcome read back by its request id below is this call's own.)
   if (replayed != nullptr) *replayed = repeat;
   if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, st);
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(const DecideInput& in) {
+  const db::DecideAtOnce& once = *in.at_once;
+  const Params params = {in.id,
+                         absl::StrCat(in.expected_version),
+                         std::string(TargetStatus(in.decision)),
+                         in.actor,
+                         Opt(in.reason),
+                         in.decision == Decision::kApprove ? Param(once.results_json) : Param(),
+                         TextArray(once.any_requester),
+                         TextArray(once.not_own),
+                         once.own_only ? "true" : "false"};
+  std::optional<ApprovalRecord> out;
+  // The statement and COMMIT go out together with BEGIN: one round trip.
+  absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
+    out.reset();
+    ASSIGN_OR_RETURN(Rows rows, tx.ExecAndCommit(queries::kDecideAtOnce, params));
+    if (!rows.empty()) {
+      ASSIGN_OR_RETURN(out, ParseApprovalRow(rows, 0));
+    }
+    return absl::OkStatus();
+  });
+  if (LostCommitBackend(st)) {
+    CommitIntent intent;
+    intent.status = std::string(TargetStatus(in.decision));
+    intent.at_once = true;
+    return ResolveLostDecision(in, intent, st);
+  }
   if (!st.ok()) return st;
   return out;
 }
@@ -468,11 +522,12 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const Decide
     if (!replayed->ok()) return *replayed;
     return current;
   }
-  if (intent.locked_version == 0) return not_recorded;  // no row-changing commit was sent
+  // no row-changing commit was sent
+  if (intent.locked_version == 0 && !intent.at_once) return not_recorded;
   const bool ours = intent.vote
                         ? std::any_of(current.votes.begin(), current.votes.end(),
                                       [&](const VoteRecord& v) { return v.voter == input.actor; })
-                        : current.version == intent.locked_version + 1 &&
+                        : (intent.at_once || current.version == intent.locked_version + 1) &&
                               current.status == intent.status &&
                               (current.status == kExpired || current.decided_by == input.actor);
   if (ours) {

@@ -26,12 +26,16 @@ class PgApprovalStore final : public ApprovalStore {
   // connection: the row at version `locked_version + 1` in `status` (or, for a vote below the
   // quorum, still pending with the actor's vote), answered with `answer`.
   struct CommitIntent {
-    int64_t locked_version = 0;  ///< 0: this commit changes no row
+    int64_t locked_version = 0;  ///< 0: this commit changes no row (unless at_once)
     std::string status;
     bool vote = false;
     absl::Status answer;
+    bool at_once = false;  ///< decide_at_once.sql: the version it applied to is not known
   };
 
+  // Decide in one statement (input.at_once): the decided row, or nullopt if the statement did
+  // not apply and the full path must decide.
+  absl::StatusOr<std::optional<ApprovalRecord>> DecideAtOnce(const DecideInput& input);
   // One attempt of Decide inside `tx`; sets `out` on success, and `replayed` when the answer
   // repeats an earlier call's (same request id).
   absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,

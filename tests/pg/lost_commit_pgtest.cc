@@ -70,6 +70,22 @@ class LostCommitTest : public ::testing::Test {
         &replayed_);
   }
 
+  // A decision in one statement (DecideInput::at_once), as approvald makes one for a noop type.
+  absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id) {
+    db::DecideInput in;
+    in.id = id;
+    in.actor = "alice";
+    in.deadline = absl::Now() + absl::Seconds(10);
+    in.at_once = db::DecideAtOnce{{}, {"effect"}, false, R"({"effect": {"ok": true}})"};
+    return store_->Decide(
+        in, nullptr,
+        [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> {
+          executions_.fetch_add(1);  // the full path's; never wanted here
+          return std::string("{}");
+        },
+        &replayed_);
+  }
+
   std::string Row(const std::string& id) {
     return db_->Scalar(
         "SELECT status || ' v' || version || ' effects ' || (SELECT count(*) "
@@ -141,6 +157,32 @@ TEST_F(LostCommitTest, FailedActionWhoseReplyIsLostStillAnswersExecutionFailed) 
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition) << failed.status();
   EXPECT_NE(failed.status().message().find("insufficient funds"), absl::string_view::npos);
   EXPECT_EQ(Row(id), "failed v2 effects 0");
+}
+
+TEST_F(LostCommitTest, ADecisionAtOnceWhoseReplyIsLostAnswersTheCommittedApproval) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kReplyLost);
+  auto approved = DecideAtOnce(id);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_OK(approved);
+  EXPECT_EQ(approved->status, "approved");
+  EXPECT_EQ(approved->version, 2);
+  EXPECT_EQ(approved->execution_result_json, R"({"ok": true})");
+  EXPECT_FALSE(replayed_);
+  EXPECT_EQ(Row(id), "approved v2 effects 0");
+  EXPECT_EQ(executions_.load(), 0);  // read back: no second decision, no handler
+}
+
+TEST_F(LostCommitTest, ADecisionAtOnceWhoseCommitIsLostChangesNothingAndIsRetryable) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kCommitLost);
+  auto lost = DecideAtOnce(id);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(Row(id), "pending v1 effects 0");
+  ASSERT_OK(DecideAtOnce(id));
+  EXPECT_EQ(Row(id), "approved v2 effects 0");
+  EXPECT_EQ(executions_.load(), 0);
 }
 
 TEST_F(LostCommitTest, CreateWhoseReplyIsLostReturnsTheApproval) {

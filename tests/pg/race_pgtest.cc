@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "client/approval_client.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
@@ -126,6 +127,81 @@ TEST(RaceTest, ApproversRacingRejectersLeaveAConsistentRow) {
   }
   // Total effects equal the rounds that were approved: never twice, never on a rejected row.
   EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM test_effects"), std::to_string(approved_rounds));
+}
+
+// noop approvals are decided in one statement (db/queries/decide_at_once.sql) unless the call
+// has a request id, which takes the full path (row lock, then record). Racers on both paths,
+// approving and rejecting the same approvals: one decision each, recorded once.
+TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) {
+  auto ts = TestServer::Start(/*pool_size=*/16);
+  ASSERT_NE(ts, nullptr);
+  constexpr int kRacers = 32;
+  constexpr int kRounds = 30;
+  std::vector<std::unique_ptr<client::ApprovalClient>> clients;
+  for (int i = 0; i < kRacers; ++i) clients.push_back(ts->Client("racer" + std::to_string(i)));
+  std::vector<v1::Approval> approvals;
+  for (int round = 0; round < kRounds; ++round) {
+    v1::CreateApprovalRequest req;
+    req.set_action_type("noop");
+    req.set_summary("round " + std::to_string(round));
+    auto created = ts->Client("agent")->Create(req);
+    ASSERT_OK(created);
+    approvals.push_back(*created);
+  }
+  int approved_rounds = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = approvals[round].id();
+    std::vector<Outcome> outcomes(kRacers);
+    std::latch start(kRacers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kRacers; ++i) {
+      threads.emplace_back([&, i] {
+        // i % 4: 0 approve at once, 1 reject at once, 2 approve and 3 reject with a request id.
+        const std::string request_id = i % 4 >= 2 ? absl::StrCat("req-", round, "-", i) : "";
+        start.arrive_and_wait();
+        absl::StatusOr<v1::Approval> r;
+        if (i % 2 == 0) {
+          v1::ApproveRequest req;
+          req.set_id(id);
+          req.set_request_id(request_id);
+          r = clients[i]->Approve(req);
+        } else {
+          v1::RejectRequest req;
+          req.set_id(id);
+          req.set_reason("no");
+          req.set_request_id(request_id);
+          r = clients[i]->Reject(req);
+        }
+        outcomes[i] = {r.status(), client::ReasonOf(r.status())};
+      });
+    }
+    for (auto& t : threads) t.join();
+    int winners = 0;
+    int winner = -1;
+    for (int i = 0; i < kRacers; ++i) {
+      if (outcomes[i].status.ok()) {
+        ++winners;
+        winner = i;
+      } else {
+        EXPECT_EQ(outcomes[i].reason, "ALREADY_PROCESSED") << outcomes[i].status;
+      }
+    }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    const std::string want = winner % 2 == 0 ? "approved" : "rejected";
+    if (winner % 2 == 0) ++approved_rounds;
+    EXPECT_EQ(ts->db().Scalar("SELECT status || ' v' || version || ' by ' || decided_by || ' ' || "
+                              "(execution_result IS NOT NULL) FROM ai_approvals WHERE id = '" +
+                              id + "'"),
+              want + " v2 by racer" + std::to_string(winner) + " " +
+                  (winner % 2 == 0 ? "true" : "false"));
+    EXPECT_EQ(ts->db().Scalar("SELECT string_agg(type || ':' || actor, ',' ORDER BY id) FROM "
+                              "approval_events WHERE approval_id = '" +
+                              id + "'"),
+              "created:agent," + want + ":racer" + std::to_string(winner));
+  }
+  // Both kinds of winner happened (a test of one path only would prove less).
+  EXPECT_GT(approved_rounds, 0);
+  EXPECT_LT(approved_rounds, kRounds);
 }
 
 }  // namespace

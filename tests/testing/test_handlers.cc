@@ -62,6 +62,27 @@ class TestHandler final : public handlers::ActionHandler {
   std::shared_ptr<std::atomic<int>> executions_;
 };
 
+// Writes nothing and always answers {"fixed": true}, so it may be decided in one statement
+// without a call to Execute, which counts the calls that do happen.
+class FixedResultHandler final : public handlers::ActionHandler {
+ public:
+  explicit FixedResultHandler(std::shared_ptr<std::atomic<int>> executions)
+      : executions_(std::move(executions)) {}
+  absl::Status Validate(const pb::Struct&) const override { return absl::OkStatus(); }
+  absl::StatusOr<pb::Struct> Execute(db::Tx&, const db::ApprovalRecord&) override {
+    if (executions_) executions_->fetch_add(1);
+    return *FixedResult();
+  }
+  std::optional<pb::Struct> FixedResult() const override {
+    pb::Struct result;
+    (*result.mutable_fields())["fixed"].set_bool_value(true);
+    return result;
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>> executions_;
+};
+
 }  // namespace
 
 std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
@@ -78,6 +99,7 @@ std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
                            std::make_shared<TestHandler>(Mode::kUnknown, executions));
   (void)registry->Register("test.conflict_once",
                            std::make_shared<TestHandler>(Mode::kConflictOnce, executions));
+  (void)registry->Register("test.fixed", std::make_shared<FixedResultHandler>(executions));
   return registry;
 }
 

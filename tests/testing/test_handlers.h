@@ -24,6 +24,8 @@ inline constexpr char kCreateEffectsTable[] =
 /// `test.unknown`: fails with UNKNOWN, a handler's own error (permanent: FAILED).
 /// `test.conflict_once`: on every odd call the database raises a serialization failure (40001)
 /// before the effect row is inserted, so the whole transaction must be run again.
+/// `test.fixed`: writes nothing and answers {"fixed": true}, a fixed result (FixedResult), so an
+/// approve without a request id runs no Execute (decided in one statement).
 /// Also `noop`. `executions` counts every Execute call that committed nothing yet.
 std::shared_ptr<handlers::HandlerRegistry> MakeTestRegistry(
     std::shared_ptr<std::atomic<int>> executions = nullptr);

@@ -1,0 +1,39 @@
+-- Decides approval $1 in one statement, without a separate lock round trip and without calling
+-- a handler: for decisions whose every check but the row's own state is known beforehand (see
+-- DecideAtOnce in db/approval_store.h). The UPDATE takes the same row lock as
+-- lock_approval.sql and, should another decision commit first, re-checks its conditions on the
+-- new row, so two decisions can never both apply. Returns no row when any check fails (not
+-- found, not pending, expired, another version, a type or requester the caller may not decide
+-- at once); the caller then takes the full path, which says why.
+-- $2 expected version (0 = any), $3 the final status, $4 the actor, $5 the reason,
+-- $6 each type's execution result (a jsonb object by type; NULL unless approving), $7 types the actor may decide whoever requested them,
+-- $8 types the actor may decide unless they requested them, $9 true: only the requester's own
+-- approvals, of any type (cancel).
+WITH decided AS (
+    UPDATE ai_approvals
+    SET status = $3,
+        decided_by = $4,
+        decided_at = now(),
+        decision_reason = $5,
+        executed_at = CASE WHEN $3 = 'approved' THEN now() END,
+        execution_result = $6::jsonb -> action_type,
+        execution_error = NULL,
+        version = version + 1
+    WHERE id = $1::uuid
+      AND status = 'pending'
+      AND expires_at > now()
+      AND ($2::integer = 0 OR version = $2::integer)
+      AND CASE WHEN $9::boolean THEN requested_by = $4
+               ELSE action_type = ANY ($7::text[])
+                    OR (action_type = ANY ($8::text[]) AND requested_by <> $4) END
+    RETURNING *
+), event AS (
+    INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
+    SELECT id, status, $4, version,
+           jsonb_strip_nulls(jsonb_build_object('reason', $5::text)),
+           to_jsonb(decided) || jsonb_build_object('votes', approval_votes_json(decided.id))
+    FROM decided
+    RETURNING id
+)
+SELECT decided.*, (SELECT id FROM event) AS event_id, approval_votes_json(decided.id) AS votes
+FROM decided
