@@ -318,7 +318,9 @@ def render(rows, levels, modes, extras, args):
            "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
            "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
            "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
-           "approvald's own statements (tests/perf/*.pgbench). approvald runs with %s; "
+           "approvald's own statements (tests/perf/*.pgbench), one per round trip, as a plain "
+           "client sends them; approvald pipelines them (an approve of a noop approval: BEGIN, "
+           "one UPDATE and COMMIT, in one round trip). approvald runs with %s; "
            "approval-bench on one HTTP/2 connection." %
            (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
             "flags " + " ".join(flags) if flags else "its defaults (--pool-size 8)"), ""]
