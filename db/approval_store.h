@@ -55,8 +55,7 @@ struct DecideInput {
   std::string reason;            ///< Approve's comment, Reject's / Cancel's reason
   std::optional<std::string> request_id;
   absl::Time deadline = absl::InfiniteFuture();
-  /// Unset: the full path (row lock, authorize, handler, record). A call with a request id
-  /// always takes the full path.
+  /// Unset: the full path (row lock, authorize, handler, record).
   std::optional<DecideAtOnce> at_once;
 };
 

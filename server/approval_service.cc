@@ -397,7 +397,7 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     if (!result.ok()) return result.status();
     return StructToJson(*result);
   };
-  if (!in.request_id) in.at_once = DecideAtOnceFor(*registry, p, decision);
+  in.at_once = DecideAtOnceFor(*registry, p, decision);
   bool replayed = false;
   absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute, &replayed);
   // The answer of an earlier call with this request id: it changed nothing, and was counted.

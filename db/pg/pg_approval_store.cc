@@ -319,7 +319,7 @@ absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name)
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
                                                        const AuthorizeFn& authorize,
                                                        const ExecuteFn& execute, bool* replayed) {
-  if (input.at_once && !input.request_id) {
+  if (input.at_once) {
     if (replayed != nullptr) *replayed = false;
     absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input);
     if (!decided.ok()) return decided.status();
@@ -349,7 +349,9 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
                          in.decision == Decision::kApprove ? Param(once.results_json) : Param(),
                          TextArray(once.any_requester),
                          TextArray(once.not_own),
-                         once.own_only ? "true" : "false"};
+                         once.own_only ? "true" : "false",
+                         in.request_id ? Param(*in.request_id) : Param(),
+                         std::string(MethodName(in.decision))};
   std::optional<ApprovalRecord> out;
   // The statement and COMMIT go out together with BEGIN: one round trip.
   absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
@@ -366,6 +368,9 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
     intent.at_once = true;
     return ResolveLostDecision(in, intent, st);
   }
+  // A request id another call of this actor recorded after this statement's snapshot: the
+  // full path answers INVALID_ARGUMENT or the first call's outcome.
+  if (in.request_id && st.code() == absl::StatusCode::kFailedPrecondition) return std::nullopt;
   if (!st.ok()) return st;
   return out;
 }
@@ -527,7 +532,9 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const Decide
   const bool ours = intent.vote
                         ? std::any_of(current.votes.begin(), current.votes.end(),
                                       [&](const VoteRecord& v) { return v.voter == input.actor; })
-                        : (intent.at_once || current.version == intent.locked_version + 1) &&
+                        : (intent.at_once ? input.expected_version == 0 ||
+                                                current.version == input.expected_version + 1
+                                          : current.version == intent.locked_version + 1) &&
                               current.status == intent.status &&
                               (current.status == kExpired || current.decided_by == input.actor);
   if (ours) {

@@ -30,7 +30,10 @@ class PgApprovalStore final : public ApprovalStore {
     std::string status;
     bool vote = false;
     absl::Status answer;
-    bool at_once = false;  ///< decide_at_once.sql: the version it applied to is not known
+    /// decide_at_once.sql: the version it applied to is known only from expected_version.
+    /// Without one, a decision with this status by the same actor is taken as this call's
+    /// (a concurrent duplicate by that actor, without a request id, is indistinguishable).
+    bool at_once = false;
   };
 
   // Decide in one statement (input.at_once): the decided row, or nullopt if the statement did

@@ -8,7 +8,10 @@
 -- $2 expected version (0 = any), $3 the final status, $4 the actor, $5 the reason,
 -- $6 each type's execution result (a jsonb object by type; NULL unless approving), $7 types the actor may decide whoever requested them,
 -- $8 types the actor may decide unless they requested them, $9 true: only the requester's own
--- approvals, of any type (cancel).
+-- approvals, of any type (cancel), $10 the call's request id (NULL if none): a request id the
+-- actor already used is never decided here (the full path answers the first call's outcome),
+-- and a new one is recorded with the decision (code 0), as insert_decision_request.sql does,
+-- $11 the method ('approve', 'reject', 'cancel').
 WITH decided AS (
     UPDATE ai_approvals
     SET status = $3,
@@ -22,7 +25,8 @@ WITH decided AS (
     WHERE id = $1::uuid
       AND status = 'pending'
       AND expires_at > now()
-      AND ($2::integer = 0 OR version = $2::integer)
+      AND ($2::bigint = 0 OR version = $2::bigint)
+      AND NOT EXISTS (SELECT FROM decision_requests r WHERE r.actor = $4 AND r.request_id = $10)
       AND CASE WHEN $9::boolean THEN requested_by = $4
                ELSE action_type = ANY ($7::text[])
                     OR (action_type = ANY ($8::text[]) AND requested_by <> $4) END
@@ -30,10 +34,13 @@ WITH decided AS (
 ), event AS (
     INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
     SELECT id, status, $4, version,
-           jsonb_strip_nulls(jsonb_build_object('reason', $5::text)),
+           jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'request_id', $10::text)),
            to_jsonb(decided) || jsonb_build_object('votes', approval_votes_json(decided.id))
     FROM decided
     RETURNING id
+), recorded AS (
+    INSERT INTO decision_requests (actor, request_id, approval_id, method, code)
+    SELECT $4, $10, id, $11, 0 FROM decided WHERE $10::text IS NOT NULL
 )
 SELECT decided.*, (SELECT id FROM event) AS event_id, approval_votes_json(decided.id) AS votes
 FROM decided

@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "client/approval_client.h"
+#include "db/pg/connection_pool.h"
+#include "db/pg/pg_approval_store.h"
 #include "handlers/noop_handler.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_handlers.h"
@@ -45,11 +48,33 @@ class DecideAtOnceTest : public ::testing::Test {
     RegisterNoop(*registry, "noop.quorum", quorum);
     TestServerOptions options;
     options.registry = registry;
+    options.setup_sql = kLogDecisionStatements;
     ts_ = TestServer::Start(options);
     ASSERT_NE(ts_, nullptr);
     agent_ = ts_->Client("agent");
     alice_ = ts_->Client("alice");
     bob_ = ts_->Client("bob");
+    pool_ = std::make_unique<db::pg::ConnectionPool>(ts_->db().dsn(), 2);
+    store_ = std::make_unique<db::pg::PgApprovalStore>(*pool_);
+  }
+
+  // The full path, as approvald took it for every decision before: row lock, handler (here
+  // answering `result`), record.
+  absl::StatusOr<db::ApprovalRecord> FullPath(db::Decision decision, const std::string& id,
+                                              const std::string& actor, const std::string& reason,
+                                              const std::string& request_id,
+                                              const std::string& result = "") {
+    db::DecideInput in;
+    in.decision = decision;
+    in.id = id;
+    in.actor = actor;
+    in.reason = reason;
+    if (!request_id.empty()) in.request_id = request_id;
+    in.deadline = absl::Now() + absl::Seconds(10);
+    return store_->Decide(
+        in, nullptr,
+        [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> { return result; },
+        nullptr);
   }
 
   v1::Approval Create(const std::string& type) {
@@ -91,60 +116,108 @@ class DecideAtOnceTest : public ::testing::Test {
     return ts_->db().Scalar(q);
   }
 
-  // The row and its events, without what differs between two approvals (ids, times).
+  // "t" if the approval was decided by the one statement, "f" if by the full path.
+  std::string AtOnce(const std::string& id) { return Scalar(kDecidedAtOnce, id); }
+
+  // The row, its events and its request id record, without what differs between two approvals
+  // (ids, times, the request id's text).
   std::string Recorded(const std::string& id) {
+    const std::string drop = "ARRAY['id','created_at','expires_at','decided_at','executed_at']";
     return Scalar(
-        "SELECT (to_jsonb(a) - ARRAY['id','created_at','expires_at','decided_at','executed_at'])"
-        "::text || ' events: ' || (SELECT string_agg(type || '/' || actor || '/v' || version || "
-        "'/' || (detail - 'request_id')::text || '/' || (approval - ARRAY['id','created_at',"
-        "'expires_at','decided_at','executed_at'])::text, ', ' ORDER BY e.id) "
-        "FROM approval_events e WHERE e.approval_id = a.id) FROM ai_approvals a WHERE id = $id",
+        "SELECT (to_jsonb(a) - " + drop +
+            ")::text || ' events: ' || (SELECT string_agg(type || '/' || actor || '/v' || "
+            "version || '/' || (detail - 'request_id')::text || '/' || (detail ? "
+            "'request_id') || '/' || (approval - " +
+            drop +
+            ")::text, ', ' ORDER BY e.id) FROM approval_events e WHERE e.approval_id = "
+            "a.id) || ' request: ' || coalesce((SELECT string_agg(actor || '/' || "
+            "method || '/' || code || '/' || reason || '/' || message || '/' || "
+            "metadata::text, ',') FROM decision_requests d WHERE d.approval_id = a.id), "
+            "'none') FROM ai_approvals a WHERE id = $id",
         id);
   }
 
   std::shared_ptr<std::atomic<int>> executions_ = std::make_shared<std::atomic<int>>(0);
   std::unique_ptr<TestServer> ts_;
   std::unique_ptr<client::ApprovalClient> agent_, alice_, bob_;
+  std::unique_ptr<db::pg::ConnectionPool> pool_;
+  std::unique_ptr<db::pg::PgApprovalStore> store_;
 };
 
 TEST_F(DecideAtOnceTest, AFixedResultTypeIsApprovedWithoutItsHandlerAndRecordedAsTheFullPathDoes) {
-  const v1::Approval at_once = Create("test.fixed");
-  const v1::Approval full = Create("test.fixed");
-  ASSERT_OK_AND_ASSIGN(v1::Approval a, Approve(*alice_, at_once.id()));
-  EXPECT_EQ(executions_->load(), 0);  // decided in one statement: Execute was not called
-  // A request id takes the full path: row lock, Execute inside the transaction, record.
-  ASSERT_OK_AND_ASSIGN(v1::Approval b, Approve(*alice_, full.id(), "req-full"));
-  EXPECT_EQ(executions_->load(), 1);
-
-  for (const v1::Approval* r : {&a, &b}) {
-    EXPECT_EQ(r->status(), v1::APPROVAL_STATUS_APPROVED);
-    EXPECT_EQ(r->version(), 2);
-    EXPECT_EQ(r->decided_by(), "alice");
-    EXPECT_EQ(r->decision_reason(), "fine");
-    EXPECT_TRUE(r->has_decide_time());
-    EXPECT_TRUE(r->has_execute_time());
-    EXPECT_TRUE(r->execution_result().fields().at("fixed").bool_value());
+  for (const std::string request_id : {"", "req-1"}) {
+    const v1::Approval at_once = Create("test.fixed");
+    const v1::Approval full = Create("test.fixed");
+    ASSERT_OK_AND_ASSIGN(v1::Approval a, Approve(*alice_, at_once.id(), request_id));
+    EXPECT_EQ(executions_->load(), 0);  // decided in one statement: Execute was not called
+    EXPECT_EQ(a.status(), v1::APPROVAL_STATUS_APPROVED);
+    EXPECT_EQ(a.version(), 2);
+    EXPECT_EQ(a.decided_by(), "alice");
+    EXPECT_EQ(a.decision_reason(), "fine");
+    EXPECT_TRUE(a.has_decide_time());
+    EXPECT_TRUE(a.has_execute_time());
+    EXPECT_TRUE(a.execution_result().fields().at("fixed").bool_value());
+    ASSERT_OK(FullPath(db::Decision::kApprove, full.id(), "alice", "fine",
+                       request_id.empty() ? "" : "req-2", R"({"fixed": true})"));
+    // The same row, events and request record, field for field.
+    EXPECT_EQ(Recorded(at_once.id()), Recorded(full.id())) << "request id: " << request_id;
+    EXPECT_EQ(AtOnce(at_once.id()), "t");
+    EXPECT_EQ(AtOnce(full.id()), "f");
+    EXPECT_NE(Recorded(at_once.id()).find("approved/alice/v2"), std::string::npos)
+        << Recorded(at_once.id());
   }
-  // The same row and the same events, field for field.
-  EXPECT_EQ(Recorded(at_once.id()), Recorded(full.id()));
-  EXPECT_NE(Recorded(at_once.id()).find("approved/alice/v2"), std::string::npos)
-      << Recorded(at_once.id());
+  // Rejects and cancels too.
+  for (const std::string request_id : {"", "req-3"}) {
+    const v1::Approval r1 = Create("noop");
+    const v1::Approval r2 = Create("noop");
+    v1::RejectRequest reject;
+    reject.set_id(r1.id());
+    reject.set_reason("no");
+    reject.set_request_id(request_id);
+    ASSERT_OK(bob_->Reject(reject));
+    ASSERT_OK(
+        FullPath(db::Decision::kReject, r2.id(), "bob", "no", request_id.empty() ? "" : "req-4"));
+    EXPECT_EQ(Recorded(r1.id()), Recorded(r2.id()));
+    EXPECT_EQ(AtOnce(r1.id()), "t");
+    EXPECT_EQ(AtOnce(r2.id()), "f");
+    const v1::Approval c1 = Create("noop");
+    const v1::Approval c2 = Create("noop");
+    v1::CancelApprovalRequest cancel;
+    cancel.set_id(c1.id());
+    cancel.set_reason("not needed");
+    cancel.set_request_id(request_id);
+    ASSERT_OK_AND_ASSIGN(v1::Approval cancelled, agent_->Cancel(cancel));
+    EXPECT_EQ(cancelled.status(), v1::APPROVAL_STATUS_CANCELLED);
+    ASSERT_OK(FullPath(db::Decision::kCancel, c2.id(), "agent", "not needed",
+                       request_id.empty() ? "" : "req-5"));
+    EXPECT_EQ(Recorded(c1.id()), Recorded(c2.id()));
+    EXPECT_EQ(AtOnce(c1.id()), "t");
+    EXPECT_EQ(AtOnce(c2.id()), "f");
+  }
+  EXPECT_EQ(executions_->load(), 0);
+}
 
-  // Rejects and cancels at once are recorded as the full path records them too.
-  const v1::Approval r1 = Create("noop");
-  const v1::Approval r2 = Create("noop");
-  ASSERT_OK(Reject(*bob_, r1.id()));
-  v1::RejectRequest with_id;
-  with_id.set_id(r2.id());
-  with_id.set_reason("no");
-  with_id.set_request_id("req-reject");
-  ASSERT_OK(bob_->Reject(with_id));
-  EXPECT_EQ(Recorded(r1.id()), Recorded(r2.id()));
-  const v1::Approval c1 = Create("noop");
-  ASSERT_OK_AND_ASSIGN(v1::Approval cancelled, Cancel(*agent_, c1.id()));
-  EXPECT_EQ(cancelled.status(), v1::APPROVAL_STATUS_CANCELLED);
-  EXPECT_EQ(cancelled.version(), 2);
-  EXPECT_FALSE(cancelled.has_execute_time());
+TEST_F(DecideAtOnceTest, ARequestIdDecidedAtOnceIsReplayedAndNeverReusedForAnotherApproval) {
+  const v1::Approval a = Create("noop");
+  ASSERT_OK_AND_ASSIGN(v1::Approval first, Approve(*alice_, a.id(), "req-a"));
+  ASSERT_OK_AND_ASSIGN(v1::Approval again, Approve(*alice_, a.id(), "req-a"));
+  EXPECT_EQ(again.status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(again.version(), first.version());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM approval_events WHERE approval_id = $id", a.id()), "2");
+  // The same request id on another approval, or by the same actor for another method.
+  const v1::Approval b = Create("noop");
+  auto reused = Approve(*alice_, b.id(), "req-a");
+  EXPECT_CODE(reused, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", b.id()), "pending");
+  // Another actor's request id of the same text is theirs.
+  ASSERT_OK(Approve(*bob_, b.id(), "req-a"));
+  // A first outcome that was an error is replayed too, even once the call could succeed.
+  const v1::Approval c = Create("noop");
+  auto stale = Approve(*alice_, c.id(), "req-c", /*version=*/7);
+  EXPECT_EQ(client::ReasonOf(stale.status()), "VERSION_MISMATCH");
+  auto replayed = Approve(*alice_, c.id(), "req-c");
+  EXPECT_EQ(client::ReasonOf(replayed.status()), "VERSION_MISMATCH");
+  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", c.id()), "pending");
 }
 
 TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
@@ -155,6 +228,7 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_EQ(client::ReasonOf(self.status()), "SELF_APPROVAL");
   ASSERT_OK_AND_ASSIGN(v1::Approval allowed, Approve(*agent_, Create("noop.self").id()));
   EXPECT_EQ(allowed.status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(AtOnce(allowed.id()), "t");
 
   // A reviewer without the type's approver role, approving or rejecting.
   const v1::Approval finance = Create("noop.finance");
@@ -174,6 +248,7 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_EQ(done.status(), v1::APPROVAL_STATUS_APPROVED);
   EXPECT_EQ(done.version(), 3);
   EXPECT_TRUE(done.execution_result().fields().at("ok").bool_value());
+  EXPECT_EQ(AtOnce(quorum.id()), "f");  // a quorum is counted under the row lock
 
   // Expired by the database clock: EXPIRED, and the expiry is recorded.
   const v1::Approval late = Create("noop");
@@ -186,6 +261,7 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_EQ(client::ReasonOf(expired.status()), "EXPIRED");
   EXPECT_EQ(Scalar("SELECT status || ' v' || version FROM ai_approvals WHERE id = $id", late.id()),
             "expired v2");
+  EXPECT_EQ(AtOnce(late.id()), "f");
 
   // Already decided, another version, not found.
   const v1::Approval decided = Create("noop");
@@ -198,6 +274,12 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_CODE(mismatch, absl::StatusCode::kAborted);
   EXPECT_EQ(client::ReasonOf(mismatch.status()), "VERSION_MISMATCH");
   ASSERT_OK(Approve(*alice_, versioned.id(), "", /*version=*/1));
+  EXPECT_EQ(AtOnce(versioned.id()), "t");
+  // A version beyond PostgreSQL's integer range is another version, not an error of its own.
+  const v1::Approval huge = Create("noop");
+  auto too_big = Approve(*alice_, huge.id(), "", /*version=*/INT64_MAX);
+  EXPECT_CODE(too_big, absl::StatusCode::kAborted);
+  EXPECT_EQ(client::ReasonOf(too_big.status()), "VERSION_MISMATCH");
   EXPECT_CODE(Approve(*alice_, "00000000-0000-4000-8000-000000000000"),
               absl::StatusCode::kNotFound);
 
@@ -207,8 +289,10 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", other.id()), "pending");
 
   // A type whose handler writes is never decided at once.
-  ASSERT_OK(Approve(*alice_, Create("test.effect").id()));
+  const v1::Approval effect = Create("test.effect");
+  ASSERT_OK(Approve(*alice_, effect.id()));
   EXPECT_EQ(executions_->load(), 1);
+  EXPECT_EQ(AtOnce(effect.id()), "f");
 }
 
 }  // namespace

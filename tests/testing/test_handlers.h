@@ -17,6 +17,23 @@ inline constexpr char kCreateEffectsTable[] =
     "AS $$ BEGIN RAISE EXCEPTION 'forced serialization failure' "
     "USING ERRCODE = 'serialization_failure'; END $$";
 
+/// SQL that makes every UPDATE of an approval row log the statement that made it
+/// (current_query(), the prepared statement's text) in decision_statements, so that a test can
+/// tell which path decided an approval: DecidedAtOnce(id) below.
+inline constexpr char kLogDecisionStatements[] =
+    "CREATE TABLE decision_statements (approval_id uuid NOT NULL, status text NOT NULL, "
+    "statement text NOT NULL); "
+    "CREATE FUNCTION log_decision_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO decision_statements VALUES (NEW.id, NEW.status, current_query()); "
+    "RETURN NULL; END $$; "
+    "CREATE TRIGGER log_decision_statement AFTER UPDATE ON ai_approvals FOR EACH ROW "
+    "EXECUTE FUNCTION log_decision_statement()";
+/// A query for one text: 'true' if approval $id reached its final status by
+/// db/queries/decide_at_once.sql, 'false' if by another statement, NULL if not decided.
+inline constexpr char kDecidedAtOnce[] =
+    "SELECT bool_or(statement LIKE '-- Decides approval $1 in one statement%') "
+    "FROM decision_statements WHERE approval_id = $id AND status <> 'pending'";
+
 /// `test.effect`: inserts one test_effects row through the decision's transaction.
 /// `test.fail`: inserts a row, then fails permanently (the row must be rolled back).
 /// `test.transient`: fails with UNAVAILABLE (the approval must stay pending).
