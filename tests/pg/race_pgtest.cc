@@ -27,6 +27,23 @@ struct Outcome {
   std::string reason;
 };
 
+// The racer that succeeded, or -1 unless exactly one did. Every other racer must have been
+// answered ALREADY_PROCESSED.
+int OnlyWinner(const std::vector<Outcome>& outcomes) {
+  int winners = 0;
+  int winner = -1;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    if (outcomes[i].status.ok()) {
+      ++winners;
+      winner = static_cast<int>(i);
+    } else {
+      EXPECT_EQ(outcomes[i].reason, "ALREADY_PROCESSED") << outcomes[i].status;
+    }
+  }
+  EXPECT_EQ(winners, 1);
+  return winners == 1 ? winner : -1;
+}
+
 v1::Approval CreateEffect(TestServer& ts, const std::string& summary) {
   v1::CreateApprovalRequest req;
   req.set_action_type("test.effect");
@@ -105,17 +122,8 @@ TEST(RaceTest, ApproversRacingRejectersLeaveAConsistentRow) {
       });
     }
     for (auto& t : threads) t.join();
-    int winners = 0;
-    int winner = -1;
-    for (int i = 0; i < 2 * kSide; ++i) {
-      if (outcomes[i].status.ok()) {
-        ++winners;
-        winner = i;
-      } else {
-        EXPECT_EQ(outcomes[i].reason, "ALREADY_PROCESSED") << outcomes[i].status;
-      }
-    }
-    ASSERT_EQ(winners, 1) << "round " << round;
+    const int winner = OnlyWinner(outcomes);
+    ASSERT_NE(winner, -1) << "round " << round;
     auto row = ts->Client("agent")->Get(a.id());
     ASSERT_OK(row);
     if (winner % 2 == 0) {
@@ -207,17 +215,8 @@ TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) 
       });
     }
     for (auto& t : threads) t.join();
-    int winners = 0;
-    int winner = -1;
-    for (int i = 0; i < kRacers; ++i) {
-      if (outcomes[i].status.ok()) {
-        ++winners;
-        winner = i;
-      } else {
-        EXPECT_EQ(outcomes[i].reason, "ALREADY_PROCESSED") << outcomes[i].status;
-      }
-    }
-    ASSERT_EQ(winners, 1) << "round " << round;
+    const int winner = OnlyWinner(outcomes);
+    ASSERT_NE(winner, -1) << "round " << round;
     const std::string want = winner % 2 == 0 ? "approved" : "rejected";
     if (winner % 2 == 0) ++approved_rounds;
     if (winner % 4 >= 2) ++full_path_wins;
