@@ -6,8 +6,7 @@
 namespace approvald::server {
 
 std::optional<db::DecideAtOnce> DecideAtOnceFor(const handlers::HandlerRegistry& registry,
-                                                const Principal& principal,
-                                                db::Decision decision) {
+                                                const Principal& principal, db::Decision decision) {
   db::DecideAtOnce once;
   if (decision == db::Decision::kCancel) {
     once.own_only = true;
