@@ -5,13 +5,16 @@
 -- new row, so two decisions can never both apply. Returns no row when any check fails (not
 -- found, not pending, expired, another version, a type or requester the caller may not decide
 -- at once); the caller then takes the full path, which says why.
--- $2 expected version (0 = any), $3 the final status, $4 the actor, $5 the reason,
--- $6 each type's execution result (a jsonb object by type; NULL unless approving), $7 types the actor may decide whoever requested them,
--- $8 types the actor may decide unless they requested them, $9 true: only the requester's own
--- approvals, of any type (cancel), $10 the call's request id (NULL if none): a request id the
--- actor already used is never decided here (the full path answers the first call's outcome),
--- and a new one is recorded with the decision (code 0), as insert_decision_request.sql does,
--- $11 the method ('approve', 'reject', 'cancel').
+-- Parameters:
+--   $2 the expected version (0 = any); $3 the final status; $4 the actor; $5 the reason;
+--   $6 each type's execution result, a jsonb object by type name (NULL unless approving);
+--   $7 types the actor may decide whoever requested them;
+--   $8 types the actor may decide unless they requested them;
+--   $9 true: only the requester's own approvals, of any type (cancel; $7 and $8 unused);
+--   $10 the call's request id, NULL if none. A request id the actor already used is never
+--       decided here (the full path answers the first call's outcome); a new one is recorded
+--       with the decision (code 0), as insert_decision_request.sql does;
+--   $11 the method: 'approve', 'reject' or 'cancel'.
 WITH decided AS (
     UPDATE ai_approvals
     SET status = $3,
