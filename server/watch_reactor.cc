@@ -187,17 +187,22 @@ void WatchReactor::FinishOnce(const grpc::Status& status) {
 
 void WatchReactor::OnDone() {
   hub_.Detach(this);  // after this the hub never calls us again
-  bool delete_now;
   grpc::Status status;
   int64_t sent = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    delete_now = !replay_scheduled_;
     status = final_status_;
     sent = sent_;
   }
+  // Before done_ is set: from then on a replay task still running may delete this reactor, so
+  // nothing after that lock may touch a member (on_done_ included).
   if (on_done_) on_done_(status, sent);
+  bool delete_now;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    delete_now = !replay_scheduled_;
+  }
   if (delete_now) delete this;
 }
 
