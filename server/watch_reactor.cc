@@ -92,19 +92,29 @@ void WatchReactor::ReplayBatch() {
   bool delete_self = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    replay_scheduled_ = false;
     if (attached) live_ = true;
     if (hub_stopped) {
       FinishOnce(grpc::Status(
           grpc::StatusCode::UNAVAILABLE,
           absl::StrCat("approvald is shutting down; resume with after_event_id=", last_sent_)));
     }
-    // Paced by the client: the next batch is read once this one is written.
-    if (!finished_ && !live_ && queue_.empty()) ScheduleReplay();
     detach = attached && finished_;
-    delete_self = done_ && !replay_scheduled_;
+    if (!detach) {
+      replay_scheduled_ = false;
+      // Paced by the client: the next batch is read once this one is written.
+      if (!finished_ && !live_ && queue_.empty()) ScheduleReplay();
+      delete_self = done_ && !replay_scheduled_;
+    }
   }
-  if (detach) hub_.Detach(this);
+  if (detach) {
+    // replay_scheduled_ is still set, so OnDone cannot delete this reactor during the call.
+    hub_.Detach(this);
+    std::lock_guard<std::mutex> lock(mu_);
+    replay_scheduled_ = false;
+    delete_self = done_;
+  }
+  // Once the lock is released with replay_scheduled_ clear, OnDone may delete this reactor:
+  // no member is touched after it.
   if (delete_self) delete this;
 }
 
