@@ -370,7 +370,7 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
   }
   // A request id another call of this actor recorded after this statement's snapshot: the
   // full path answers INVALID_ARGUMENT or the first call's outcome.
-  if (in.request_id && st.code() == absl::StatusCode::kFailedPrecondition) return std::nullopt;
+  if (in.request_id && st.code() == absl::StatusCode::kAlreadyExists) return std::nullopt;
   if (!st.ok()) return st;
   return out;
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include "client/approval_client.h"
 #include "db/pg/connection_pool.h"
@@ -218,6 +219,35 @@ TEST_F(DecideAtOnceTest, ARequestIdDecidedAtOnceIsReplayedAndNeverReusedForAnoth
   auto replayed = Approve(*alice_, c.id(), "req-c");
   EXPECT_EQ(client::ReasonOf(replayed.status()), "VERSION_MISMATCH");
   EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", c.id()), "pending");
+}
+
+// A request id whose first use commits while the statement waits for it (another approval):
+// the statement fails on the request records' key, and the full path answers as it would
+// have, INVALID_ARGUMENT, rather than the raw constraint violation.
+TEST_F(DecideAtOnceTest, ARequestIdFirstUsedConcurrentlyElsewhereGetsTheFullPathsAnswer) {
+  const v1::Approval first = Create("noop");
+  const v1::Approval second = Create("noop");
+  auto holder = ts_->db().Connect();
+  ASSERT_NE(holder, nullptr);
+  ASSERT_OK(holder->ExecScript(
+      "BEGIN; INSERT INTO decision_requests (actor, request_id, approval_id, method, code) "
+      "VALUES ('alice', 'req-x', '" +
+      first.id() + "', 'approve', 0)"));
+  absl::StatusOr<v1::Approval> answer;
+  std::thread call([&] { answer = Approve(*alice_, second.id(), "req-x"); });
+  // The statement waits on the key the open transaction inserted.
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    waiting = ts_->db().Scalar(
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                  "'Lock' AND query LIKE '-- Decides approval%'") == "1";
+    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(waiting);
+  ASSERT_OK(holder->ExecScript("COMMIT"));
+  call.join();
+  EXPECT_CODE(answer, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", second.id()), "pending");
 }
 
 TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
