@@ -491,21 +491,27 @@ class ReplicasTest(unittest.TestCase):
         port = first.port
 
         def watch(name, *args):
-            out = open(os.path.join(self.tmp, "watch-%s.out" % name), "w+")
-            err = open(os.path.join(self.tmp, "watch-%s.err" % name), "w+")
-            proc = subprocess.Popen([APPROVALCTL, "--addr", first.target, "--token",
-                                     self.tokens["agent"], "--json", "watch",
-                                     "--type", "watch.note", *args],
-                                    stdout=out, stderr=err)
-            self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
-                                     out.close(), err.close()))
-            return proc, out, err
+            """Starts approvalctl watch; returns it and the paths of its stdout and stderr. The
+            test reads those files by path, never through the child's file: a seek on a shared
+            file description would move the child's write offset, and it would overwrite lines."""
+            out_path = os.path.join(self.tmp, "watch-%s.out" % name)
+            err_path = os.path.join(self.tmp, "watch-%s.err" % name)
+            with open(out_path, "w") as out, open(err_path, "w") as err:
+                proc = subprocess.Popen([APPROVALCTL, "--addr", first.target, "--token",
+                                         self.tokens["agent"], "--json", "watch",
+                                         "--type", "watch.note", *args],
+                                        stdout=out, stderr=err)
+            self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+            return proc, out_path, err_path
 
-        def printed(out):
+        def read(path):
+            with open(path) as f:
+                return f.read()
+
+        def printed(out_path):
             """(event_id, type, approval id, status, version, action_type) of each line."""
-            out.seek(0)
             events = []
-            for line in out.read().split("\n")[:-1]:  # not a line being written
+            for line in read(out_path).split("\n")[:-1]:  # not a line being written
                 e = json.loads(line)
                 a = e["approval"]
                 events.append((int(e["event_id"]), e["type"], a["id"], a["status"],
@@ -595,12 +601,9 @@ class ReplicasTest(unittest.TestCase):
                          {i: (2 if n % 4 != 3 else 1) for n, i in enumerate(during)})
         self.assertEqual(len([e for e in got_approved if e[2] in before + during + after]), 7)
         for err in (everything_err, approved_err):
-            err.seek(0)
-            text = err.read()
-            self.assertRegex(text, r"approvalctl: stream ended \(UNAVAILABLE[^\n]*\); "
-                                   r"resuming after event \d+\n")
-        everything_err.seek(0)
-        self.assertIn("resuming after event %d\n" % last_before, everything_err.read())
+            self.assertRegex(read(err), r"approvalctl: stream ended \(UNAVAILABLE[^\n]*\); "
+                                        r"resuming after event \d+\n")
+        self.assertIn("resuming after event %d\n" % last_before, read(everything_err))
         self.assertIsNone(everything.poll())
         self.assertIsNone(approved.poll())
 
