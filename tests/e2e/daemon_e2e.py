@@ -12,6 +12,7 @@ usage: daemon_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,7 @@ class DaemonTest(unittest.TestCase):
         if cls.daemon.proc.poll() is None:
             cls.daemon.proc.kill()
         psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def md(self, who):
         return (("authorization", "Bearer " + self.tokens[who]),)

@@ -7,6 +7,7 @@ usage: tls_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be 
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,7 @@ class TlsTest(unittest.TestCase):
     def tearDownClass(cls):
         subprocess.run(["psql", DSN + " dbname=postgres", "-qc",
                         "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname], capture_output=True)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def start(self, *extra):
         d = Daemon(["--dsn", self.dsn, "--tokens", self.tokens, "--migrate", *extra],
@@ -174,7 +176,6 @@ class TlsTest(unittest.TestCase):
 
     def test_renewed_certificate_is_picked_up_without_restart(self):
         import grpc
-        import shutil
         from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
         make_second_ca(self.tmp)
         live = os.path.join(self.tmp, "live")
