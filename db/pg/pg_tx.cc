@@ -62,13 +62,23 @@ absl::StatusOr<Rows> PgTx::Exec(const Query& query, const Params& params) {
 
 absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& params) {
   bool sent = false;
-  absl::StatusOr<std::vector<Rows>> rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
+  absl::StatusOr<std::vector<Rows>> rows;
+  if (!begun_ && !timeout_ms_) {
+    // The whole transaction is this one statement: sent alone, it is PostgreSQL's implicit
+    // transaction, committed when it succeeds. BEGIN and COMMIT would only add work.
+    // Ended either way at the pipeline's sync: nothing is left to roll back.
+    begun_ = true;
+    done_ = true;
+    rows = conn_.ExecPipeline({{&query, params}}, &sent);
+  } else {
+    rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
+  }
   if (!rows.ok()) {
     if (sent && conn_.broken()) {
       done_ = true;
       return CommitOutcomeUnknown({conn_.backend_pid(), conn_.backend_start()});
     }
-    return rows.status();  // the statement failed: the destructor rolls back
+    return rows.status();  // the statement failed: nothing committed (rolled back)
   }
   done_ = true;
   return std::move(rows->front());

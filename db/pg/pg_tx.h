@@ -25,6 +25,8 @@ class PgTx final : public Tx {
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
   /// Runs the transaction's last statement and commits, in one round trip. If the statement
   /// fails, nothing is committed (the transaction is rolled back). Errors as for Commit().
+  /// A transaction that is this one statement (nothing sent before, no timeout of its own) sends
+  /// it alone, without BEGIN and COMMIT: PostgreSQL commits it as its implicit transaction.
   absl::StatusOr<Rows> ExecAndCommit(const Query& query, const Params& params);
 
   /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the

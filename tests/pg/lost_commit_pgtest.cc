@@ -75,7 +75,7 @@ class LostCommitTest : public ::testing::Test {
     db::DecideInput in;
     in.id = id;
     in.actor = "alice";
-    in.deadline = absl::Now() + absl::Seconds(10);
+    in.deadline = absl::Now() + absl::Seconds(30);  // the server's default: no timeouts of its own
     in.at_once = db::DecideAtOnce{{}, {"effect"}, false, R"({"effect": {"ok": true}})"};
     return store_->Decide(
         in, nullptr,
@@ -161,7 +161,7 @@ TEST_F(LostCommitTest, FailedActionWhoseReplyIsLostStillAnswersExecutionFailed) 
 
 TEST_F(LostCommitTest, ADecisionAtOnceWhoseReplyIsLostAnswersTheCommittedApproval) {
   const std::string id = Create();
-  proxy_->Arm(Cut::kReplyLost);
+  proxy_->Arm(Cut::kReplyLost, "decide_at_once");  // its own transaction
   auto approved = DecideAtOnce(id);
   EXPECT_EQ(proxy_->cuts(), 1);
   ASSERT_OK(approved);
@@ -175,7 +175,7 @@ TEST_F(LostCommitTest, ADecisionAtOnceWhoseReplyIsLostAnswersTheCommittedApprova
 
 TEST_F(LostCommitTest, ADecisionAtOnceWhoseCommitIsLostChangesNothingAndIsRetryable) {
   const std::string id = Create();
-  proxy_->Arm(Cut::kCommitLost);
+  proxy_->Arm(Cut::kCommitLost, "decide_at_once");
   auto lost = DecideAtOnce(id);
   EXPECT_EQ(proxy_->cuts(), 1);
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
@@ -185,26 +185,45 @@ TEST_F(LostCommitTest, ADecisionAtOnceWhoseCommitIsLostChangesNothingAndIsRetrya
   EXPECT_EQ(executions_.load(), 0);
 }
 
-TEST_F(LostCommitTest, CreateWhoseReplyIsLostReturnsTheApproval) {
-  proxy_->Arm(Cut::kReplyLost);
-  const std::string id = Create();
+// A create is its insert alone (PostgreSQL's implicit transaction) on the default deadline, and
+// BEGIN, its timeouts, the insert and COMMIT on a shorter one: both are lost and settled alike.
+class LostCreateTest : public LostCommitTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  bool ShortDeadline() const { return GetParam(); }
+  const char* Committing() const { return ShortDeadline() ? "commit" : "insert_approval"; }
+  db::CreateInput Input() const {
+    db::CreateInput in;
+    in.action_type = "effect";
+    in.requested_by = "agent";
+    if (ShortDeadline()) in.deadline = absl::Now() + absl::Seconds(10);
+    return in;
+  }
+};
+
+TEST_P(LostCreateTest, CreateWhoseReplyIsLostReturnsTheApproval) {
+  proxy_->Arm(Cut::kReplyLost, Committing());
+  auto created = store_->Create(Input());
   EXPECT_EQ(proxy_->cuts(), 1);
-  ASSERT_FALSE(id.empty());
-  EXPECT_EQ(Row(id), "pending v1 effects 0");
+  ASSERT_OK(created);
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(Row(created->approval.id), "pending v1 effects 0");
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "1");
 }
 
-TEST_F(LostCommitTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
-  proxy_->Arm(Cut::kCommitLost);
-  db::CreateInput in;
-  in.action_type = "effect";
-  in.requested_by = "agent";
-  auto lost = store_->Create(in);
+TEST_P(LostCreateTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
+  proxy_->Arm(Cut::kCommitLost, Committing());
+  auto lost = store_->Create(Input());
   EXPECT_EQ(proxy_->cuts(), 1);
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "0");
-  EXPECT_OK(store_->Create(in));
+  EXPECT_OK(store_->Create(Input()));
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "1");
 }
+
+INSTANTIATE_TEST_SUITE_P(DeadlineForms, LostCreateTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "OwnTimeoutsWithBeginAndCommit" : "InsertAlone";
+                         });
 
 }  // namespace
 }  // namespace approvald::testing

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace approvald::testing {
@@ -18,14 +19,13 @@ constexpr absl::string_view kCommitMessage(
     "Q\0\0\0\x0b"
     "COMMIT\0",
     12);
-// The extended protocol's Bind of approvald's prepared statement "commit" (db/queries/commit.sql):
-// 'B', int32 length, the unnamed portal (NUL), then the statement name.
-constexpr absl::string_view kCommitName("\0commit\0", 8);
-
-bool CarriesCommit(absl::string_view chunk) {
-  if (chunk.find(kCommitMessage) != absl::string_view::npos) return true;
-  for (size_t at = chunk.find(kCommitName); at != absl::string_view::npos;
-       at = chunk.find(kCommitName, at + 1)) {
+// The extended protocol's Bind of the prepared statement `name`: 'B', int32 length, the unnamed
+// portal (NUL), then the statement's name and its NUL.
+bool CarriesBindOf(absl::string_view chunk, absl::string_view name) {
+  const std::string needle =
+      absl::StrCat(absl::string_view("\0", 1), name, absl::string_view("\0", 1));
+  for (size_t at = chunk.find(needle); at != absl::string_view::npos;
+       at = chunk.find(needle, at + 1)) {
     if (at >= 5 && chunk[at - 5] == 'B') return true;
   }
   return false;
@@ -93,7 +93,17 @@ CommitCuttingProxy::~CommitCuttingProxy() {
   close(listen_fd_);
 }
 
-void CommitCuttingProxy::Arm(Cut cut) { armed_ = static_cast<int>(cut); }
+void CommitCuttingProxy::Arm(Cut cut, std::string statement) {
+  std::lock_guard<std::mutex> lock(mu_);
+  statement_ = std::move(statement);
+  armed_ = static_cast<int>(cut);
+}
+
+bool CommitCuttingProxy::Commits(absl::string_view chunk) {
+  if (chunk.find(kCommitMessage) != absl::string_view::npos) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return CarriesBindOf(chunk, statement_);
+}
 
 void CommitCuttingProxy::AcceptLoop() {
   while (!stop_) {
@@ -127,7 +137,7 @@ void CommitCuttingProxy::PumpToServer(std::shared_ptr<Link> link) {
     const ssize_t n = recv(link->client, buf, sizeof(buf), 0);
     if (n <= 0) break;
     const absl::string_view chunk(buf, static_cast<size_t>(n));
-    if (armed_.load() >= 0 && CarriesCommit(chunk)) {
+    if (armed_.load() >= 0 && Commits(chunk)) {
       const int cut = armed_.exchange(-1);
       if (cut >= 0) {
         link->cut = cut;

@@ -7,12 +7,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+
 namespace approvald::testing {
 
 /// A TCP proxy in front of PostgreSQL that can lose one COMMIT, as a network fault would: once
-/// armed, the next simple-protocol `COMMIT` either reaches the server and its reply is dropped
-/// (the transaction commits, the client cannot know) or is dropped itself (it never commits);
-/// either way that client connection is then cut. Everything else passes through.
+/// armed, the next `COMMIT` (simple protocol, or the Bind of a prepared statement that ends the
+/// transaction) either reaches the server and its reply is dropped (the transaction commits,
+/// the client cannot know) or is dropped itself (it never commits); either way that client
+/// connection is then cut. Everything else passes through.
 class CommitCuttingProxy {
  public:
   enum class Cut { kReplyLost, kCommitLost };
@@ -23,8 +27,10 @@ class CommitCuttingProxy {
   ~CommitCuttingProxy();
 
   int port() const { return port_; }
-  /// Loses the next COMMIT that any client sends.
-  void Arm(Cut cut);
+  /// Loses the next COMMIT that any client sends. `statement` names the prepared statement that
+  /// commits: approvald's "commit" (db/queries/commit.sql), or a statement sent alone as its
+  /// own transaction (e.g. "decide_at_once").
+  void Arm(Cut cut, std::string statement = "commit");
   /// How many COMMITs were lost so far.
   int cuts() const { return cuts_.load(); }
 
@@ -32,6 +38,7 @@ class CommitCuttingProxy {
   struct Link;
   CommitCuttingProxy() = default;
   void AcceptLoop();
+  bool Commits(absl::string_view chunk);
   void PumpToServer(std::shared_ptr<Link> link);
   void PumpToClient(std::shared_ptr<Link> link);
 
@@ -43,6 +50,7 @@ class CommitCuttingProxy {
   std::atomic<int> armed_{-1};  ///< -1 or a Cut
   std::atomic<int> cuts_{0};
   std::mutex mu_;
+  std::string statement_ ABSL_GUARDED_BY(mu_) = "commit";
   std::vector<std::shared_ptr<Link>> links_;
   std::vector<std::thread> threads_;
   std::thread acceptor_;
