@@ -160,8 +160,10 @@ def bench(build, daemon, mode, concurrency, args):
     for line in proc.stderr:
         if "measure start" in line:
             marks["start"] = proc_stat(daemon.proc.pid)[0]
+            marks["bench_start"] = proc_stat(proc.pid)[0]
         elif "measure end" in line:
             marks["end"] = proc_stat(daemon.proc.pid)[0]
+            marks["bench_end"] = proc_stat(proc.pid)[0]
         else:
             errors.append(line)
     out = proc.stdout.read()
@@ -172,6 +174,8 @@ def bench(build, daemon, mode, concurrency, args):
     calls = max(1, result["calls"])
     used = marks.get("end", cpu) - marks.get("start", start_cpu)
     result["cpu_s_per_1000"] = used * 1000.0 / calls
+    if "bench_start" in marks and "bench_end" in marks:
+        result["bench_cpu_s_per_1000"] = (marks["bench_end"] - marks["bench_start"]) * 1000.0 / calls
     result["peak_rss_mib"] = hwm
     return result
 
@@ -207,6 +211,8 @@ def summarize(runs):
                       "p99_ms": median([b["p99_ms"] for b in benches]),
                       "peak_rss_mib": max(b["peak_rss_mib"] for b in benches),
                       "cpu_s_per_1000": median([b["cpu_s_per_1000"] for b in benches]),
+                      "bench_cpu_s_per_1000": median([b.get("bench_cpu_s_per_1000", 0)
+                                                      for b in benches]),
                       "errors": errors},
             "runs": [(t, b["calls_per_s"]) for (t, _), b in zip(runs["pg"], benches)]}
 
@@ -318,10 +324,10 @@ def render(rows, levels, modes, extras, args):
            "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
            "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
            "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
-           "approvald's own statements (tests/perf/*.pgbench), one per round trip, as a plain "
-           "client sends them; approvald pipelines them (an approve of a noop approval: BEGIN, "
-           "one UPDATE and COMMIT, in one round trip). approvald runs with %s; "
-           "approval-bench on one HTTP/2 connection." %
+           "approvald's own statements (tests/perf/*.pgbench): for a create and for an approve "
+           "of a noop approval, one statement that is its own transaction, as approvald sends "
+           "it. approvald runs with %s; approval-bench on one HTTP/2 connection; the load "
+           "generator's own CPU (approval-bench, pgbench) shares the 2 cores." %
            (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
             "flags " + " ".join(flags) if flags else "its defaults (--pool-size 8)"), ""]
     for mode in modes:
@@ -330,15 +336,15 @@ def render(rows, levels, modes, extras, args):
                 "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
                 "| clients | pgbench tx/s | approvald calls/s | ratio to peak | pgbench p99 ms | "
                 "approvald p99 ms | p99 ratio | approvald peak RSS MiB | CPU s / 1,000 calls | "
-                "errors |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                "approval-bench CPU s / 1,000 calls | errors |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for c in levels:
             r = rows[(mode, c)]
             b = r["bench"]
-            out.append("| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %s |" % (
+            out.append("| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %.3f | %s |" % (
                 c, r["pg_tps"], b["calls_per_s"], b["calls_per_s"] / peak, r["pg_p99"],
                 b["p99_ms"], b["p99_ms"] / r["pg_p99"] if r["pg_p99"] else 0,
-                b["peak_rss_mib"], b["cpu_s_per_1000"],
+                b["peak_rss_mib"], b["cpu_s_per_1000"], b["bench_cpu_s_per_1000"],
                 ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
         out += ["", "Each run, pgbench tx/s / approvald calls/s: " + "; ".join(
             "%d clients %s" % (c, ", ".join("%.0f / %.0f" % run for run in rows[(mode, c)]["runs"]))
