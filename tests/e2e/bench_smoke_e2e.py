@@ -97,6 +97,30 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertGreater(result["calls"], 0)
         return result
 
+    def test_perf_pgbench_scripts_run_on_the_schema(self):
+        """tests/perf's pgbench scripts (approvald's statements as tests/perf/run times them)
+        still run on the current schema and do their work: 3 creates, 3 approves."""
+        perf = os.path.join(ROOT, "tests", "perf")
+        psql("CREATE SEQUENCE perf_approve_seq", self.dsn)
+        subprocess.run(["psql", self.dsn, "-v", "ON_ERROR_STOP=1", "-q", "-v", "lo=1", "-v",
+                        "hi=3", "-f", os.path.join(perf, "setup_approve.sql")],
+                       check=True, capture_output=True)
+        for script in ("create.pgbench", "approve.pgbench"):
+            out = subprocess.run(["/usr/lib/postgresql/15/bin/pgbench", "-n", "-M", "prepared",
+                                  "-c", "1", "-t", "3", "-f", os.path.join(perf, script),
+                                  self.dsn], capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, script + ":\n" + out.stdout + out.stderr)
+            self.assertIn("number of failed transactions: 0", out.stdout, script)
+        counts = psql("SELECT count(*) FILTER (WHERE status = 'pending' AND summary = "
+                      "'approval-bench' AND requested_by = 'perf'), count(*) FILTER (WHERE "
+                      "status = 'approved' AND decided_by = 'perf-reviewer' AND "
+                      "execution_result = '{\"ok\": true}') FROM ai_approvals", self.dsn)
+        self.assertEqual(counts, "3|3")
+        events = psql("SELECT count(*) FROM approval_events e JOIN ai_approvals a ON "
+                      "a.id = e.approval_id WHERE a.decided_by = 'perf-reviewer' AND "
+                      "e.type = 'approved'", self.dsn)
+        self.assertEqual(events, "3")
+
     def test_create_approve_reject_mixed(self):
         for mode in ("create", "approve", "reject", "mixed"):
             # No warm-up: a fast machine can decide all 300 prepared approvals within it, and
