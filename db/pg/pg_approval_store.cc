@@ -529,13 +529,15 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const Decide
   }
   // no row-changing commit was sent
   if (intent.locked_version == 0 && !intent.at_once) return not_recorded;
+  // The version this call's decision would have made: known from the locked row on the full
+  // path; for decide_at_once.sql only from the expected version, if the caller gave one.
+  const bool version_ours =
+      intent.at_once ? input.expected_version == 0 || current.version == input.expected_version + 1
+                     : current.version == intent.locked_version + 1;
   const bool ours = intent.vote
                         ? std::any_of(current.votes.begin(), current.votes.end(),
                                       [&](const VoteRecord& v) { return v.voter == input.actor; })
-                        : (intent.at_once ? input.expected_version == 0 ||
-                                                current.version == input.expected_version + 1
-                                          : current.version == intent.locked_version + 1) &&
-                              current.status == intent.status &&
+                        : version_ours && current.status == intent.status &&
                               (current.status == kExpired || current.decided_by == input.actor);
   if (ours) {
     if (!intent.answer.ok()) return intent.answer;

@@ -25,6 +25,7 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+PG_BIN = "/usr/lib/postgresql/15/bin"  # Debian 12's PostgreSQL 15 (deploy/lib/common.sh)
 POOL_SIZE = 8  # approvald's default --pool-size (the daemon below runs with it)
 
 
@@ -106,7 +107,7 @@ class BenchSmokeTest(unittest.TestCase):
                         "hi=3", "-f", os.path.join(perf, "setup_approve.sql")],
                        check=True, capture_output=True)
         for script in ("create.pgbench", "approve.pgbench"):
-            out = subprocess.run(["/usr/lib/postgresql/15/bin/pgbench", "-n", "-M", "prepared",
+            out = subprocess.run([PG_BIN + "/pgbench", "-n", "-M", "prepared",
                                   "-c", "1", "-t", "3", "-f", os.path.join(perf, script),
                                   self.dsn], capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 0, script + ":\n" + out.stdout + out.stderr)

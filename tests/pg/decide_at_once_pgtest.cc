@@ -120,6 +120,14 @@ class DecideAtOnceTest : public ::testing::Test {
   // "t" if the approval was decided by the one statement, "f" if by the full path.
   std::string AtOnce(const std::string& id) { return Scalar(kDecidedAtOnce, id); }
 
+  // `at_once` was decided by the one statement, `full` by the full path, and both recorded the
+  // same row, events and request record.
+  void ExpectDecidedAlike(const std::string& at_once, const std::string& full) {
+    EXPECT_EQ(Recorded(at_once), Recorded(full));
+    EXPECT_EQ(AtOnce(at_once), "t");
+    EXPECT_EQ(AtOnce(full), "f");
+  }
+
   // The row, its events and its request id record, without what differs between two approvals
   // (ids, times, the request id's text).
   std::string Recorded(const std::string& id) {
@@ -147,6 +155,7 @@ class DecideAtOnceTest : public ::testing::Test {
 
 TEST_F(DecideAtOnceTest, AFixedResultTypeIsApprovedWithoutItsHandlerAndRecordedAsTheFullPathDoes) {
   for (const std::string request_id : {"", "req-1"}) {
+    SCOPED_TRACE("request id: " + request_id);
     const v1::Approval at_once = Create("test.fixed");
     const v1::Approval full = Create("test.fixed");
     ASSERT_OK_AND_ASSIGN(v1::Approval a, Approve(*alice_, at_once.id(), request_id));
@@ -161,14 +170,13 @@ TEST_F(DecideAtOnceTest, AFixedResultTypeIsApprovedWithoutItsHandlerAndRecordedA
     ASSERT_OK(FullPath(db::Decision::kApprove, full.id(), "alice", "fine",
                        request_id.empty() ? "" : "req-2", R"({"fixed": true})"));
     // The same row, events and request record, field for field.
-    EXPECT_EQ(Recorded(at_once.id()), Recorded(full.id())) << "request id: " << request_id;
-    EXPECT_EQ(AtOnce(at_once.id()), "t");
-    EXPECT_EQ(AtOnce(full.id()), "f");
+    ExpectDecidedAlike(at_once.id(), full.id());
     EXPECT_NE(Recorded(at_once.id()).find("approved/alice/v2"), std::string::npos)
         << Recorded(at_once.id());
   }
   // Rejects and cancels too.
   for (const std::string request_id : {"", "req-3"}) {
+    SCOPED_TRACE("request id: " + request_id);
     const v1::Approval r1 = Create("noop");
     const v1::Approval r2 = Create("noop");
     v1::RejectRequest reject;
@@ -178,9 +186,7 @@ TEST_F(DecideAtOnceTest, AFixedResultTypeIsApprovedWithoutItsHandlerAndRecordedA
     ASSERT_OK(bob_->Reject(reject));
     ASSERT_OK(
         FullPath(db::Decision::kReject, r2.id(), "bob", "no", request_id.empty() ? "" : "req-4"));
-    EXPECT_EQ(Recorded(r1.id()), Recorded(r2.id()));
-    EXPECT_EQ(AtOnce(r1.id()), "t");
-    EXPECT_EQ(AtOnce(r2.id()), "f");
+    ExpectDecidedAlike(r1.id(), r2.id());
     const v1::Approval c1 = Create("noop");
     const v1::Approval c2 = Create("noop");
     v1::CancelApprovalRequest cancel;
@@ -191,9 +197,7 @@ TEST_F(DecideAtOnceTest, AFixedResultTypeIsApprovedWithoutItsHandlerAndRecordedA
     EXPECT_EQ(cancelled.status(), v1::APPROVAL_STATUS_CANCELLED);
     ASSERT_OK(FullPath(db::Decision::kCancel, c2.id(), "agent", "not needed",
                        request_id.empty() ? "" : "req-5"));
-    EXPECT_EQ(Recorded(c1.id()), Recorded(c2.id()));
-    EXPECT_EQ(AtOnce(c1.id()), "t");
-    EXPECT_EQ(AtOnce(c2.id()), "f");
+    ExpectDecidedAlike(c1.id(), c2.id());
   }
   EXPECT_EQ(executions_->load(), 0);
 }
