@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   std::unique_ptr<ApprovalServer> s(new ApprovalServer());
   s->config_ = std::move(config);
   s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size);
+  s->pool_->SetCommitGroups(s->config_.commit_batches);
   {
     ASSIGN_OR_RETURN(db::pg::PoolLease lease, s->pool_->Acquire(absl::Now() + absl::Seconds(30)));
     RETURN_IF_ERROR(db::pg::CheckSchema(*lease, db::Migrations()));

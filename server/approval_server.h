@@ -38,6 +38,7 @@ struct ServerConfig {
   std::string dsn;                         ///< libpq connection string; empty: PG* variables
   int pool_size = 8;                       ///< database connections = executor workers
   size_t max_queue = 1024;                 ///< queued calls beyond which RESOURCE_EXHAUSTED
+  int commit_batches = 0;  ///< group commits of one-statement transactions in flight; 0: off
   int max_message_bytes = 4 * 1024 * 1024;
   std::shared_ptr<const TokenStore> tokens;
   ServiceOptions service;

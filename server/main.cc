@@ -29,6 +29,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:por
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
 ABSL_FLAG(int, pool_size, 8,
           "database connections (and worker threads); about 4 per database CPU core");
+ABSL_FLAG(int, commit_batches, 0,
+          "group commit: how many transactions carrying several calls' one-statement work "
+          "(creates, decisions at once) may be in flight; 0 commits each call alone");
 ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tokens, "",
           "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
@@ -150,6 +153,7 @@ int Serve() {
   config.dsn = absl::GetFlag(FLAGS_dsn);
   config.pool_size = std::max(1, absl::GetFlag(FLAGS_pool_size));
   config.max_queue = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_queue)));
+  config.commit_batches = std::max(0, absl::GetFlag(FLAGS_commit_batches));
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   config.tokens = std::make_shared<const approvald::server::TokenStore>(std::move(*tokens));
   config.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);

@@ -13,10 +13,11 @@ namespace {
 constexpr int64_t kSessionBoundSlackMs = 1000;
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline) {
+absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline,
+                                                  CommitGroup* group) {
   const absl::Time now = absl::Now();
   if (deadline <= now) return absl::DeadlineExceededError("deadline passed before the transaction");
-  std::unique_ptr<PgTx> tx(new PgTx(conn));
+  std::unique_ptr<PgTx> tx(new PgTx(conn, group));
   const int64_t left_ms =
       deadline == absl::InfiniteFuture()
           ? kSessionTimeoutMs
@@ -61,18 +62,17 @@ absl::StatusOr<Rows> PgTx::Exec(const Query& query, const Params& params) {
 }
 
 absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& params) {
-  bool sent = false;
-  absl::StatusOr<std::vector<Rows>> rows;
   if (!begun_ && !timeout_ms_) {
     // The whole transaction is this one statement: sent alone, it is PostgreSQL's implicit
     // transaction, committed when it succeeds. BEGIN and COMMIT would only add work.
-    // Ended either way at the pipeline's sync: nothing is left to roll back.
+    // Ended either way: nothing is left to roll back.
     begun_ = true;
     done_ = true;
-    rows = conn_.ExecPipeline({{&query, params}}, &sent);
-  } else {
-    rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
+    const PgConnection::Step step{&query, params};
+    return group_ != nullptr ? group_->ExecAndCommit(conn_, step) : ExecAlone(conn_, step);
   }
+  bool sent = false;
+  absl::StatusOr<std::vector<Rows>> rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
   if (!rows.ok()) {
     if (sent && conn_.broken()) {
       done_ = true;
@@ -122,7 +122,7 @@ absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
     if (attempt > 1) pool.CountRetry();
     absl::StatusOr<PoolLease> lease = pool.Acquire(deadline);
     if (!lease.ok()) return lease.status();
-    absl::StatusOr<std::unique_ptr<PgTx>> tx = PgTx::Begin(**lease, deadline);
+    absl::StatusOr<std::unique_ptr<PgTx>> tx = PgTx::Begin(**lease, deadline, pool.commit_group());
     if (tx.ok()) {
       last = fn(**tx);
     } else {

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "db/pg/commit_group.h"
 #include "db/pg/connection_pool.h"
 #include "db/tx.h"
 
@@ -18,15 +19,18 @@ namespace approvald::db::pg {
 /// the last statement together with COMMIT.
 class PgTx final : public Tx {
  public:
-  /// DEADLINE_EXCEEDED if the deadline has already passed.
-  static absl::StatusOr<std::unique_ptr<PgTx>> Begin(PgConnection& conn, absl::Time deadline);
+  /// DEADLINE_EXCEEDED if the deadline has already passed. With a `group`, a transaction that
+  /// turns out to be one statement may share its commit with other callers' (CommitGroup).
+  static absl::StatusOr<std::unique_ptr<PgTx>> Begin(PgConnection& conn, absl::Time deadline,
+                                                     CommitGroup* group = nullptr);
   ~PgTx() override;
 
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
   /// Runs the transaction's last statement and commits, in one round trip. If the statement
   /// fails, nothing is committed (the transaction is rolled back). Errors as for Commit().
   /// A transaction that is this one statement (nothing sent before, no timeout of its own) sends
-  /// it alone, without BEGIN and COMMIT: PostgreSQL commits it as its implicit transaction.
+  /// it alone, without BEGIN and COMMIT: PostgreSQL commits it as its implicit transaction; or,
+  /// with a CommitGroup, in one transaction with other callers' one-statement transactions.
   absl::StatusOr<Rows> ExecAndCommit(const Query& query, const Params& params);
 
   /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the
@@ -37,12 +41,13 @@ class PgTx final : public Tx {
   absl::Status RollbackToSavepoint(absl::string_view name);
 
  private:
-  explicit PgTx(PgConnection& conn) : conn_(conn) {}
+  PgTx(PgConnection& conn, CommitGroup* group) : conn_(conn), group_(group) {}
   // Sends `steps`, preceded by BEGIN and the timeouts if the transaction has not begun.
   absl::StatusOr<std::vector<Rows>> Send(std::vector<PgConnection::Step> steps, bool* sent);
   absl::Status EnsureBegun();
 
   PgConnection& conn_;
+  CommitGroup* const group_;
   bool begun_ = false;
   bool done_ = false;
   std::optional<int64_t> timeout_ms_;

@@ -1,0 +1,120 @@
+#include "db/pg/commit_group.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "db/pg/pg_error.h"
+#include "db/queries.h"
+
+namespace approvald::db::pg {
+
+absl::StatusOr<Rows> ExecAlone(PgConnection& conn, const PgConnection::Step& step) {
+  bool sent = false;
+  absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline({step}, &sent);
+  if (!rows.ok()) {
+    if (sent && conn.broken()) {
+      return CommitOutcomeUnknown({conn.backend_pid(), conn.backend_start()});
+    }
+    return rows.status();  // failed, so not committed; or never sent
+  }
+  return std::move(rows->front());
+}
+
+absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn,
+                                                const PgConnection::Step& step) {
+  if (max_batches_ <= 0) return ExecAlone(conn, step);
+  Item me;
+  me.step = &step;
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(&me);
+  // A batch slot is held by the caller sending a batch, then handed to the caller whose
+  // statement waits longest, or given back when none waits.
+  auto pass_slot = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (queue_.empty()) {
+      --in_flight_;
+      return;
+    }
+    queue_.front()->lead = true;
+    queue_.front()->cv.notify_one();
+  };
+  for (;;) {
+    if (me.done) {
+      if (me.lead) pass_slot();  // told to lead, but another batch carried this statement
+      break;
+    }
+    if (!me.lead && in_flight_ < max_batches_) {
+      ++in_flight_;
+      me.lead = true;
+    }
+    if (!me.lead) {
+      me.cv.wait(lock);
+      continue;
+    }
+    me.lead = false;
+    std::vector<Item*> batch;
+    while (!queue_.empty() && batch.size() < max_batch_) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    Send(conn, batch);
+    lock.lock();
+    ++batches_;
+    if (batch.size() > 1) grouped_ += batch.size();
+    for (Item* item : batch) {
+      item->done = true;
+      if (item != &me) item->cv.notify_one();
+    }
+    pass_slot();
+  }
+  lock.unlock();
+  if (me.alone) return ExecAlone(conn, step);
+  return std::move(me.result);
+}
+
+void CommitGroup::Send(PgConnection& conn, const std::vector<Item*>& batch) {
+  if (batch.size() == 1) {
+    batch[0]->result = ExecAlone(conn, *batch[0]->step);
+    return;
+  }
+  std::vector<PgConnection::Step> steps;
+  steps.reserve(batch.size() + 3);
+  steps.push_back({&queries::kBegin, {}});
+  steps.push_back({&queries::kSetBatchLockTimeout, {absl::StrCat(kBatchLockTimeoutMs)}});
+  for (const Item* item : batch) steps.push_back(*item->step);
+  steps.push_back({&queries::kCommit, {}});
+  bool sent = false;
+  absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline(steps, &sent);
+  if (rows.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move((*rows)[i + 2]);
+    return;
+  }
+  absl::Status all = rows.status();
+  if (sent && conn.broken()) {
+    all = CommitOutcomeUnknown({conn.backend_pid(), conn.backend_start()});
+  } else if (!conn.broken()) {
+    // A statement failed (or waited too long for a lock): nothing of the batch committed.
+    // Each caller runs its statement again alone, on its own connection, so that it gets its
+    // own statement's outcome and a lock wait holds up no one else.
+    if (conn.ExecScript("ROLLBACK").ok()) {
+      for (Item* item : batch) item->alone = true;
+      return;
+    }
+    conn.MarkBroken();
+    all = MarkTransient(absl::UnavailableError(
+        "the database connection was left in an unknown state by a failed group commit"));
+  }
+  for (Item* item : batch) item->result = all;
+}
+
+uint64_t CommitGroup::grouped_statements() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return grouped_;
+}
+
+uint64_t CommitGroup::batches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_;
+}
+
+}  // namespace approvald::db::pg
