@@ -137,12 +137,17 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->config_.service.metrics = &s->metrics_;
   s->metrics_.SetGauges([server = s.get()]() -> std::map<std::string, double> {
     db::pg::ConnectionPool& pool = *server->pool_;
+    const db::pg::CommitGroup* group = pool.commit_group();
     return {
         {"approvald_db_pool_max", pool.max_size()},
         {"approvald_db_pool_open", pool.open()},
         {"approvald_db_pool_in_use", pool.open() - pool.idle()},
         {"approvald_db_pool_waiting", pool.waiting()},
         {"approvald_db_transaction_retries_total", static_cast<double>(pool.retries())},
+        {"approvald_db_commit_batches_total",
+         group != nullptr ? static_cast<double>(group->batches()) : 0},
+        {"approvald_db_grouped_statements_total",
+         group != nullptr ? static_cast<double>(group->grouped_statements()) : 0},
         {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
         {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
         {"approvald_database_up", server->database_up_.load() ? 1 : 0}};

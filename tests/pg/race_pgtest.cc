@@ -234,6 +234,12 @@ TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) 
                               id + "'"),
               "created:agent," + want + ":racer" + std::to_string(winner));
   }
+  // The one-statement decisions shared commits (server defaults: CommitGroup), some of them
+  // with a racer on the same row in the same transaction, and still decided once.
+  const std::string metrics = ts->server().metrics().Render();
+  const size_t at = metrics.find("\napprovald_db_grouped_statements_total ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GT(std::stod(metrics.substr(metrics.find(' ', at) + 1)), 0) << metrics;
   // Which path and which side win is up to the scheduler.
   RecordProperty("full_path_wins", full_path_wins);
   RecordProperty("approved_rounds", approved_rounds);
