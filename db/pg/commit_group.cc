@@ -8,9 +8,11 @@
 
 namespace approvald::db::pg {
 
-absl::StatusOr<Rows> ExecAlone(PgConnection& conn, const PgConnection::Step& step) {
+absl::StatusOr<Rows> ExecAlone(PgConnection& conn, PgConnection::Step step) {
+  std::vector<PgConnection::Step> one;
+  one.push_back(std::move(step));
   bool sent = false;
-  absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline({step}, &sent);
+  absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline(one, &sent);
   if (!rows.ok()) {
     if (sent && conn.broken()) {
       return CommitOutcomeUnknown({conn.backend_pid(), conn.backend_start()});
@@ -20,11 +22,10 @@ absl::StatusOr<Rows> ExecAlone(PgConnection& conn, const PgConnection::Step& ste
   return std::move(rows->front());
 }
 
-absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn,
-                                                const PgConnection::Step& step) {
-  if (max_batches_ <= 0) return ExecAlone(conn, step);
+absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn, PgConnection::Step step) {
+  if (max_batches_ <= 0) return ExecAlone(conn, std::move(step));
   Item me;
-  me.step = &step;
+  me.step = std::move(step);
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(&me);
   // A batch slot is held by the caller sending a batch, then handed to the caller whose
@@ -68,23 +69,25 @@ absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn,
     pass_slot();
   }
   lock.unlock();
-  if (me.alone) return ExecAlone(conn, step);
+  if (me.alone) return ExecAlone(conn, std::move(me.step));
   return std::move(me.result);
 }
 
 void CommitGroup::Send(PgConnection& conn, const std::vector<Item*>& batch) {
   if (batch.size() == 1) {
-    batch[0]->result = ExecAlone(conn, *batch[0]->step);
+    batch[0]->result = ExecAlone(conn, std::move(batch[0]->step));
     return;
   }
   std::vector<PgConnection::Step> steps;
   steps.reserve(batch.size() + 3);
   steps.push_back({&queries::kBegin, {}});
   steps.push_back({&queries::kSetBatchLockTimeout, {absl::StrCat(kBatchLockTimeoutMs)}});
-  for (const Item* item : batch) steps.push_back(*item->step);
+  // Moved, not copied (a create's parameters can be megabytes); moved back below.
+  for (Item* item : batch) steps.push_back(std::move(item->step));
   steps.push_back({&queries::kCommit, {}});
   bool sent = false;
   absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline(steps, &sent);
+  for (size_t i = 0; i < batch.size(); ++i) batch[i]->step = std::move(steps[i + 2]);
   if (rows.ok()) {
     for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move((*rows)[i + 2]);
     return;

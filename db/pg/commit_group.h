@@ -36,7 +36,7 @@ class CommitGroup {
 
   /// Runs `step` and commits it, on `conn` (the caller's connection, which may also carry other
   /// callers' statements). Errors as PgTx::ExecAndCommit.
-  absl::StatusOr<Rows> ExecAndCommit(PgConnection& conn, const PgConnection::Step& step);
+  absl::StatusOr<Rows> ExecAndCommit(PgConnection& conn, PgConnection::Step step);
 
   /// Statements committed in a batch of more than one, and batches sent (for metrics and tests).
   uint64_t grouped_statements() const;
@@ -44,7 +44,7 @@ class CommitGroup {
 
  private:
   struct Item {
-    const PgConnection::Step* step;
+    PgConnection::Step step;
     absl::StatusOr<Rows> result;
     bool done = false;
     bool lead = false;   // told to send the next batch
@@ -67,6 +67,6 @@ class CommitGroup {
 
 /// Runs `step` alone (PostgreSQL's implicit transaction, committed when it succeeds). A
 /// connection lost after it was sent gives CommitOutcomeUnknown.
-absl::StatusOr<Rows> ExecAlone(PgConnection& conn, const PgConnection::Step& step);
+absl::StatusOr<Rows> ExecAlone(PgConnection& conn, PgConnection::Step step);
 
 }  // namespace approvald::db::pg

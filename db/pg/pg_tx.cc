@@ -68,8 +68,9 @@ absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& param
     // Ended either way: nothing is left to roll back.
     begun_ = true;
     done_ = true;
-    const PgConnection::Step step{&query, params};
-    return group_ != nullptr ? group_->ExecAndCommit(conn_, step) : ExecAlone(conn_, step);
+    PgConnection::Step step{&query, params};
+    return group_ != nullptr ? group_->ExecAndCommit(conn_, std::move(step))
+                             : ExecAlone(conn_, std::move(step));
   }
   bool sent = false;
   absl::StatusOr<std::vector<Rows>> rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
