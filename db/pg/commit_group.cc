@@ -120,4 +120,14 @@ uint64_t CommitGroup::batches() const {
   return batches_;
 }
 
+size_t CommitGroup::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+int CommitGroup::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
 }  // namespace approvald::db::pg

@@ -38,9 +38,12 @@ class CommitGroup {
   /// callers' statements). Errors as PgTx::ExecAndCommit.
   absl::StatusOr<Rows> ExecAndCommit(PgConnection& conn, PgConnection::Step step);
 
-  /// Statements committed in a batch of more than one, and batches sent (for metrics and tests).
+  /// Statements sent in a batch of more than one, and batches sent (for metrics and tests).
   uint64_t grouped_statements() const;
   uint64_t batches() const;
+  /// Statements waiting for a batch, and batch slots taken, right now.
+  size_t queued() const;
+  int in_flight() const;
 
  private:
   struct Item {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <thread>
 #include <vector>
@@ -24,7 +25,8 @@ using db::pg::PgConnection;
 
 constexpr db::Query kInsert{"group_insert",
                             "INSERT INTO group_rows (n) VALUES ($1::int) RETURNING n"};
-constexpr db::Query kSlow{"", "SELECT pg_sleep(0.5)"};
+// Waits for the advisory lock the test's gate connection holds.
+constexpr db::Query kGated{"", "SELECT pg_advisory_xact_lock(42)"};
 constexpr db::Query kTouch{"", "UPDATE group_rows SET n = n WHERE n = 100"};
 constexpr db::Query kDie{"", "SELECT pg_terminate_backend(pg_backend_pid())"};
 
@@ -51,15 +53,43 @@ class CommitGroupTest : public ::testing::Test {
     });
   }
 
-  // Starts `query` while a slow statement holds the group's only batch slot, so that the ones
-  // started next wait and go out together in the batch after it.
+  // Polls `done` for up to 30 s.
+  static bool WaitFor(const std::function<bool()>& done) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (!done()) {
+      if (absl::Now() > give_up) return false;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return true;
+  }
+
+  // Sends a statement that waits for the gate, holding the group's only batch slot: the
+  // statements started next wait and go out together in the batch after it.
   std::future<absl::StatusOr<db::Rows>> HoldTheSlot() {
-    std::future<absl::StatusOr<db::Rows>> slow = Start(kSlow, {});
-    absl::SleepFor(absl::Milliseconds(100));  // it leads; the others queue behind it
-    return slow;
+    gate_ = db_->Connect();
+    EXPECT_OK(gate_->ExecScript("SELECT pg_advisory_lock(42)"));
+    std::future<absl::StatusOr<db::Rows>> gated = Start(kGated, {});
+    EXPECT_TRUE(WaitFor([&] { return group_.in_flight() == 1 && group_.queued() == 0; }));
+    return gated;
+  }
+
+  // Once `queued` statements wait, opens the gate: they go out as the next batch.
+  void ReleaseTheSlot(size_t queued) {
+    EXPECT_TRUE(WaitFor([&] { return group_.queued() == queued; }));
+    EXPECT_OK(gate_->ExecScript("SELECT pg_advisory_unlock(42)"));
+  }
+
+  // Starts `query` and waits until it is queued behind the ones before it.
+  std::future<absl::StatusOr<db::Rows>> Queue(const db::Query& query, db::Params params,
+                                              PgConnection** conn_out = nullptr) {
+    const size_t before = group_.queued();
+    auto f = Start(query, std::move(params), conn_out);
+    EXPECT_TRUE(WaitFor([&] { return group_.queued() == before + 1; }));
+    return f;
   }
 
   std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<PgConnection> gate_;
   CommitGroup group_{1};
   std::vector<std::shared_ptr<PgConnection>> conns_;
 };
@@ -93,10 +123,10 @@ TEST_F(CommitGroupTest, ManyCallersShareCommitsAndEachGetsItsOwnRows) {
 
 TEST_F(CommitGroupTest, AFailingStatementFailsAloneAndItsNeighboursCommit) {
   auto slow = HoldTheSlot();
-  auto a = Start(kInsert, {"1"});
-  auto bad = Start(kInsert, {"-1"});  // the CHECK fails
-  auto b = Start(kInsert, {"2"});
-  absl::SleepFor(absl::Milliseconds(100));
+  auto a = Queue(kInsert, {"1"});
+  auto bad = Queue(kInsert, {"-1"});  // the CHECK fails
+  auto b = Queue(kInsert, {"2"});
+  ReleaseTheSlot(3);
   ASSERT_OK(slow.get());
   ASSERT_OK(a.get());
   ASSERT_OK(b.get());
@@ -115,10 +145,10 @@ TEST_F(CommitGroupTest, AStatementWaitingForALockDoesNotHoldUpItsNeighbours) {
   ASSERT_OK(holder->ExecScript("BEGIN; SELECT * FROM group_rows WHERE n = 100 FOR UPDATE"));
 
   auto slow = HoldTheSlot();
-  auto touch = Start(kTouch, {});  // waits for the holder's lock
-  auto a = Start(kInsert, {"1"});
-  auto b = Start(kInsert, {"2"});
-  absl::SleepFor(absl::Milliseconds(100));
+  auto touch = Queue(kTouch, {});  // waits for the holder's lock
+  auto a = Queue(kInsert, {"1"});
+  auto b = Queue(kInsert, {"2"});
+  ReleaseTheSlot(3);
   ASSERT_OK(slow.get());
   // The batch gave up on the lock after CommitGroup::kBatchLockTimeoutMs; the inserts then
   // committed alone while the lock is still held.
@@ -136,11 +166,10 @@ TEST_F(CommitGroupTest, AStatementWaitingForALockDoesNotHoldUpItsNeighbours) {
 TEST_F(CommitGroupTest, ALostConnectionLeavesEveryStatementOfTheBatchUnknown) {
   auto slow = HoldTheSlot();
   PgConnection* leader = nullptr;
-  auto a = Start(kInsert, {"1"}, &leader);  // first in the queue: it sends the next batch
-  absl::SleepFor(absl::Milliseconds(50));
-  auto die = Start(kDie, {});
-  auto b = Start(kInsert, {"2"});
-  absl::SleepFor(absl::Milliseconds(100));
+  auto a = Queue(kInsert, {"1"}, &leader);  // first in the queue: it sends the next batch
+  auto die = Queue(kDie, {});
+  auto b = Queue(kInsert, {"2"});
+  ReleaseTheSlot(3);
   ASSERT_OK(slow.get());
   for (auto* f : {&a, &die, &b}) {
     absl::StatusOr<db::Rows> lost = f->get();
