@@ -34,16 +34,18 @@ WITH decided AS (
                ELSE action_type = ANY ($7::text[])
                     OR (action_type = ANY ($8::text[]) AND requested_by <> $4) END
     RETURNING *
+), votes AS (
+    SELECT approval_votes_json(id) AS list FROM decided  -- once, for the event and the answer
 ), event AS (
     INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
     SELECT id, status, $4, version,
            jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'request_id', $10::text)),
-           to_jsonb(decided) || jsonb_build_object('votes', approval_votes_json(decided.id))
+           to_jsonb(decided) || jsonb_build_object('votes', (SELECT list FROM votes))
     FROM decided
     RETURNING id
 ), recorded AS (
     INSERT INTO decision_requests (actor, request_id, approval_id, method, code)
     SELECT $4, $10, id, $11, 0 FROM decided WHERE $10::text IS NOT NULL
 )
-SELECT decided.*, (SELECT id FROM event) AS event_id, approval_votes_json(decided.id) AS votes
+SELECT decided.*, (SELECT id FROM event) AS event_id, (SELECT list FROM votes) AS votes
 FROM decided
