@@ -329,5 +329,29 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   EXPECT_EQ(AtOnce(effect.id()), "f");
 }
 
+// A vote cast while the type needed two, then the type lowered to one: the next approval is
+// decided in one statement, and its answer and its event both carry the earlier vote (the
+// statement reads the votes once for both).
+TEST_F(DecideAtOnceTest, VotesCastBeforeTheQuorumWasLoweredAreInTheAnswerAndTheEvent) {
+  const v1::Approval quorum = Create("noop.quorum");
+  ASSERT_OK_AND_ASSIGN(v1::Approval voted, Approve(*alice_, quorum.id()));
+  ASSERT_EQ(voted.status(), v1::APPROVAL_STATUS_PENDING);
+  auto lowered = MakeTestRegistry(executions_);
+  RegisterNoop(*lowered, "noop.quorum", handlers::ActionPolicy{});  // one approval is enough
+  ASSERT_OK(ts_->server().SetActionTypes(lowered));
+
+  ASSERT_OK_AND_ASSIGN(v1::Approval done, Approve(*bob_, quorum.id()));
+  EXPECT_EQ(done.status(), v1::APPROVAL_STATUS_APPROVED);
+  EXPECT_EQ(done.decided_by(), "bob");
+  EXPECT_EQ(AtOnce(quorum.id()), "t");
+  ASSERT_EQ(done.votes_size(), 1);
+  EXPECT_EQ(done.votes(0).voter(), "alice");
+  EXPECT_EQ(Scalar("SELECT string_agg(v->>'voter', ',') FROM approval_events e, "
+                   "jsonb_array_elements(e.approval->'votes') v "
+                   "WHERE e.approval_id = $id AND e.type = 'approved'",
+                   quorum.id()),
+            "alice");
+}
+
 }  // namespace
 }  // namespace approvald::testing
