@@ -106,10 +106,13 @@ def proc_stat(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
+    # A process that has just exited (approval-bench right after its "measure end" line) still
+    # has its CPU times, but no memory lines: its RSS reads as 0.
     status = open("/proc/%d/status" % pid).read()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024.0
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024.0
-    return cpu, rss, hwm
+    rss = re.search(r"VmRSS:\s+(\d+)", status)
+    hwm = re.search(r"VmHWM:\s+(\d+)", status)
+    return (cpu, int(rss.group(1)) / 1024.0 if rss else 0.0,
+            int(hwm.group(1)) / 1024.0 if hwm else 0.0)
 
 
 class Approvald:
