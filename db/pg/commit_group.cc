@@ -27,32 +27,18 @@ absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn, PgConnection
   Item me;
   me.step = std::move(step);
   std::unique_lock<std::mutex> lock(mu_);
-  queue_.push_back(&me);
-  // A batch slot is held by the caller sending a batch, then handed to the caller whose
-  // statement waits longest, or given back when none waits.
-  auto pass_slot = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (queue_.empty()) {
-      --in_flight_;
-      return;
-    }
-    queue_.front()->lead = true;
-    queue_.front()->cv.notify_one();
-  };
-  for (;;) {
-    if (me.done) {
-      if (me.lead) pass_slot();  // told to lead, but another batch carried this statement
-      break;
-    }
-    if (!me.lead && in_flight_ < max_batches_) {
-      ++in_flight_;
-      me.lead = true;
-    }
-    if (!me.lead) {
-      me.cv.wait(lock);
-      continue;
-    }
-    me.lead = false;
-    std::vector<Item*> batch;
+  if (in_flight_ < max_batches_) {
+    ++in_flight_;
+    me.lead = true;
+  } else {
+    // Until a batch carries this statement, or a caller whose batch ended hands over its slot.
+    queue_.push_back(&me);
+    me.cv.wait(lock, [&me] { return me.done || me.lead; });
+  }
+  if (me.lead) {
+    // This caller holds a slot and its statement is in no queue: it sends the next batch,
+    // its own statement first, then the ones waiting longest.
+    std::vector<Item*> batch{&me};
     while (!queue_.empty() && batch.size() < max_batch_) {
       batch.push_back(queue_.front());
       queue_.pop_front();
@@ -66,7 +52,16 @@ absl::StatusOr<Rows> CommitGroup::ExecAndCommit(PgConnection& conn, PgConnection
       item->done = true;
       if (item != &me) item->cv.notify_one();
     }
-    pass_slot();
+    // The slot goes to the statement that waits longest, taken out of the queue so that no
+    // other batch carries it and no other ending batch hands it a second slot; or back.
+    if (queue_.empty()) {
+      --in_flight_;
+    } else {
+      Item* next = queue_.front();
+      queue_.pop_front();
+      next->lead = true;
+      next->cv.notify_one();
+    }
   }
   lock.unlock();
   if (me.alone) return ExecAlone(conn, std::move(me.step));

@@ -50,7 +50,7 @@ class CommitGroup {
     PgConnection::Step step;
     absl::StatusOr<Rows> result;
     bool done = false;
-    bool lead = false;   // told to send the next batch
+    bool lead = false;   // holds a batch slot (and is in no queue): sends the next batch
     bool alone = false;  // its batch failed and was rolled back: to run again alone
     std::condition_variable cv;
   };

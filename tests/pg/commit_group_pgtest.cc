@@ -26,6 +26,10 @@ using db::pg::PgConnection;
 constexpr db::Query kInsert{"group_insert",
                             "INSERT INTO group_rows (n) VALUES ($1::int) RETURNING n"};
 // Waits for the advisory lock the test's gate connection holds.
+// Takes a millisecond: batches last long enough for statements to queue behind them.
+constexpr db::Query kSlowInsert{
+    "group_slow_insert",
+    "INSERT INTO group_rows (n) SELECT $1::int FROM pg_sleep(0.001) RETURNING n"};
 constexpr db::Query kGated{"", "SELECT pg_advisory_xact_lock(42)"};
 constexpr db::Query kTouch{"", "UPDATE group_rows SET n = n WHERE n = 100"};
 constexpr db::Query kDie{"", "SELECT pg_terminate_backend(pg_backend_pid())"};
@@ -180,6 +184,34 @@ TEST_F(CommitGroupTest, ALostConnectionLeavesEveryStatementOfTheBatchUnknown) {
   }
   EXPECT_TRUE(leader->broken());
   EXPECT_EQ(Count(), "0");  // the batch died before its COMMIT
+}
+
+TEST_F(CommitGroupTest, EveryBatchSlotIsGivenBackWhenTheCallersAreDone) {
+  // Several slots, and batches that end at nearly the same time: each ending batch hands its
+  // slot to a waiting statement or gives it back, and no slot is handed twice to the same one.
+  // A lost slot would leave in_flight() above zero here, and once every slot is lost a
+  // statement would wait for ever.
+  CommitGroup group(4);
+  constexpr int kThreads = 12;
+  constexpr int kEach = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<PgConnection> conn = db_->Connect();
+      for (int i = 0; i < kEach; ++i) {
+        if (!group.ExecAndCommit(*conn, {&kSlowInsert, {absl::StrCat(1 + t * kEach + i)}}).ok()) {
+          failed.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(Count(), absl::StrCat(kThreads * kEach));
+  EXPECT_EQ(group.in_flight(), 0);
+  EXPECT_EQ(group.queued(), 0u);
+  EXPECT_GT(group.grouped_statements(), 0u);
 }
 
 TEST_F(CommitGroupTest, WithoutBatchSlotsEveryStatementGoesAlone) {
