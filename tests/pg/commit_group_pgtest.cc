@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,11 +27,11 @@ using db::pg::PgConnection;
 
 constexpr db::Query kInsert{"group_insert",
                             "INSERT INTO group_rows (n) VALUES ($1::int) RETURNING n"};
-// Waits for the advisory lock the test's gate connection holds.
 // Takes a millisecond: batches last long enough for statements to queue behind them.
 constexpr db::Query kSlowInsert{
     "group_slow_insert",
     "INSERT INTO group_rows (n) SELECT $1::int FROM pg_sleep(0.001) RETURNING n"};
+// Waits for the advisory lock the test's gate connection holds.
 constexpr db::Query kGated{"", "SELECT pg_advisory_xact_lock(42)"};
 constexpr db::Query kTouch{"", "UPDATE group_rows SET n = n WHERE n = 100"};
 constexpr db::Query kDie{"", "SELECT pg_terminate_backend(pg_backend_pid())"};
@@ -55,6 +57,25 @@ class CommitGroupTest : public ::testing::Test {
     return std::async(std::launch::async, [this, conn, &query, params = std::move(params)] {
       return group_.ExecAndCommit(*conn, {&query, params});
     });
+  }
+
+  // `threads` callers, each on a connection of its own, insert `each` rows apiece through
+  // `group` (rows 1 to threads * each). Returns how many calls failed or got other rows back.
+  int InsertFromManyCallers(CommitGroup& group, const db::Query& insert, int threads, int each) {
+    std::vector<std::thread> callers;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < threads; ++t) {
+      callers.emplace_back([&, t] {
+        std::unique_ptr<PgConnection> conn = db_->Connect();
+        for (int i = 0; i < each; ++i) {
+          const std::string n = absl::StrCat(1 + t * each + i);
+          absl::StatusOr<db::Rows> rows = group.ExecAndCommit(*conn, {&insert, {n}});
+          if (!rows.ok() || rows->size() != 1 || rows->GetString(0, "n") != n) wrong.fetch_add(1);
+        }
+      });
+    }
+    for (std::thread& c : callers) c.join();
+    return wrong.load();
   }
 
   // Polls `done` for up to 30 s.
@@ -101,22 +122,7 @@ class CommitGroupTest : public ::testing::Test {
 TEST_F(CommitGroupTest, ManyCallersShareCommitsAndEachGetsItsOwnRows) {
   constexpr int kThreads = 8;
   constexpr int kEach = 40;
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::unique_ptr<PgConnection> conn = db_->Connect();
-      for (int i = 0; i < kEach; ++i) {
-        const int n = 1 + t * kEach + i;
-        absl::StatusOr<db::Rows> rows = group_.ExecAndCommit(*conn, {&kInsert, {absl::StrCat(n)}});
-        if (!rows.ok() || rows->size() != 1 || rows->GetString(0, "n") != absl::StrCat(n)) {
-          wrong.fetch_add(1);
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(InsertFromManyCallers(group_, kInsert, kThreads, kEach), 0);
   EXPECT_EQ(Count(), absl::StrCat(kThreads * kEach));
   EXPECT_EQ(db_->Scalar("SELECT count(DISTINCT n) FROM group_rows"),
             absl::StrCat(kThreads * kEach));
@@ -189,25 +195,12 @@ TEST_F(CommitGroupTest, ALostConnectionLeavesEveryStatementOfTheBatchUnknown) {
 TEST_F(CommitGroupTest, EveryBatchSlotIsGivenBackWhenTheCallersAreDone) {
   // Several slots, and batches that end at nearly the same time: each ending batch hands its
   // slot to a waiting statement or gives it back, and no slot is handed twice to the same one.
-  // A lost slot would leave in_flight() above zero here, and once every slot is lost a
-  // statement would wait for ever.
+  // A lost slot would leave in_flight() above zero here (the group would then run fewer
+  // batches at once than it was given).
   CommitGroup group(4);
   constexpr int kThreads = 12;
   constexpr int kEach = 100;
-  std::vector<std::thread> threads;
-  std::atomic<int> failed{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::unique_ptr<PgConnection> conn = db_->Connect();
-      for (int i = 0; i < kEach; ++i) {
-        if (!group.ExecAndCommit(*conn, {&kSlowInsert, {absl::StrCat(1 + t * kEach + i)}}).ok()) {
-          failed.fetch_add(1);
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(InsertFromManyCallers(group, kSlowInsert, kThreads, kEach), 0);
   EXPECT_EQ(Count(), absl::StrCat(kThreads * kEach));
   EXPECT_EQ(group.in_flight(), 0);
   EXPECT_EQ(group.queued(), 0u);
