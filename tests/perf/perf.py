@@ -101,18 +101,19 @@ def pgbench(pg, script, clients, seconds, tmp, warmup):
     return tps, p99
 
 
-def proc_stat(pid):
+def proc_cpu(pid):
+    """CPU seconds used so far; still readable right after the process exited (a zombie)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    # A process that has just exited (approval-bench right after its "measure end" line) still
-    # has its CPU times, but no memory lines: its RSS reads as 0.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid):
+    """CPU seconds, RSS and peak RSS (MiB) of a running process."""
     status = open("/proc/%d/status" % pid).read()
-    rss = re.search(r"VmRSS:\s+(\d+)", status)
-    hwm = re.search(r"VmHWM:\s+(\d+)", status)
-    return (cpu, int(rss.group(1)) / 1024.0 if rss else 0.0,
-            int(hwm.group(1)) / 1024.0 if hwm else 0.0)
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024.0
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024.0
+    return proc_cpu(pid), rss, hwm
 
 
 class Approvald:
@@ -163,10 +164,10 @@ def bench(build, daemon, mode, concurrency, args):
     for line in proc.stderr:
         if "measure start" in line:
             marks["start"] = proc_stat(daemon.proc.pid)[0]
-            marks["bench_start"] = proc_stat(proc.pid)[0]
+            marks["bench_start"] = proc_cpu(proc.pid)
         elif "measure end" in line:
             marks["end"] = proc_stat(daemon.proc.pid)[0]
-            marks["bench_end"] = proc_stat(proc.pid)[0]
+            marks["bench_end"] = proc_cpu(proc.pid)  # it may have exited
         else:
             errors.append(line)
     out = proc.stdout.read()
