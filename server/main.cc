@@ -27,9 +27,9 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
-ABSL_FLAG(int, pool_size, 16,
+ABSL_FLAG(int, pool_size, 32,
           "database connections (and worker threads); with group commit most of them wait for "
-          "a batch, so about 8 per database CPU core");
+          "a batch, so about 16 per database CPU core");
 ABSL_FLAG(int, commit_batches, 2,
           "group commit: how many transactions that carry several calls' one-statement work "
           "(creates, decisions at once) may be in flight at once; 0 commits each call alone");

@@ -26,7 +26,7 @@ APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 PG_BIN = "/usr/lib/postgresql/15/bin"  # Debian 12's PostgreSQL 15 (deploy/lib/common.sh)
-POOL_SIZE = 8  # approvald's default --pool-size (the daemon below runs with it)
+POOL_SIZE = 8  # the daemon below runs with --pool-size 8 (its default is larger)
 
 
 def psql(sql, dsn=DSN):
@@ -55,7 +55,7 @@ class BenchSmokeTest(unittest.TestCase):
         cls.log_path = os.path.join(cls.tmp, "approvald.log")
         cls.log = open(cls.log_path, "w")
         cls.proc = subprocess.Popen([APPROVALD, "--dsn", cls.dsn, "--tokens", tokens, "--listen",
-                                     "127.0.0.1:0", "--migrate"],
+                                     "127.0.0.1:0", "--migrate", "--pool-size", str(POOL_SIZE)],
                                     stdout=cls.log, stderr=subprocess.STDOUT)
         cls.addr = None
         deadline = time.time() + 30

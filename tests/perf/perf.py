@@ -333,7 +333,7 @@ def render(rows, levels, modes, extras, args):
            "it. approvald runs with %s; approval-bench on one HTTP/2 connection; the load "
            "generator's own CPU (approval-bench, pgbench) shares the 2 cores." %
            (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
-            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 16, --commit-batches 2)"), ""]
+            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 32, --commit-batches 2)"), ""]
     for mode in modes:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
