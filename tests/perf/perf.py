@@ -320,6 +320,20 @@ def main():
     return 0
 
 
+def flag_defaults(build, names):
+    """`--name default` of each of approvald's flags `names`, as its --helpfull states them."""
+    cmd = [os.path.join(build, "server", "approvald"), "--helpfull"]
+    text = subprocess.run(cmd, capture_output=True, text=True).stdout
+    found = []
+    for name in names:
+        # Within the flag's own entry: up to the next line that starts another flag.
+        m = re.search(r"--%s \((?:(?!\n\s*--).)*?\);\s+default: ([^;]*);" % name, text, re.S)
+        if not m:
+            raise RuntimeError("approvald --helpfull does not show --%s's default" % name)
+        found.append("--%s %s" % (name.replace("_", "-"), m.group(1)))
+    return ", ".join(found)
+
+
 def render(rows, levels, modes, extras, args):
     flags = args.approvald_flags.split()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -333,7 +347,8 @@ def render(rows, levels, modes, extras, args):
            "it. approvald runs with %s; approval-bench on one HTTP/2 connection; the load "
            "generator's own CPU (approval-bench, pgbench) shares the 2 cores." %
            (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
-            "flags " + " ".join(flags) if flags else "its defaults (--pool-size 32, --commit-batches 2)"), ""]
+            "flags " + " ".join(flags) if flags else
+            "its defaults (%s)" % flag_defaults(args.build, ["pool_size", "commit_batches"])), ""]
     for mode in modes:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
