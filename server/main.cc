@@ -25,15 +25,20 @@
 #include "server/log_format.h"
 #include "server/log_sink.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
+// The flags that set a ServerConfig field default to that field's own default, so that the
+// daemon and ServerConfig (tests, embedders) cannot drift apart.
+static const approvald::server::ServerConfig kServerDefaults;
+
+ABSL_FLAG(std::string, listen, kServerDefaults.listen, "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
-ABSL_FLAG(int, pool_size, 32,
+ABSL_FLAG(int, pool_size, kServerDefaults.pool_size,
           "database connections (and worker threads); with group commit most of them wait for "
           "a batch, so about 16 per database CPU core");
-ABSL_FLAG(int, commit_batches, 2,
+ABSL_FLAG(int, commit_batches, kServerDefaults.commit_batches,
           "group commit: how many transactions that carry several calls' one-statement work "
           "(creates, decisions at once) may be in flight at once; 0 commits each call alone");
-ABSL_FLAG(int, max_queue, 1024, "queued calls beyond which calls get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_queue, static_cast<int>(kServerDefaults.max_queue),
+          "queued calls beyond which calls get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tokens, "",
           "tokens file: `<sha256-hex-of-token> <principal> <roles>` lines");
 ABSL_FLAG(std::string, config, "",
@@ -49,9 +54,9 @@ ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24), "expiry of approvals cre
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest allowed expiry");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls may take to finish");
-ABSL_FLAG(absl::Duration, expiry_interval, absl::Seconds(1),
+ABSL_FLAG(absl::Duration, expiry_interval, kServerDefaults.expiry_interval,
           "how often pending approvals past their expiry become EXPIRED (0 turns it off)");
-ABSL_FLAG(absl::Duration, event_poll_interval, absl::Milliseconds(10),
+ABSL_FLAG(absl::Duration, event_poll_interval, kServerDefaults.event_poll_interval,
           "while streams are open, how often the event listener reads the log for events written "
           "through other replicas (1ms to 10s)");
 ABSL_FLAG(int, watch_buffer, 1024,
@@ -72,7 +77,8 @@ ABSL_FLAG(bool, log_action_data, false,
 ABSL_FLAG(std::string, health_listen, "",
           "host:port of an extra plaintext listener serving only the health service, for probes "
           "that cannot speak TLS (e.g. Kubernetes grpc probes); empty: off");
-ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest accepted request message");
+ABSL_FLAG(int, max_message_bytes, kServerDefaults.max_message_bytes,
+          "largest accepted request message");
 
 namespace {
 
