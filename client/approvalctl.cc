@@ -12,6 +12,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -117,7 +118,12 @@ int Create(ApprovalClient& client, const CliArgs& args, bool json) {
   req.set_action_type(*type);
   if (auto data = args.Get("data")) {
     auto st = pb::util::JsonStringToMessage(*data, req.mutable_action_data());
-    if (!st.ok()) return Usage("--data must be a JSON object: " + st.message().as_string());
+    if (!st.ok()) {
+      // protobuf's messages can start with ": " ("": Root element must be a message.").
+      const std::string why(absl::StripLeadingAsciiWhitespace(
+          absl::StripPrefix(absl::string_view(st.message().data(), st.message().size()), ":")));
+      return Usage("--data must be a JSON object: " + why);
+    }
   }
   req.set_summary(args.Get("summary").value_or(""));
   req.set_idempotency_key(args.Get("idempotency-key").value_or(""));

@@ -263,6 +263,11 @@ class DaemonTest(unittest.TestCase):
         bad = self.ctl("alice", "get", "not-a-uuid")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("INVALID_ARGUMENT", bad.stderr)
+        # --data that is not a JSON object is a usage error, said once and plainly.
+        array = self.ctl("agent", "create", "--type", "noop", "--data", "[1, 2]")
+        self.assertEqual(array.returncode, 2)
+        self.assertIn("--data must be a JSON object: Root element must be a message",
+                      array.stderr)
 
     def test_4_refuses_unmigrated_schema_and_newer_schema(self):
         # Out-of-range durations exit with status 1 and name the flag.
