@@ -239,6 +239,7 @@ int Decide(ApprovalClient& client, const std::string& command, const CliArgs& ar
     return approvald::client::PrintApprovalResult(client.Approve(req), json);
   }
   if (command == "reject") {
+    if (!args.Get("reason")) return Usage("reject needs --reason");
     v1::RejectRequest req;
     req.set_id(id);
     req.set_reason(args.Get("reason").value_or(""));

@@ -263,6 +263,9 @@ class DaemonTest(unittest.TestCase):
         bad = self.ctl("alice", "get", "not-a-uuid")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("INVALID_ARGUMENT", bad.stderr)
+        no_reason = self.ctl("alice", "reject", created["id"])
+        self.assertEqual(no_reason.returncode, 2)
+        self.assertIn("reject needs --reason", no_reason.stderr)
         # --data that is not a JSON object is a usage error, said once and plainly.
         array = self.ctl("agent", "create", "--type", "noop", "--data", "[1, 2]")
         self.assertEqual(array.returncode, 2)
