@@ -119,7 +119,7 @@ int Create(ApprovalClient& client, const CliArgs& args, bool json) {
   if (auto data = args.Get("data")) {
     auto st = pb::util::JsonStringToMessage(*data, req.mutable_action_data());
     if (!st.ok()) {
-      // protobuf's messages can start with ": " ("": Root element must be a message.").
+      // protobuf's messages can start with ": " (": Root element must be a message.").
       const std::string why(absl::StripLeadingAsciiWhitespace(
           absl::StripPrefix(absl::string_view(st.message().data(), st.message().size()), ":")));
       return Usage("--data must be a JSON object: " + why);
