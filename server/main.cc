@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "db/migrations.h"
@@ -44,7 +45,7 @@ ABSL_FLAG(std::string, tokens, "",
 ABSL_FLAG(std::string, config, "",
           "YAML file of action types (see deploy/approvald.yaml); without it only `noop` exists");
 ABSL_FLAG(bool, migrate, false, "apply database migrations before serving");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 ABSL_FLAG(
     absl::Duration, log_flush_interval, absl::Milliseconds(100),
     "longest an info or debug line waits before it is written (lines go out in batches; warnings "
@@ -264,7 +265,14 @@ int main(int argc, char** argv) {
   }
   // Whatever path main takes from here, the lines still waiting are written before it returns.
   absl::Cleanup write_log = [] { spdlog::default_logger()->flush(); };
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  // spdlog reads a name it does not know as "off": a typo must not silence the daemon.
+  const std::string level = absl::AsciiStrToLower(absl::GetFlag(FLAGS_log_level));
+  if (level != "off" && spdlog::level::from_str(level) == spdlog::level::off) {
+    std::cerr << "--log-level must be trace, debug, info, warn, error, critical or off (got \""
+              << absl::GetFlag(FLAGS_log_level) << "\")\n";
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(level));
   if (absl::GetFlag(FLAGS_log_format) == "json") {
     approvald::server::UseJsonLogFormat(*spdlog::default_logger());
   } else if (absl::GetFlag(FLAGS_log_format) != "text") {

@@ -281,6 +281,17 @@ class DaemonTest(unittest.TestCase):
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(run.returncode, 1, flag + "=" + bad)
             self.assertRegex(run.stderr, flag[2:].replace("-", "."), flag + "=" + bad)
+        # A log level spdlog does not know would silence the daemon: refused instead. Case is
+        # not significant.
+        run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens_file,
+                              "--listen", "127.0.0.1:0", "--log-level=loud"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("--log-level must be", run.stderr)
+        run = subprocess.run([APPROVALD, "migrate", "--dsn", self.dsn, "--log-level=INFO"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("schema version", run.stderr)
         other = "approvald_e2e_" + uuid.uuid4().hex[:12]
         psql("CREATE DATABASE " + other)
         try:
