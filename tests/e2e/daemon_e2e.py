@@ -269,8 +269,7 @@ class DaemonTest(unittest.TestCase):
         # --data that is not a JSON object is a usage error, said once and plainly.
         array = self.ctl("agent", "create", "--type", "noop", "--data", "[1, 2]")
         self.assertEqual(array.returncode, 2)
-        self.assertIn("--data must be a JSON object: Root element must be a message",
-                      array.stderr)
+        self.assertRegex(array.stderr, r"--data must be a JSON object: \w")  # no ": :"
 
     def test_4_refuses_unmigrated_schema_and_newer_schema(self):
         # Out-of-range durations exit with status 1 and name the flag.
