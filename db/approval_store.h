@@ -115,6 +115,10 @@ class ApprovalStore {
   /// `authorize`'s error; FAILED_PRECONDITION / ALREADY_VOTED (a second vote by the same
   /// reviewer); FAILED_PRECONDITION / EXECUTION_FAILED (the action failed: the approval
   /// is now FAILED). A repeated request_id by the same actor answers the first call's outcome.
+  /// A COMMIT lost with the connection is settled and read back, never re-run: the answer is the
+  /// call's own outcome if its commit went through (known from its request id's record, else
+  /// from a token the call wrote with its event), else UNAVAILABLE ("nothing changed, retry")
+  /// while the approval is pending, or ALREADY_PROCESSED / EXPIRED once another call decided it.
   /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
   /// `*replayed` (unless null) is set to whether the answer is such a repeat, which changed
   /// nothing.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "db/errors.h"
 #include "db/pg/approval_row.h"
+#include "db/pg/decision_ids.h"
 #include "db/pg/pg_error.h"
 #include "db/pg/pg_events.h"
 #include "db/pg/pg_time.h"
@@ -25,23 +26,6 @@ constexpr absl::string_view kSystemActor = "approvald";
 constexpr absl::string_view kHandlerSavepoint = "approvald_handler";
 
 Param Opt(const std::string& s) { return s.empty() ? Param() : Param(s); }
-
-// A random (version 4) UUID in its canonical lowercase form.
-std::string NewUuid() {
-  thread_local absl::BitGen gen;
-  uint64_t hi = absl::Uniform<uint64_t>(gen);
-  uint64_t lo = absl::Uniform<uint64_t>(gen);
-  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                      // version 4
-  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);  // RFC 4122 variant
-  const std::string h = absl::StrFormat("%016x%016x", hi, lo);
-  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-", h.substr(12, 4), "-",
-                      h.substr(16, 4), "-", h.substr(20));
-}
-
-// How long a call may spend learning the outcome of a commit lost with its connection.
-absl::Time ResolveDeadline(absl::Time deadline) {
-  return std::min(deadline, absl::Now() + absl::Seconds(30));
-}
 
 absl::string_view TargetStatus(Decision d) {
   switch (d) {
@@ -101,12 +85,12 @@ absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& lo
                                               absl::string_view status, Param decided_by,
                                               Param reason, Param result, Param error,
                                               absl::string_view actor, const Param& request_id,
-                                              bool commit = false) {
+                                              const std::string& call, bool commit = false) {
   Params params = {locked.id,           absl::StrCat(locked.version),
                    std::string(status), std::move(decided_by),
                    std::move(reason),   std::move(result),
                    std::move(error),    std::string(actor),
-                   request_id};
+                   request_id,          call};
   ASSIGN_OR_RETURN(Rows rows, commit ? tx.ExecAndCommit(queries::kRecordDecision, params)
                                      : tx.Exec(queries::kRecordDecision, params));
   if (rows.empty()) {
@@ -163,23 +147,6 @@ std::string TextArray(const std::vector<std::string>& items) {
   }
   out += '}';
   return out;
-}
-
-// Rebuilds the answer of an earlier call with the same request id.
-absl::Status ReplayOutcome(const Rows& found) {
-  absl::StatusOr<int64_t> code = found.GetInt(0, "code");
-  if (!code.ok()) return code.status();
-  if (*code == 0) return absl::OkStatus();
-  absl::Status error(static_cast<absl::StatusCode>(*code), found.GetString(0, "message"));
-  google::rpc::ErrorInfo info;
-  if (google::protobuf::util::JsonStringToMessage(found.GetString(0, "metadata"), &info).ok() &&
-      !info.reason().empty()) {
-    ErrorReason reason = approvals::v1::ERROR_REASON_UNSPECIFIED;
-    approvals::v1::ErrorReason_Parse(info.reason(), &reason);
-    ErrorMetadata metadata(info.metadata().begin(), info.metadata().end());
-    return ReasonError(error.code(), reason, error.message(), metadata);
-  }
-  return error;
 }
 
 }  // namespace
@@ -319,9 +286,12 @@ absl::StatusOr<std::string> PgApprovalStore::GetSetting(const std::string& name)
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
                                                        const AuthorizeFn& authorize,
                                                        const ExecuteFn& execute, bool* replayed) {
+  // Written with whatever this call commits: after a COMMIT lost with its connection, the
+  // token (not the actor's name) tells whether this call's own decision committed.
+  const std::string call = NewCallToken();
   if (input.at_once) {
     if (replayed != nullptr) *replayed = false;
-    absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input);
+    absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input, call);
     if (!decided.ok()) return decided.status();
     if (*decided) return **std::move(decided);
     // Not decided at once: the full path decides it, or says why it cannot be decided.
@@ -330,16 +300,17 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
   CommitIntent intent;
   bool repeat = false;
   absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
-    return DecideInTx(tx, input, authorize, execute, out, intent, repeat);
+    return DecideInTx(tx, input, authorize, execute, call, out, intent, repeat);
   });
   // (A lost commit's outcome read back by its request id below is this call's own.)
   if (replayed != nullptr) *replayed = repeat;
-  if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, st);
+  if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, call, st);
   if (!st.ok()) return st;
   return out;
 }
 
-absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(const DecideInput& in) {
+absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(
+    const DecideInput& in, const std::string& call) {
   const db::DecideAtOnce& once = *in.at_once;
   const Params params = {in.id,
                          absl::StrCat(in.expected_version),
@@ -351,7 +322,8 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
                          TextArray(once.not_own),
                          once.own_only ? "true" : "false",
                          in.request_id ? Param(*in.request_id) : Param(),
-                         std::string(MethodName(in.decision))};
+                         std::string(MethodName(in.decision)),
+                         call};
   std::optional<ApprovalRecord> out;
   // The statement and COMMIT go out together with BEGIN: one round trip.
   absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
@@ -362,12 +334,7 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
     }
     return absl::OkStatus();
   });
-  if (LostCommitBackend(st)) {
-    CommitIntent intent;
-    intent.status = std::string(TargetStatus(in.decision));
-    intent.at_once = true;
-    return ResolveLostDecision(in, intent, st);
-  }
+  if (LostCommitBackend(st)) return ResolveLostDecision(in, CommitIntent(), call, st);
   // A request id another call of this actor recorded after this statement's snapshot: the
   // full path answers INVALID_ARGUMENT or the first call's outcome.
   if (in.request_id && st.code() == absl::StatusCode::kAlreadyExists) return std::nullopt;
@@ -377,8 +344,8 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(cons
 
 absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                                          const AuthorizeFn& authorize, const ExecuteFn& execute,
-                                         ApprovalRecord& out, CommitIntent& intent,
-                                         bool& replayed) {
+                                         const std::string& call, ApprovalRecord& out,
+                                         CommitIntent& intent, bool& replayed) {
   intent = CommitIntent();
   replayed = false;
   ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
@@ -413,13 +380,12 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
   if (locked_rows.GetBool(0, "is_expired")) {
     ASSIGN_OR_RETURN(ApprovalRecord expired,
                      RecordDecision(tx, locked, kExpired, Param(), Param(), Param(), Param(),
-                                    kSystemActor, Param()));
+                                    kSystemActor, Param(), call));
     // Expired by this call (not found expired): the metadata names the type, as for a failure.
     ErrorMetadata metadata = StateMetadata(expired);
     metadata["action_type"] = expired.action_type;
-    intent = {locked.version, std::string(kExpired), false,
-              ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
-                          absl::StrCat("approval ", locked.id, " has expired"), metadata)};
+    intent.answer = ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXPIRED,
+                                absl::StrCat("approval ", locked.id, " has expired"), metadata);
     return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
   }
   if (in.expected_version != 0 && in.expected_version != locked.version) {
@@ -451,14 +417,14 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
     ASSIGN_OR_RETURN(Rows count, tx.Exec(queries::kInsertVote, {locked.id, in.actor, in.reason}));
     ASSIGN_OR_RETURN(int64_t votes, count.GetInt(0, "votes"));
     if (votes < policy.required_approvals) {
-      ASSIGN_OR_RETURN(Rows bumped, tx.Exec(queries::kRecordVote,
-                                            {locked.id, absl::StrCat(locked.version), in.actor,
-                                             absl::StrCat(votes),
-                                             absl::StrCat(policy.required_approvals), request_id}));
+      ASSIGN_OR_RETURN(
+          Rows bumped,
+          tx.Exec(queries::kRecordVote,
+                  {locked.id, absl::StrCat(locked.version), in.actor, absl::StrCat(votes),
+                   absl::StrCat(policy.required_approvals), request_id, call}));
       if (bumped.empty()) return absl::InternalError("approval version moved under its row lock");
       ASSIGN_OR_RETURN(out, ParseApprovalRow(bumped, 0));
       RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus()));
-      intent = {locked.version, std::string(kPending), true, absl::OkStatus()};
       return tx.Commit();
     }
     // This vote reaches the quorum: it runs the action and approves, in this transaction.
@@ -478,92 +444,25 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                        RecordDecision(tx, locked, kFailed, in.actor, Opt(in.reason), Param(),
                                       std::string(failure.message().empty() ? "action failed"
                                                                             : failure.message()),
-                                      in.actor, request_id));
+                                      in.actor, request_id, call));
       ErrorMetadata metadata = StateMetadata(failed);
       metadata["action_type"] = failed.action_type;
-      intent = {locked.version, std::string(kFailed), false,
-                ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
-                            absl::StrCat("action failed: ", failure.message()), metadata)};
+      intent.answer =
+          ReasonError(absl::StatusCode::kFailedPrecondition, approvals::v1::EXECUTION_FAILED,
+                      absl::StrCat("action failed: ", failure.message()), metadata);
       return AnswerWithError(tx, in, locked.id, intent.answer, /*must_commit=*/true);
     }
     result = *executed;
   }
 
   // The decision, its event (and the request id's record) go out with COMMIT: one round trip.
-  intent = {locked.version, std::string(TargetStatus(in.decision)), false, absl::OkStatus()};
   ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
-                                       Opt(in.reason), result, Param(), in.actor, request_id,
+                                       Opt(in.reason), result, Param(), in.actor, request_id, call,
                                        /*commit=*/!in.request_id));
   if (in.request_id) {
     RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus(), /*commit=*/true));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<ApprovalRecord> PgApprovalStore::ResolveLostDecision(const DecideInput& input,
-                                                                    const CommitIntent& intent,
-                                                                    const absl::Status& lost) {
-  const absl::Time deadline = ResolveDeadline(input.deadline);
-  RETURN_IF_ERROR(SettleLostCommit(pool_, lost, deadline));
-  ApprovalRecord current;
-  std::optional<absl::Status> replayed;
-  RETURN_IF_ERROR(RunInTransaction(pool_, deadline, [&](PgTx& tx) -> absl::Status {
-    // The row lock also waits for the lost transaction, should it still be finishing.
-    ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kLockApproval, {input.id}));
-    if (rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", input.id, " not found"));
-    ASSIGN_OR_RETURN(current, ParseApprovalRow(rows, 0));
-    if (input.request_id) {
-      ASSIGN_OR_RETURN(Rows found,
-                       tx.Exec(queries::kFindDecisionRequest, {input.actor, *input.request_id}));
-      if (!found.empty()) replayed = ReplayOutcome(found);
-    }
-    return absl::OkStatus();
-  }));
-  const absl::Status not_recorded = MarkTransient(
-      absl::UnavailableError("the decision was not recorded (the database connection was lost "
-                             "during COMMIT); nothing changed, retry"));
-  if (input.request_id) {  // the call's own record says whether it committed, and its answer
-    if (!replayed) return not_recorded;
-    if (!replayed->ok()) return *replayed;
-    return current;
-  }
-  // no row-changing commit was sent
-  if (intent.locked_version == 0 && !intent.at_once) return not_recorded;
-  // The version this call's decision would have made: known from the locked row on the full
-  // path; for decide_at_once.sql only from the expected version, if the caller gave one.
-  const bool version_ours =
-      intent.at_once ? input.expected_version == 0 || current.version == input.expected_version + 1
-                     : current.version == intent.locked_version + 1;
-  const bool ours = intent.vote
-                        ? std::any_of(current.votes.begin(), current.votes.end(),
-                                      [&](const VoteRecord& v) { return v.voter == input.actor; })
-                        : version_ours && current.status == intent.status &&
-                              (current.status == kExpired || current.decided_by == input.actor);
-  if (ours) {
-    if (!intent.answer.ok()) return intent.answer;
-    return current;
-  }
-  if (current.status == kPending) return not_recorded;
-  return ReasonError(
-      absl::StatusCode::kFailedPrecondition,
-      current.status == kExpired ? approvals::v1::EXPIRED : approvals::v1::ALREADY_PROCESSED,
-      absl::StrCat("approval ", current.id, " is already ", current.status),
-      StateMetadata(current));
-}
-
-absl::StatusOr<CreateResult> PgApprovalStore::ResolveLostCreate(const CreateInput& input,
-                                                                const std::string& id,
-                                                                const absl::Status& lost) {
-  const absl::Time deadline = ResolveDeadline(input.deadline);
-  RETURN_IF_ERROR(SettleLostCommit(pool_, lost, deadline));
-  absl::StatusOr<ApprovalRecord> row = Get(id, deadline);
-  if (row.ok()) return CreateResult{*std::move(row), /*created=*/true};
-  if (row.status().code() == absl::StatusCode::kNotFound) {
-    return MarkTransient(
-        absl::UnavailableError("the approval was not created (the database connection was lost "
-                               "during COMMIT); nothing changed, retry"));
-  }
-  return row.status();
 }
 
 }  // namespace approvald::db::pg

@@ -22,32 +22,29 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) override;
 
  private:
-  // What a decision's COMMIT would make true, kept in case its outcome is lost with the
-  // connection: the row at version `locked_version + 1` in `status` (or, for a vote below the
-  // quorum, still pending with the actor's vote), answered with `answer`.
+  // What a decision answers if its COMMIT, lost with the connection, turns out to have
+  // committed (the call's token is in an event): OK with the row as it is then, or this error
+  // (the action failed, or the approval expired, by this call).
   struct CommitIntent {
-    int64_t locked_version = 0;  ///< 0: this commit changes no row (unless at_once)
-    std::string status;
-    bool vote = false;
     absl::Status answer;
-    /// decide_at_once.sql: the version it applied to is known only from expected_version.
-    /// Without one, a decision with this status by the same actor is taken as this call's
-    /// (a concurrent duplicate by that actor, without a request id, is indistinguishable).
-    bool at_once = false;
   };
 
   // Decide in one statement (input.at_once): the decided row, or nullopt if the statement did
   // not apply and the full path must decide.
-  absl::StatusOr<std::optional<ApprovalRecord>> DecideAtOnce(const DecideInput& input);
+  absl::StatusOr<std::optional<ApprovalRecord>> DecideAtOnce(const DecideInput& input,
+                                                             const std::string& call);
   // One attempt of Decide inside `tx`; sets `out` on success, and `replayed` when the answer
   // repeats an earlier call's (same request id).
   absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,
-                          const ExecuteFn& execute, ApprovalRecord& out, CommitIntent& intent,
-                          bool& replayed);
+                          const ExecuteFn& execute, const std::string& call, ApprovalRecord& out,
+                          CommitIntent& intent, bool& replayed);
   // After a decision's commit whose outcome is unknown: settles it, then learns the outcome
-  // from the request id's record or from the row, read back under its lock.
+  // from the request id's record, else from whether an event carries the call's token, and
+  // reads the row back under its lock. Never by the actor's name: a principal that raced
+  // itself is told ALREADY_PROCESSED, or UNAVAILABLE if nothing changed.
   absl::StatusOr<ApprovalRecord> ResolveLostDecision(const DecideInput& input,
                                                      const CommitIntent& intent,
+                                                     const std::string& call,
                                                      const absl::Status& lost);
   // The same for a create: the inserted id exists or not.
   absl::StatusOr<CreateResult> ResolveLostCreate(const CreateInput& input, const std::string& id,

@@ -14,7 +14,9 @@
 --   $10 the call's request id, NULL if none. A request id the actor already used is never
 --       decided here (the full path answers the first call's outcome); a new one is recorded
 --       with the decision (code 0), as insert_decision_request.sql does;
---   $11 the method: 'approve', 'reject' or 'cancel'.
+--   $11 the method: 'approve', 'reject' or 'cancel';
+--   $12 the call's own token, written into the event's detail: after a commit lost with its
+--       connection, it tells whether this call's decision committed.
 WITH decided AS (
     UPDATE ai_approvals
     SET status = $3,
@@ -39,7 +41,8 @@ WITH decided AS (
 ), event AS (
     INSERT INTO approval_events (approval_id, type, actor, version, detail, approval)
     SELECT id, status, $4, version,
-           jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'request_id', $10::text)),
+           jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'request_id', $10::text,
+                                                'call', $12::text)),
            to_jsonb(decided) || jsonb_build_object('votes', (SELECT list FROM votes))
     FROM decided
     RETURNING id

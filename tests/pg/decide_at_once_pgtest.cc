@@ -129,14 +129,14 @@ class DecideAtOnceTest : public ::testing::Test {
   }
 
   // The row, its events and its request id record, without what differs between two approvals
-  // (ids, times, the request id's text).
+  // (ids, times, the request id's and the call token's text).
   std::string Recorded(const std::string& id) {
     const std::string drop = "ARRAY['id','created_at','expires_at','decided_at','executed_at']";
     return Scalar(
         "SELECT (to_jsonb(a) - " + drop +
             ")::text || ' events: ' || (SELECT string_agg(type || '/' || actor || '/v' || "
-            "version || '/' || (detail - 'request_id')::text || '/' || (detail ? "
-            "'request_id') || '/' || (approval - " +
+            "version || '/' || (detail - 'request_id' - 'call')::text || '/' || (detail ? "
+            "'request_id') || '/' || (detail ? 'call') || '/' || (approval - " +
             drop +
             ")::text, ', ' ORDER BY e.id) FROM approval_events e WHERE e.approval_id = "
             "a.id) || ' request: ' || coalesce((SELECT string_agg(actor || '/' || "

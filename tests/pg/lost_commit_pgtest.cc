@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "absl/strings/numbers.h"
+#include "db/errors.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "tests/testing/commit_cutting_proxy.h"
@@ -40,10 +41,10 @@ class LostCommitTest : public ::testing::Test {
     store_ = std::make_unique<db::pg::PgApprovalStore>(*pool_);
   }
 
-  std::string Create() {
+  std::string Create(const std::string& requester = "agent") {
     db::CreateInput in;
     in.action_type = "effect";
-    in.requested_by = "agent";
+    in.requested_by = requester;
     auto created = store_->Create(in);
     EXPECT_OK(created);
     return created.ok() ? created->approval.id : "";
@@ -71,12 +72,16 @@ class LostCommitTest : public ::testing::Test {
   }
 
   // A decision in one statement (DecideInput::at_once), as approvald makes one for a noop type.
-  absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id) {
+  absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id,
+                                                  db::Decision decision = db::Decision::kApprove) {
     db::DecideInput in;
+    in.decision = decision;
     in.id = id;
     in.actor = "alice";
+    in.reason = "because";
     in.deadline = absl::Now() + absl::Seconds(30);  // the server's default: no timeouts of its own
     in.at_once = db::DecideAtOnce{{}, {"effect"}, false, R"({"effect": {"ok": true}})"};
+    if (decision == db::Decision::kCancel) in.at_once = db::DecideAtOnce{{}, {}, true, ""};
     return store_->Decide(
         in, nullptr,
         [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> {
@@ -184,6 +189,53 @@ TEST_F(LostCommitTest, ADecisionAtOnceWhoseCommitIsLostChangesNothingAndIsRetrya
   EXPECT_EQ(Row(id), "approved v2 effects 0");
   EXPECT_EQ(executions_.load(), 0);
 }
+
+// A principal that repeats its own decision, without a request id: the repeat changed nothing,
+// so it must never be told OK, even when its reply is lost (its statement commits alone and
+// decides nothing). Only the call's own token, written with a decision, makes it the call's.
+class LostRepeatTest : public LostCommitTest, public ::testing::WithParamInterface<db::Decision> {
+ protected:
+  // Cancel: the requester's own approval; approve and reject: another's (as at_once allows).
+  std::string CreateToDecide() {
+    return Create(GetParam() == db::Decision::kCancel ? "alice" : "agent");
+  }
+};
+
+TEST_P(LostRepeatTest, ARepeatedDecisionWhoseReplyIsLostIsAlreadyProcessed) {
+  const std::string id = CreateToDecide();
+  ASSERT_OK(DecideAtOnce(id, GetParam()));
+  const std::string decided = Row(id);
+  EXPECT_EQ(db::GetReason(DecideAtOnce(id, GetParam()).status()), approvals::v1::ALREADY_PROCESSED);
+  proxy_->Arm(Cut::kReplyLost, "decide_at_once");
+  absl::StatusOr<db::ApprovalRecord> repeat = DecideAtOnce(id, GetParam());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(db::GetReason(repeat.status()), approvals::v1::ALREADY_PROCESSED) << repeat.status();
+  EXPECT_EQ(Row(id), decided);
+}
+
+TEST_P(LostRepeatTest, AFirstDecisionWhoseReplyIsLostIsStillOk) {
+  const std::string id = CreateToDecide();
+  proxy_->Arm(Cut::kReplyLost, "decide_at_once");
+  absl::StatusOr<db::ApprovalRecord> decided = DecideAtOnce(id, GetParam());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_OK(decided);
+  EXPECT_EQ(decided->version, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Decisions, LostRepeatTest,
+                         ::testing::Values(db::Decision::kApprove, db::Decision::kReject,
+                                           db::Decision::kCancel),
+                         [](const ::testing::TestParamInfo<db::Decision>& info) {
+                           switch (info.param) {
+                             case db::Decision::kApprove:
+                               return "Approve";
+                             case db::Decision::kReject:
+                               return "Reject";
+                             case db::Decision::kCancel:
+                               return "Cancel";
+                           }
+                           return "Unknown";
+                         });
 
 // A create is its insert alone (PostgreSQL's implicit transaction) on the default deadline, and
 // BEGIN, its timeouts, the insert and COMMIT on a shorter one: both are lost and settled alike.
