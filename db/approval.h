@@ -18,6 +18,9 @@ inline constexpr absl::string_view kExpired = "expired";
 inline constexpr absl::string_view kCancelled = "cancelled";
 inline constexpr absl::string_view kFailed = "failed";
 
+/// The actor of what approvald does by itself (an expiry): no principal may carry this name.
+inline constexpr absl::string_view kSystemActor = "approvald";
+
 /// The proto enum name of a stored status ("approved" -> "APPROVAL_STATUS_APPROVED").
 std::string StatusEnumName(absl::string_view status);
 

@@ -9,8 +9,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "db/approval.h"
+#include "db/utf8.h"
 
 namespace approvald::server {
 namespace {
@@ -21,6 +24,30 @@ bool IsSha256Hex(absl::string_view s) {
     if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
   }
   return true;
+}
+
+// Why `text` (a principal, a role or a certificate identity) cannot be one, or "" if it can:
+// it must be printable UTF-8, since it is stored with every decision and written into logs.
+std::string WhyNotPrintable(absl::string_view text) {
+  if (text.size() > 256) return "longer than 256 bytes";
+  if (!db::IsValidUtf8(text)) return "not valid UTF-8";
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) return absl::StrFormat("a control character (0x%02x)", c);
+    // C1 controls (U+0080-U+009F), and the line separators and bidirectional overrides
+    // (U+2028-U+202E, U+2066-U+2069) that can make a log line read as something else.
+    if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
+      return "a control character (U+0080-U+009F)";
+    }
+    if (c == 0xe2 && i + 2 < text.size()) {
+      const unsigned char b1 = static_cast<unsigned char>(text[i + 1]);
+      const unsigned char b2 = static_cast<unsigned char>(text[i + 2]);
+      if ((b1 == 0x80 && b2 >= 0xa8 && b2 <= 0xae) || (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9)) {
+        return "a line separator or bidirectional control character";
+      }
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -52,6 +79,19 @@ absl::StatusOr<TokenStore> TokenStore::Parse(absl::string_view contents, absl::s
     };
     if (cols.size() < 2 || cols.size() > 3) {
       return error("expected `<sha256-hex-of-token> <principal> [<role>,...]`");
+    }
+    for (size_t i = 1; i < cols.size(); ++i) {
+      if (std::string why = WhyNotPrintable(cols[i]); !why.empty()) {
+        return error(
+            absl::StrCat(i == 1 ? (cols[0] == "cert" ? "the certificate identity" : "the principal")
+                                : "the roles",
+                         " must be printable UTF-8; it holds ", why));
+      }
+    }
+    if (absl::EqualsIgnoreCase(cols[1], db::kSystemActor)) {
+      return error(absl::StrCat("\"", cols[1],
+                                "\" is reserved: it is the actor of what approvald does itself "
+                                "(expiries)"));
     }
     if (cols[0] == "cert") {
       Principal p;

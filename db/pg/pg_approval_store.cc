@@ -22,7 +22,6 @@ namespace {
 
 using approvals::v1::ErrorReason;
 
-constexpr absl::string_view kSystemActor = "approvald";
 constexpr absl::string_view kHandlerSavepoint = "approvald_handler";
 
 Param Opt(const std::string& s) { return s.empty() ? Param() : Param(s); }

@@ -35,6 +35,29 @@ TEST(TokenStoreTest, ErrorsNameTheLine) {
   EXPECT_CODE(TokenStore::Load("/nonexistent/tokens"), absl::StatusCode::kNotFound);
 }
 
+// A principal is stored with every decision and written into log lines: the whole file is
+// refused, naming the line, if one is not printable UTF-8 or takes the daemon's own name.
+TEST(TokenStoreTest, PrincipalsAndRolesMustBePrintableAndNotReserved) {
+  const std::string h = Sha256Hex("x");
+  const std::string ok = Sha256Hex("ok") + " alice approver\n";
+  for (const std::string& line : std::vector<std::string>{
+           h + " \xff\xfe" + "evil approver", h + " ev\x01il approver",
+           h + " evil\x1b[31m approver", h + " ev\x7fil", h + " ev\xc2\x85il",
+           h + " ev\xe2\x80\xaeil", h + " alice appr\x01ver", h + " approvald approver",
+           h + " APPROVALD", "cert spiffe://x/\x01 requester", "cert approvald requester",
+           h + " " + std::string(257, 'a')}) {
+    SCOPED_TRACE(line);
+    auto bad = TokenStore::Parse(ok + line + "\n", "tokens");
+    EXPECT_CODE(bad, absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find("tokens:2: "), absl::string_view::npos) << bad.status();
+  }
+  // Non-ASCII printable names are fine.
+  ASSERT_OK_AND_ASSIGN(TokenStore store,
+                       TokenStore::Parse(ok + h + " jos\xc3\xa9 approver\n", "tokens"));
+  ASSERT_OK_AND_ASSIGN(Principal jose, store.Authenticate("Bearer x"));
+  EXPECT_EQ(jose.name, "jos\xc3\xa9");
+}
+
 TEST(TokenStoreTest, Sha256MatchesKnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
