@@ -131,6 +131,10 @@ class ApprovalStore {
   virtual absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                               absl::Time deadline) = 0;
 
+  /// The id of the newest committed event, deliverable or not (0 if the log is empty): no
+  /// client can have been given an event id above it.
+  virtual absl::StatusOr<int64_t> NewestEventId(absl::Time deadline) = 0;
+
   /// Expires up to `batch` pending approvals whose expires_at has passed (database clock), each
   /// with an 'expired' event; rows locked by a decision in progress are skipped. Returns how many
   /// of each action type.

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "db/errors.h"
 #include "server/event_convert.h"
 #include "server/status_conversion.h"
 
@@ -60,7 +61,22 @@ void WatchReactor::ReplayBatch() {
   absl::StatusOr<std::vector<db::EventRecord>> batch;
   // A batch never exceeds the buffer: replay is paced by the client, so it never overflows.
   const int limit = static_cast<int>(std::min<size_t>(kReplayBatch, max_buffer_));
-  if (!finished) batch = store_.ReadEvents(from, limit, absl::Now() + absl::Seconds(30));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  if (!finished) batch = store_.ReadEvents(from, limit, deadline);
+  // A resume point beyond every event ever committed was never given to anyone (a typo, or a
+  // database restored from an older backup): refused, rather than waiting for events that may
+  // never come.
+  if (!finished && batch.ok() && batch->empty() && from == filter_.after_event_id()) {
+    absl::StatusOr<int64_t> newest = store_.NewestEventId(deadline);
+    if (!newest.ok()) {
+      batch = newest.status();
+    } else if (from > *newest) {
+      batch = db::FieldError("after_event_id",
+                             absl::StrCat("is beyond the newest event (", *newest,
+                                          "); resume from an event id this stream has sent, or 0 "
+                                          "for new events only"));
+    }
+  }
 
   // Only this task moves the cursor until the reactor is attached, so attaching with the cursor
   // read under the lock is exact. The hub's lock is never taken while holding ours.
@@ -68,7 +84,9 @@ void WatchReactor::ReplayBatch() {
   int64_t cursor = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!finished_ && !batch.ok()) {
+    if (!finished_ && !batch.ok() && batch.status().code() == absl::StatusCode::kInvalidArgument) {
+      FinishOnce(ToGrpcStatus(batch.status()));
+    } else if (!finished_ && !batch.ok()) {
       FinishOnce(ToGrpcStatus(absl::Status(
           batch.status().code(),
           absl::StrCat(batch.status().message(), "; resume with after_event_id=", last_sent_))));

@@ -261,6 +261,11 @@ absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t aft
   return ReadEventBatch(*lease, after_id, limit);
 }
 
+absl::StatusOr<int64_t> PgApprovalStore::NewestEventId(absl::Time deadline) {
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
+  return pg::NewestEventId(*lease);
+}
+
 absl::StatusOr<std::map<std::string, int>> PgApprovalStore::ExpireDue(int batch) {
   std::map<std::string, int> expired;
   RETURN_IF_ERROR(RunInTransaction(pool_, absl::Now() + absl::Seconds(30), [&](PgTx& tx) {

@@ -20,6 +20,7 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
   absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) override;
+  absl::StatusOr<int64_t> NewestEventId(absl::Time deadline) override;
 
  private:
   // What a decision answers if its COMMIT, lost with the connection, turns out to have

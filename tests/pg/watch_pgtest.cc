@@ -261,6 +261,36 @@ TEST_F(WatchTest, BadRequestsAndShutdown) {
   EXPECT_NE(end.error_message().find("after_event_id="), std::string::npos) << end.error_message();
 }
 
+// A resume point above every event ever committed was never sent to anyone: refused at once,
+// naming the field, rather than a stream that waits for ids that may never come. The newest
+// event itself is a valid resume point.
+TEST_F(WatchTest, AResumePointBeyondTheNewestEventIsInvalidArgument) {
+  Create();
+  v1::WatchApprovalsRequest all;
+  all.set_after_event_id(1);
+  Watch replay(*ts_, all);
+  auto events = replay.Take(1);
+  ASSERT_EQ(events.size(), 1u);
+  const int64_t newest = events[0].event_id();
+
+  v1::WatchApprovalsRequest future;
+  future.set_after_event_id(newest + 1'000'000'000'000'000);
+  Watch refused(*ts_, future);
+  grpc::Status end = refused.WaitEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << end.error_message();
+  EXPECT_NE(end.error_message().find("after_event_id"), std::string::npos) << end.error_message();
+  EXPECT_NE(end.error_message().find("beyond the newest event"), std::string::npos);
+
+  v1::WatchApprovalsRequest at_newest;
+  at_newest.set_after_event_id(newest);
+  Watch resumed(*ts_, at_newest);
+  ASSERT_TRUE(AwaitWatchers(*ts_, 2));  // `replay` and `resumed`, both live
+  const v1::Approval next = Create();
+  auto live = resumed.Take(1);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].approval().id(), next.id());
+}
+
 TEST_F(WatchTest, ShutdownEndsEveryLiveStreamWithWhereToResume) {
   std::vector<std::unique_ptr<Watch>> watches;
   for (int i = 0; i < 50; ++i) {
