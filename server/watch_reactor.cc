@@ -70,7 +70,7 @@ void WatchReactor::ReplayBatch() {
     absl::StatusOr<int64_t> newest = store_.NewestEventId(deadline);
     if (!newest.ok()) {
       batch = newest.status();
-    } else if (from > *newest) {
+    } else if (from > std::max<int64_t>(*newest, 1)) {  // 1: "from the start", even if empty
       batch = db::FieldError("after_event_id",
                              absl::StrCat("is beyond the newest event (", *newest,
                                           "); resume from an event id this stream has sent, or 0 "
