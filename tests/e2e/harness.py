@@ -1,0 +1,216 @@
+"""Shared pieces of the end-to-end scripts: a private PostgreSQL cluster that can be crashed and
+restarted, approvald processes that can be killed and restarted on their port, tokens, psql and
+the Python stubs of the API.
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    import harness
+    pg = harness.Postgres(tmp)          # initdb + start on a free port (unix socket in tmp)
+    dsn = pg.create_database("mine")
+    harness.psql("CREATE TABLE t (x int)", dsn)
+    daemon = harness.Approvald(APPROVALD, dsn, tokens_file, config_file, tmp)
+    daemon.kill9(); daemon.start()      # same port
+    pg.crash_restart()                  # pg_ctl -m immediate stop, then start
+
+Everything listens on 127.0.0.1 only.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout, what, interval=0.05):
+    """Polls condition() until it returns something true (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def as_pg_owner(cmd):
+    """initdb and postgres refuse to run as root: run them as the `postgres` OS user then."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.getuid() == 0 else list(cmd)
+
+
+def _chown_to_pg_owner(path):
+    if os.getuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def psql(sql, dsn, timeout=60):
+    """Runs sql (ON_ERROR_STOP); returns the rows of its output as lists of strings."""
+    out = subprocess.run(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-XAtq", "-F", "\t", "-c", sql],
+                         check=True, capture_output=True, text=True, timeout=timeout).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+class Postgres:
+    """A throwaway cluster in tmp/pg: trust auth, TCP on 127.0.0.1 and a unix socket in
+    tmp/pg-sock. The constructor runs initdb and starts it; stop() before removing tmp.
+    fsync off is safe for crash restarts (the OS keeps what was written); synchronous_commit
+    must stay on: without it an immediate stop loses transactions that were answered as
+    committed."""
+
+    def __init__(self, tmp, settings=("fsync=off", "full_page_writes=off",
+                                      "max_connections=300")):
+        os.chmod(tmp, 0o755)  # the postgres user must reach its folders
+        self.data = os.path.join(tmp, "pg")
+        self.sock = os.path.join(tmp, "pg-sock")
+        self.log_path = os.path.join(tmp, "pg.log")
+        os.mkdir(self.data, 0o700)
+        os.mkdir(self.sock, 0o755)
+        for path in (self.data, self.sock):
+            _chown_to_pg_owner(path)
+        with open(self.log_path, "w"):
+            pass
+        _chown_to_pg_owner(self.log_path)
+        self.port = free_port()
+        self.settings = ("listen_addresses=127.0.0.1",) + tuple(settings)
+        subprocess.run(as_pg_owner([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres",
+                                    "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
+                       check=True, capture_output=True, timeout=120)
+        self.start()
+
+    def dsn(self, dbname="postgres"):
+        return ("host=127.0.0.1 port=%d user=postgres dbname=%s connect_timeout=2"
+                % (self.port, dbname))
+
+    def _ctl(self, *args, check=True):
+        return subprocess.run(as_pg_owner([PG_BIN + "/pg_ctl", "-D", self.data, *args]),
+                              check=check, capture_output=True, text=True, timeout=120)
+
+    def start(self):
+        opts = "-p %d -k %s %s" % (self.port, self.sock,
+                                   " ".join("-c " + s for s in self.settings))
+        self._ctl("-l", self.log_path, "-o", opts, "-w", "-t", "60", "start")
+
+    def stop(self, mode="fast"):
+        """Stops the cluster if it runs (no error if it does not)."""
+        self._ctl("-m", mode, "-w", "-t", "60", "stop", check=False)
+
+    def crash_restart(self):
+        """A crash: every backend killed at once (no checkpoint), then crash recovery."""
+        self._ctl("-m", "immediate", "-w", "-t", "60", "stop")
+        self.start()
+
+    def create_database(self, name):
+        psql("CREATE DATABASE " + name, self.dsn())
+        return self.dsn(name)
+
+
+def generate_stubs(root, out):
+    """Python modules of the API (approvals.v1, google.rpc status and details) and of the
+    health service into out, which goes first on sys.path."""
+    base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
+            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
+    subprocess.run(base + ["-I", os.path.join(root, "proto"), "approvals/v1/approvals.proto",
+                           "google/rpc/status.proto", "google/rpc/error_details.proto"],
+                   check=True, timeout=60)
+    # From their own folder, so that no package named `grpc` shadows grpcio.
+    subprocess.run(base + ["-I", os.path.join(root, "tests", "e2e", "protos"), "health.proto"],
+                   check=True, timeout=60)
+    sys.path.insert(0, out)
+
+
+def new_token(approvalctl, principal, roles):
+    """(token, tokens-file line) from `approvalctl token new`; roles: "a,b"."""
+    out = subprocess.run([approvalctl, "token", "new", "--principal", principal, "--roles", roles],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    return (re.search(r"^token: (\S+)$", out, re.M).group(1),
+            re.search(r"^tokens-file line: (.+)$", out, re.M).group(1))
+
+
+def write_tokens(approvalctl, path, principals):
+    """principals: {name: roles}. Writes the tokens file; returns {name: token}."""
+    tokens, lines = {}, []
+    for name, roles in principals.items():
+        tokens[name], line = new_token(approvalctl, name, roles)
+        lines.append(line)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return tokens
+
+
+class Approvald:
+    """An approvald on 127.0.0.1. The first start() takes a free port; later starts (after
+    kill9() or stop()) listen on the same one. Each start logs to its own file in tmp."""
+
+    def __init__(self, binary, dsn, tokens_file, config_file, tmp, name="approvald", args=(),
+                 start=True):
+        self.binary, self.dsn, self.tmp, self.name = binary, dsn, tmp, name
+        self.tokens_file, self.config_file, self.args = tokens_file, config_file, tuple(args)
+        self.port = 0
+        self.starts = 0
+        self.proc = None
+        self.log_path = None
+        if start:
+            self.start()
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def output(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def start(self, timeout=30):
+        """Starts it and waits until its log says that it listens (the line with "(port N)").
+        A restart on the port may find it still held for a moment: tried up to 5 times."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        for _ in range(5):
+            self.starts += 1
+            self.log_path = os.path.join(self.tmp, "%s-%d.log" % (self.name, self.starts))
+            cmd = [self.binary, "--dsn", self.dsn, "--tokens", self.tokens_file, "--listen",
+                   "127.0.0.1:%d" % self.port, "--migrate", *self.args]
+            if self.config_file:
+                cmd += ["--config", self.config_file]
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+            def started():
+                m = re.search(r"\(port (\d+)\)", self.output())
+                return m or self.proc.poll() is not None
+            wait_until(started, timeout, "%s to listen" % self.name)
+            m = re.search(r"\(port (\d+)\)", self.output())
+            if m and self.proc.poll() is None:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.2)  # bounded retry of a failed bind (no condition to wait for)
+        raise RuntimeError("%s did not start:\n%s" % (self.name, self.output()))
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def restart(self):
+        """kill -9, then a new process on the same port."""
+        self.kill9()
+        self.start()
+
+    def stop(self, grace=20):
+        """SIGTERM; kill -9 if it has not exited after grace seconds."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.kill9()
