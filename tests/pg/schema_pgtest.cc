@@ -112,6 +112,24 @@ TEST_F(SchemaTest, EventsAreAppendOnly) {
   EXPECT_FALSE(Exec("DELETE FROM approval_events").ok());
 }
 
+// An event that would sort below one already in the log for the same approval (its transaction
+// took its id before another committed a newer event) is a serialization failure, which
+// approvald retries as a new transaction: one approval's events stay in the order they
+// happened. Events of other approvals are not concerned.
+TEST_F(SchemaTest, AnApprovalsEventsCannotBeWrittenOutOfOrder) {
+  auto event = [&](const std::string& approval, const std::string& id) {
+    return Exec("INSERT INTO approval_events (id, approval_id, type, actor, version) VALUES (" +
+                id + ", '" + approval + "', 'voted', 'bob', 2)");
+  };
+  EXPECT_OK(event(id_, "(pg_current_xact_id()::text::bigint + 1000) << 16"));
+  EXPECT_CODE(event(id_, "DEFAULT"), absl::StatusCode::kAborted);  // 40001: retried
+  const std::string other = db_->Scalar(
+      "INSERT INTO ai_approvals (action_type, requested_by, expires_at) "
+      "VALUES ('noop', 'agent', now() + interval '1 hour') RETURNING id");
+  EXPECT_OK(event(other, "DEFAULT"));
+  EXPECT_OK(event(id_, "((pg_current_xact_id()::text::bigint + 1000) << 16) + 1"));
+}
+
 TEST_F(SchemaTest, IdempotencyKeyIsUniquePerRequester) {
   EXPECT_OK(Exec("UPDATE ai_approvals SET idempotency_key = 'k' WHERE id = '" + id_ + "'"));
   EXPECT_CODE(Exec("INSERT INTO ai_approvals (action_type, requested_by, idempotency_key, "
