@@ -343,6 +343,22 @@ TEST_F(ServiceTest, RejectAndCancel) {
   EXPECT_EQ(client::ReasonOf(Approve(*alice_, b.id()).status()), "ALREADY_PROCESSED");
 }
 
+// Rejecting is the safe direction: a requester who also holds one of the type's approver roles
+// may reject their own approval (self-approval rules only stop approving). It ends REJECTED by
+// them, with their reason. (Without such a role it is ROLE_REQUIRED, as for anyone:
+// ActionTypesTest.)
+TEST_F(ServiceTest, ARequesterWithAnApproverRoleMayRejectTheirOwnApproval) {
+  v1::Approval a = Create("test.effect");  // by agent, who holds approver and requester
+  v1::RejectRequest reject;
+  reject.set_id(a.id());
+  reject.set_reason("asked by mistake");
+  ASSERT_OK_AND_ASSIGN(v1::Approval rejected, agent_->Reject(reject));
+  EXPECT_EQ(rejected.status(), v1::APPROVAL_STATUS_REJECTED);
+  EXPECT_EQ(rejected.decided_by(), "agent");
+  EXPECT_EQ(rejected.decision_reason(), "asked by mistake");
+  EXPECT_EQ(ts_->Effects(a.id()), 0);
+}
+
 TEST_F(ServiceTest, NotFound) {
   EXPECT_CODE(alice_->Get("00000000-0000-4000-8000-000000000000"), absl::StatusCode::kNotFound);
   EXPECT_CODE(Approve(*alice_, "00000000-0000-4000-8000-000000000000"),
