@@ -99,7 +99,7 @@ absl::StatusOr<int> Listen(const std::string& addr, const std::string& host, int
     }
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
       last_error = std::strerror(errno);
       close(fd);
       fd = -1;
@@ -259,8 +259,22 @@ void MetricsServer::Serve() {
           break;  // EAGAIN, or a connection that failed before we took it
         }
         if (conns.size() >= kMaxConnections) {
-          close(fd);
-          continue;
+          // Full: the connection that has been sending its request head the longest makes
+          // room (a scrape sends its head at once, a slow or hostile client never finishes),
+          // so slow clients, however many, cannot keep a scrape out.
+          auto oldest = conns.end();
+          for (auto it = conns.begin(); it != conns.end(); ++it) {
+            if (it->state == Connection::State::kReading &&
+                (oldest == conns.end() || it->deadline_ms < oldest->deadline_ms)) {
+              oldest = it;
+            }
+          }
+          if (oldest == conns.end()) {
+            close(fd);
+            continue;
+          }
+          close(oldest->fd);
+          conns.erase(oldest);
         }
         conns.emplace_back(fd, after + kConnectionTimeoutMs);
       }

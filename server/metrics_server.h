@@ -13,13 +13,14 @@ namespace approvald::server {
 /// Serves `GET /metrics` (and HEAD) over HTTP/1.x on one thread of its own, for Prometheus.
 ///
 /// Deliberately small: one request per connection (`Connection: close`), a request head of at
-/// most 8 KiB, at most 64 open connections, and 10 s for a connection to send its request and
-/// take its answer. A slow or hostile client therefore cannot hold the thread, and a scrape
-/// next to it is still answered. Thread-safe to Stop from any thread.
+/// most 8 KiB, and 10 s for a connection to send its request and take its answer. At most 1024
+/// connections are open; when full, a new one closes the one that has been sending its request
+/// head the longest. A slow or hostile client therefore cannot hold the thread, and slow
+/// clients, however many, cannot keep a scrape out. Thread-safe to Stop from any thread.
 class MetricsServer {
  public:
   static constexpr size_t kMaxRequestHead = 8 * 1024;
-  static constexpr size_t kMaxConnections = 64;
+  static constexpr size_t kMaxConnections = 1024;
   static constexpr int kConnectionTimeoutMs = 10'000;
 
   /// Binds `addr` (`host:port`, `[v6]:port`; port 0 picks a free one) and starts serving.
