@@ -62,4 +62,9 @@ struct EventRecord {
   ApprovalRecord approval;
 };
 
+/// About the bytes a record holds in memory (its strings, as read from the database): what a
+/// memory budget charges for records read but not yet converted or sent.
+size_t HeldBytes(const ApprovalRecord& a);
+size_t HeldBytes(const EventRecord& e);
+
 }  // namespace approvald::db

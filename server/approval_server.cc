@@ -135,6 +135,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   RETURN_IF_ERROR(s->hub_->Start());
   s->config_.service.hub = s->hub_.get();
   s->config_.service.metrics = &s->metrics_;
+  s->budget_ = std::make_unique<MemoryBudget>(s->config_.memory_budget_bytes);
+  s->config_.service.budget = s->budget_.get();
   s->metrics_.SetGauges([server = s.get()]() -> std::map<std::string, double> {
     db::pg::ConnectionPool& pool = *server->pool_;
     const db::pg::CommitGroup* group = pool.commit_group();
@@ -150,6 +152,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
          group != nullptr ? static_cast<double>(group->grouped_statements()) : 0},
         {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
         {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
+        {"approvald_memory_budget_bytes", static_cast<double>(server->budget_->limit())},
+        {"approvald_memory_budget_used_bytes", static_cast<double>(server->budget_->used())},
         {"approvald_database_up", server->database_up_.load() ? 1 : 0}};
   });
   if (!s->config_.metrics_addr.empty()) {

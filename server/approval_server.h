@@ -16,6 +16,7 @@
 #include "server/event_hub.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
+#include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/metrics_server.h"
 
@@ -48,6 +49,8 @@ struct ServerConfig {
   /// cannot speak TLS, e.g. Kubernetes' grpc probes); empty: off.
   std::string health_listen;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
+  /// What replaying watch streams and list pages may hold in memory in all (MemoryBudget).
+  size_t memory_budget_bytes = 128 * 1024 * 1024;
   /// How often the event listener reads the log while streams are open, for events that other
   /// replicas commit; this daemon's own creates, decisions and expiries wake it at once.
   absl::Duration event_poll_interval = absl::Milliseconds(10);
@@ -94,6 +97,7 @@ class ApprovalServer {
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<ExpirySweeper> sweeper_;
   Metrics metrics_;
+  std::unique_ptr<MemoryBudget> budget_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<grpc::Server> health_server_;  ///< --health-listen
   int health_port_ = 0;

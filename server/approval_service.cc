@@ -113,8 +113,9 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
                                                         const absl::StatusOr<Principal>& principal,
                                                         absl::Status precheck,
                                                         absl::string_view approval_id,
-                                                        const v1::Approval* result, Work work) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+                                                        const v1::Approval* result, Work work,
+                                                        grpc::ServerUnaryReactor* reactor) {
+  if (reactor == nullptr) reactor = ctx->DefaultReactor();
   in_flight_.fetch_add(1);
   CallInfo call = StartCall(ctx, method, principal);
   call.approval_id = std::string(approval_id);
@@ -289,60 +290,6 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
                   });
 }
 
-// The largest page ListApprovals builds, well under the 4 MiB default receive limit of gRPC
-// clients (the rest of the message and the framing need a little room).
-constexpr size_t kMaxPageBytes = 3 * 1024 * 1024;
-
-grpc::ServerUnaryReactor* ApprovalServiceImpl::ListApprovals(grpc::CallbackServerContext* ctx,
-                                                             const v1::ListApprovalsRequest* req,
-                                                             v1::ListApprovalsResponse* resp) {
-  return Dispatch(
-      ctx, "ListApprovals", Authenticate(ctx), ValidateList(*req), "", nullptr,
-      [this, req, resp](absl::Time deadline) { return ListWork(*req, deadline, resp); });
-}
-
-absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, absl::Time deadline,
-                                           v1::ListApprovalsResponse* resp) {
-  db::ListInput in;
-  const int page_size =
-      req.page_size() == 0 ? kDefaultPageSize : std::min(req.page_size(), kMaxPageSize);
-  in.limit = page_size + 1;  // one more tells whether a next page exists
-  for (int s : req.statuses()) {
-    in.statuses.emplace_back(*StatusStorageName(static_cast<v1::ApprovalStatus>(s)));
-  }
-  std::sort(in.statuses.begin(), in.statuses.end());
-  in.statuses.erase(std::unique(in.statuses.begin(), in.statuses.end()), in.statuses.end());
-  if (!req.action_type().empty()) in.action_type = req.action_type();
-  if (!req.page_token().empty()) {
-    ASSIGN_OR_RETURN(in.after, page_tokens_.Decode(req.page_token(), req));
-  }
-  in.deadline = deadline;
-  ASSIGN_OR_RETURN(std::vector<db::ApprovalRecord> rows, store_.List(in));
-  bool more = rows.size() > static_cast<size_t>(page_size);
-  if (more) rows.resize(static_cast<size_t>(page_size));
-  // A page also ends before it outgrows what a default gRPC client accepts (4 MiB): large
-  // approvals make shorter pages, never an unreadable one. The first approval always fits,
-  // since a create is itself bounded well below that.
-  size_t bytes = 0, taken = 0;
-  for (const db::ApprovalRecord& a : rows) {
-    v1::Approval* out = resp->add_approvals();
-    RETURN_IF_ERROR(ToProto(a, out));
-    bytes += out->ByteSizeLong() + 8;
-    if (taken > 0 && bytes > kMaxPageBytes) {
-      resp->mutable_approvals()->RemoveLast();
-      more = true;
-      break;
-    }
-    ++taken;
-  }
-  if (more && taken > 0) {
-    const db::ApprovalRecord& last = rows[taken - 1];
-    resp->set_next_page_token(
-        page_tokens_.Encode({absl::ToUnixMicros(last.create_time), last.id}, req));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
                                              v1::Approval* resp) {
   in.actor = p.name;
@@ -447,8 +394,10 @@ grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals
     RecordRpc(call, st, absl::StrCat(after, " sent=0"));
     return new FailedStream(ToGrpcStatus(st));
   }
-  auto* reactor = new WatchReactor(*options_.hub, store_, executor_, *req, options_.watch_buffer,
-                                   options_.logger);
+  auto* reactor = new WatchReactor(
+      *options_.hub, store_, executor_, *req,
+      WatchLimits{options_.watch_buffer, options_.watch_buffer_bytes, options_.budget},
+      options_.logger);
   // Logged and counted when the stream ends, like a unary call when it answers.
   reactor->SetOnDone([this, call, after](const grpc::Status& status, int64_t sent) {
     RecordRpc(

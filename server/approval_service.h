@@ -14,6 +14,7 @@
 #include "handlers/handler_registry.h"
 #include "server/event_hub.h"
 #include "server/executor.h"
+#include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/page_token.h"
 #include "server/token_store.h"
@@ -35,6 +36,10 @@ struct ServiceOptions {
   EventHub* hub = nullptr;
   /// Events a watcher may fall behind before its stream ends with RESOURCE_EXHAUSTED.
   size_t watch_buffer = 1024;
+  /// Their size in memory (shared with the other streams).
+  size_t watch_buffer_bytes = 16 * 1024 * 1024;
+  /// What replaying streams and list pages may hold in all (null: unbounded).
+  MemoryBudget* budget = nullptr;
   /// mTLS: the verified client certificate names the principal (SAN URI or DNS, else CN).
   bool principal_from_cert = false;
   Metrics* metrics = nullptr;
@@ -109,10 +114,13 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   // `approval_id` and `result` only feed the log line.
   // This process committed events: the event hub reads them now rather than at its next poll.
   void PokeEventHub();
+  // `reactor`: the call's own (e.g. one that holds memory until the call is done), else the
+  // default reactor.
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, absl::string_view method,
                                      const absl::StatusOr<Principal>& principal,
                                      absl::Status precheck, absl::string_view approval_id,
-                                     const approvals::v1::Approval* result, Work work);
+                                     const approvals::v1::Approval* result, Work work,
+                                     grpc::ServerUnaryReactor* reactor = nullptr);
   // A call's record for its log line: starts its clock and takes (or makes) its request id.
   static CallInfo StartCall(grpc::CallbackServerContext* ctx, absl::string_view method,
                             const absl::StatusOr<Principal>& principal);
@@ -126,8 +134,9 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                           const approvals::v1::CreateApprovalRequest& req,
                           std::string action_data_json, absl::Time deadline,
                           approvals::v1::Approval* resp);
+  // `held`: bytes of the page charged to the memory budget, given back when the call is done.
   absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
-                        approvals::v1::ListApprovalsResponse* resp);
+                        approvals::v1::ListApprovalsResponse* resp, size_t* held);
   absl::Status DecideWork(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp);
   // Validates the request; on success `*action_data_json` is its action_data as JSON.
   absl::Status PrecheckCreate(const Principal& p, const handlers::ActionType* type,

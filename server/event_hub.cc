@@ -98,11 +98,10 @@ bool EventHub::stopped() const {
   return stopped_;
 }
 
-void EventHub::Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
-                       int64_t last_id) {
+void EventHub::Publish(std::vector<Sized> events, int64_t last_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& e : events) {
-    for (EventSink* sink : sinks_) sink->OnEvent(e);
+  for (const Sized& e : events) {
+    for (EventSink* sink : sinks_) sink->OnEvent(e.event, e.bytes);
   }
   head_ = std::max(head_, last_id);
 }
@@ -178,13 +177,14 @@ void EventHub::Run() {
         break;
       }
       if (batch->empty()) break;
-      std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events;
+      std::vector<Sized> events;
       for (const db::EventRecord& e : *batch) {
         auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
         if (absl::Status converted = EventToProto(e, proto.get()); !converted.ok()) {
           if (logger_) logger_->error("event {}: {}", e.id, EscapeForLog(converted.message()));
         }
-        events.push_back(std::move(proto));
+        const size_t bytes = proto->SpaceUsedLong();
+        events.push_back({std::move(proto), bytes});
       }
       Publish(std::move(events), batch->back().id);
       if (static_cast<int>(batch->size()) < kBatch) break;  // all there was: poll again later

@@ -25,7 +25,9 @@ namespace approvald::server {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event) = 0;
+  /// `bytes`: what the event takes in memory (computed once, for every sink's budget).
+  virtual void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event,
+                       size_t bytes) = 0;
   /// The hub stops (server shutdown): end the stream.
   virtual void OnHubStopped(int64_t head) = 0;
   /// Attached by AttachAtHead: `head` is the last event it will not get.
@@ -88,8 +90,11 @@ class EventHub {
   void Pause(absl::Duration timeout, bool until_sink, bool until_poke);
   /// Wakes the thread's Pause to look at its conditions again.
   void Wake();
-  void Publish(std::vector<std::shared_ptr<const approvals::v1::ApprovalEvent>> events,
-               int64_t last_id);
+  struct Sized {
+    std::shared_ptr<const approvals::v1::ApprovalEvent> event;
+    size_t bytes = 0;
+  };
+  void Publish(std::vector<Sized> events, int64_t last_id);
 
   const std::string dsn_;
   const std::shared_ptr<spdlog::logger> logger_;

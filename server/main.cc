@@ -26,6 +26,12 @@
 #include "server/log_format.h"
 #include "server/log_sink.h"
 
+#ifdef APPROVALD_JEMALLOC
+// jemalloc's options, read at its start: a background thread returns pages that have been free
+// for a second to the system, so a burst's memory goes back without waiting for later calls.
+extern "C" const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+#endif
+
 // The flags that set a ServerConfig field default to that field's own default, so that the
 // daemon and ServerConfig (tests, embedders) cannot drift apart.
 static const approvald::server::ServerConfig kServerDefaults;
@@ -62,6 +68,13 @@ ABSL_FLAG(absl::Duration, event_poll_interval, kServerDefaults.event_poll_interv
           "through other replicas (1ms to 10s)");
 ABSL_FLAG(int, watch_buffer, 1024,
           "events a WatchApprovals stream may fall behind before it ends with RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, watch_buffer_mib, 16,
+          "MiB of events a WatchApprovals stream may fall behind (in memory) before it ends with "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, memory_budget_mib,
+          static_cast<int>(kServerDefaults.memory_budget_bytes / (1024 * 1024)),
+          "MiB that replaying watch streams and list pages may hold in all; beyond it they get "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate: serve TLS (with --tls-key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -168,6 +181,14 @@ int Serve() {
   config.service.limits.max_ttl = absl::GetFlag(FLAGS_max_ttl);
   config.service.logger = spdlog::default_logger();
   config.service.watch_buffer = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_watch_buffer)));
+  if (absl::GetFlag(FLAGS_watch_buffer_mib) < 1 || absl::GetFlag(FLAGS_memory_budget_mib) < 16) {
+    return Fail(absl::InvalidArgumentError(
+        "--watch-buffer-mib must be at least 1 and --memory-budget-mib at least 16"));
+  }
+  config.service.watch_buffer_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_watch_buffer_mib)) * 1024 * 1024;
+  config.memory_budget_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_memory_budget_mib)) * 1024 * 1024;
   config.expiry_interval = absl::GetFlag(FLAGS_expiry_interval);
   config.event_poll_interval = absl::GetFlag(FLAGS_event_poll_interval);
   if (config.event_poll_interval < absl::Milliseconds(1) ||

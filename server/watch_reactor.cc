@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
+#include "db/status_macros.h"
 #include "server/event_convert.h"
 #include "server/status_conversion.h"
 
@@ -15,14 +16,20 @@ constexpr int kReplayBatch = 500;
 }  // namespace
 
 WatchReactor::WatchReactor(EventHub& hub, db::ApprovalStore& store, Executor& executor,
-                           approvals::v1::WatchApprovalsRequest filter, size_t max_buffer,
+                           approvals::v1::WatchApprovalsRequest filter, WatchLimits limits,
                            std::shared_ptr<spdlog::logger> logger)
     : hub_(hub),
       store_(store),
       executor_(executor),
       filter_(std::move(filter)),
-      max_buffer_(max_buffer),
+      limits_(limits),
       logger_(std::move(logger)) {}
+
+WatchReactor::~WatchReactor() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ClearQueue();
+  if (limits_.budget != nullptr) limits_.budget->Give(pending_charge_);
+}
 
 void WatchReactor::Begin() {
   int64_t start = filter_.after_event_id();
@@ -50,6 +57,40 @@ void WatchReactor::ScheduleReplay() {
   }
 }
 
+absl::Status WatchReactor::ReadMore(int64_t from) {
+  // Sized by what the last records weighed, so that a batch holds about kReplayBytes of them
+  // as read (a few at first), and never more events than the stream may buffer.
+  size_t rows = bytes_per_event_ == 0 ? 16 : kReplayBytes / std::max<size_t>(bytes_per_event_, 1);
+  rows = std::clamp<size_t>(rows, 1, std::min<size_t>(kReplayBatch, limits_.max_events));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  ASSIGN_OR_RETURN(std::vector<db::EventRecord> batch,
+                   store_.ReadEvents(from, static_cast<int>(rows), deadline));
+  // A resume point beyond every event ever committed was never given to anyone (a typo, or a
+  // database restored from an older backup): refused, rather than waiting for events that may
+  // never come.
+  if (batch.empty() && from == filter_.after_event_id()) {
+    ASSIGN_OR_RETURN(int64_t newest, store_.NewestEventId(deadline));
+    if (from > std::max<int64_t>(newest, 1)) {  // 1: "from the start", even if empty
+      return db::FieldError("after_event_id",
+                            absl::StrCat("is beyond the newest event (", newest,
+                                         "); resume from an event id this stream has sent, or 0 "
+                                         "for new events only"));
+    }
+  }
+  log_exhausted_ = batch.size() < rows;
+  size_t bytes = 0;
+  for (const db::EventRecord& e : batch) bytes += db::HeldBytes(e);
+  if (!batch.empty()) bytes_per_event_ = bytes / batch.size();
+  if (limits_.budget != nullptr && !limits_.budget->TryTake(bytes)) {
+    return absl::ResourceExhaustedError(
+        "approvald holds as much for watch streams and list pages as its --memory-budget "
+        "allows; retry later");
+  }
+  pending_charge_ += bytes;
+  for (db::EventRecord& e : batch) pending_.push_back(std::move(e));
+  return absl::OkStatus();
+}
+
 void WatchReactor::ReplayBatch() {
   int64_t from = 0;
   bool finished = false;
@@ -58,24 +99,28 @@ void WatchReactor::ReplayBatch() {
     from = cursor_;
     finished = finished_;
   }
-  absl::StatusOr<std::vector<db::EventRecord>> batch;
-  // A batch never exceeds the buffer: replay is paced by the client, so it never overflows.
-  const int limit = static_cast<int>(std::min<size_t>(kReplayBatch, max_buffer_));
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  if (!finished) batch = store_.ReadEvents(from, limit, deadline);
-  // A resume point beyond every event ever committed was never given to anyone (a typo, or a
-  // database restored from an older backup): refused, rather than waiting for events that may
-  // never come.
-  if (!finished && batch.ok() && batch->empty() && from == filter_.after_event_id()) {
-    absl::StatusOr<int64_t> newest = store_.NewestEventId(deadline);
-    if (!newest.ok()) {
-      batch = newest.status();
-    } else if (from > std::max<int64_t>(*newest, 1)) {  // 1: "from the start", even if empty
-      batch = db::FieldError("after_event_id",
-                             absl::StrCat("is beyond the newest event (", *newest,
-                                          "); resume from an event id this stream has sent, or 0 "
-                                          "for new events only"));
+  absl::Status st;
+  if (!finished && pending_.empty()) st = ReadMore(from);
+  // Converted a few at a time, as the client reads: at most about kReplayBytes (at least one
+  // event, however large), charged to the budget while they wait to be sent.
+  std::vector<Queued> converted;
+  size_t converted_bytes = 0;
+  while (st.ok() && !finished && !pending_.empty() && converted_bytes < kReplayBytes) {
+    auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
+    (void)EventToProto(pending_.front(), proto.get());
+    const size_t bytes = proto->SpaceUsedLong();
+    if (limits_.budget != nullptr && !limits_.budget->TryTake(bytes)) {
+      st = absl::ResourceExhaustedError(
+          "approvald holds as much for watch streams and list pages as its --memory-budget "
+          "allows; retry later");
+      break;
     }
+    const size_t held = db::HeldBytes(pending_.front());
+    pending_.pop_front();
+    pending_charge_ -= held;
+    if (limits_.budget != nullptr) limits_.budget->Give(held);
+    converted_bytes += bytes;
+    converted.push_back({std::move(proto), bytes, limits_.budget != nullptr});
   }
 
   // Only this task moves the cursor until the reactor is attached, so attaching with the cursor
@@ -84,20 +129,14 @@ void WatchReactor::ReplayBatch() {
   int64_t cursor = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!finished_ && !batch.ok() && batch.status().code() == absl::StatusCode::kInvalidArgument) {
-      FinishOnce(ToGrpcStatus(batch.status()));
-    } else if (!finished_ && !batch.ok()) {
+    for (Queued& item : converted) Enqueue(std::move(item));
+    if (!finished_ && !st.ok() && st.code() == absl::StatusCode::kInvalidArgument) {
+      FinishOnce(ToGrpcStatus(st));
+    } else if (!finished_ && !st.ok()) {
       FinishOnce(ToGrpcStatus(absl::Status(
-          batch.status().code(),
-          absl::StrCat(batch.status().message(), "; resume with after_event_id=", last_sent_))));
-    } else if (!finished_) {
-      for (const db::EventRecord& e : *batch) {
-        auto proto = std::make_shared<approvals::v1::ApprovalEvent>();
-        (void)EventToProto(e, proto.get());
-        Enqueue(proto);
-      }
-      try_attach = !finished_ && batch->size() < static_cast<size_t>(limit);
+          st.code(), absl::StrCat(st.message(), "; resume with after_event_id=", last_sent_))));
     }
+    try_attach = !finished_ && pending_.empty() && log_exhausted_;
     cursor = cursor_;
   }
   int64_t head = 0;
@@ -136,25 +175,43 @@ void WatchReactor::ReplayBatch() {
   if (delete_self) delete this;
 }
 
-void WatchReactor::Enqueue(const EventPtr& event) {
-  if (finished_ || event->event_id() <= cursor_) return;  // already seen: no duplicates
-  cursor_ = event->event_id();
-  if (!EventMatches(*event, filter_)) return;
-  if (queue_.size() >= max_buffer_) {
-    FinishOnce(
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     absl::StrCat("watcher too slow: more than ", max_buffer_,
-                                  " events buffered; resume with after_event_id=", last_sent_)));
+void WatchReactor::Enqueue(Queued item) {
+  const approvals::v1::ApprovalEvent& event = *item.event;
+  if (finished_ || event.event_id() <= cursor_ || !EventMatches(event, filter_)) {
+    if (!finished_ && event.event_id() > cursor_) cursor_ = event.event_id();  // filtered out
+    Release(item);  // already seen (no duplicates), hidden by the filter, or too late
     return;
   }
-  queue_.push_back(event);
+  cursor_ = event.event_id();
+  if (!queue_.empty() && !item.charged &&
+      (queue_.size() >= limits_.max_events || queued_bytes_ + item.bytes > limits_.max_bytes)) {
+    Release(item);
+    FinishOnce(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("watcher too slow: more than ", limits_.max_events, " events or ",
+                                  limits_.max_bytes >> 20,
+                                  " MiB buffered; resume with after_event_id=", last_sent_)));
+    return;
+  }
+  queued_bytes_ += item.bytes;
+  queue_.push_back(std::move(item));
   WriteNext();
+}
+
+void WatchReactor::Release(const Queued& item) {
+  if (item.charged && limits_.budget != nullptr) limits_.budget->Give(item.bytes);
+}
+
+void WatchReactor::ClearQueue() {
+  for (const Queued& item : queue_) Release(item);
+  queue_.clear();
+  queued_bytes_ = 0;
 }
 
 void WatchReactor::WriteNext() {
   if (writing_ || finished_ || queue_.empty()) return;
   writing_ = true;
-  StartWrite(queue_.front().get());
+  StartWrite(queue_.front().event.get());
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
@@ -163,12 +220,14 @@ void WatchReactor::OnWriteDone(bool ok) {
   if (ok && !queue_.empty()) {
     // Sent, also when the stream ended meanwhile (a client that cancels right after reading
     // it): the log line's count includes it.
-    last_sent_ = queue_.front()->event_id();
+    last_sent_ = queue_.front().event->event_id();
     ++sent_;
+    queued_bytes_ -= queue_.front().bytes;
+    Release(queue_.front());
     queue_.pop_front();
   }
   if (finished_) {
-    queue_.clear();
+    ClearQueue();
     return;
   }
   if (!ok) {
@@ -187,9 +246,9 @@ void WatchReactor::OnAttached(int64_t head) {
   live_ = true;
 }
 
-void WatchReactor::OnEvent(const EventPtr& event) {
+void WatchReactor::OnEvent(const EventPtr& event, size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  Enqueue(event);
+  Enqueue({event, bytes, /*charged=*/false});  // shared by every stream: not this one's to charge
 }
 
 void WatchReactor::OnHubStopped(int64_t) {
@@ -209,7 +268,7 @@ void WatchReactor::FinishOnce(const grpc::Status& status) {
   if (finished_) return;
   finished_ = true;
   final_status_ = status;
-  if (!writing_) queue_.clear();  // an event being written stays alive until OnWriteDone
+  if (!writing_) ClearQueue();  // an event being written stays alive until OnWriteDone
   Finish(status);
 }
 

@@ -12,6 +12,7 @@
 #include "db/approval_store.h"
 #include "server/event_hub.h"
 #include "server/executor.h"
+#include "server/memory_budget.h"
 
 namespace spdlog {
 class logger;
@@ -19,17 +20,32 @@ class logger;
 
 namespace approvald::server {
 
+/// What one stream may hold: live events it has not sent yet (shared with the other streams),
+/// and the events it replays from the log, which are its own and charged to `budget`.
+struct WatchLimits {
+  size_t max_events = 1024;             ///< live events waiting to be sent
+  size_t max_bytes = 16 * 1024 * 1024;  ///< their size in memory
+  MemoryBudget* budget = nullptr;       ///< replay buffers of every stream (null: unbounded)
+};
+
 /// One WatchApprovals stream. With after_event_id = K it replays events after K from the log in
 /// bounded batches (on the executor, paced by the client's reads), then attaches to the hub
-/// with no gap and no duplicate (events are deduplicated by id). Its buffer is bounded: a
-/// watcher that falls `max_buffer` events behind ends with RESOURCE_EXHAUSTED, telling it where
-/// to resume; nothing is lost and nobody else waits. Deletes itself when done.
+/// with no gap and no duplicate (events are deduplicated by id). A replay batch holds at most
+/// about kReplayBytes of converted events (records are read from the log in batches sized by
+/// what the last ones weighed, and converted a few at a time as the client reads), charged to
+/// the daemon's MemoryBudget; when the budget is spent the stream ends with RESOURCE_EXHAUSTED
+/// and where to resume. Live, a watcher that falls `max_events` events or `max_bytes` behind
+/// ends the same way; nothing is lost and nobody else waits. Deletes itself when done.
 class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::ApprovalEvent>,
                            public EventSink {
  public:
+  /// Converted replay events a stream holds at once (at least one, however large).
+  static constexpr size_t kReplayBytes = 2 * 1024 * 1024;
+
   WatchReactor(EventHub& hub, db::ApprovalStore& store, Executor& executor,
-               approvals::v1::WatchApprovalsRequest filter, size_t max_buffer,
+               approvals::v1::WatchApprovalsRequest filter, WatchLimits limits,
                std::shared_ptr<spdlog::logger> logger);
+  ~WatchReactor() override;
 
   /// Called once, when the stream is over, with its final status and how many events it sent.
   using DoneFn = std::function<void(const grpc::Status& status, int64_t sent)>;
@@ -41,16 +57,28 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;
-  void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event) override;
+  void OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event,
+               size_t bytes) override;
   void OnHubStopped(int64_t head) override;
   void OnAttached(int64_t head) override;
 
  private:
   using EventPtr = std::shared_ptr<const approvals::v1::ApprovalEvent>;
 
+  struct Queued {
+    EventPtr event;
+    size_t bytes = 0;
+    bool charged = false;  ///< a replayed event, charged to the budget
+  };
+
   void ScheduleReplay() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplayBatch();
-  void Enqueue(const EventPtr& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads the next records from the log into pending_ (replay task only); false at the end of
+  // what the log holds now.
+  absl::Status ReadMore(int64_t from);
+  void Enqueue(Queued item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Release(const Queued& item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ClearQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishOnce(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -58,7 +86,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   db::ApprovalStore& store_;
   Executor& executor_;
   const approvals::v1::WatchApprovalsRequest filter_;
-  const size_t max_buffer_;
+  const WatchLimits limits_;
   std::shared_ptr<spdlog::logger> logger_;
   DoneFn on_done_;
 
@@ -67,7 +95,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   int64_t last_sent_ ABSL_GUARDED_BY(mu_) = 0;  ///< newest event id written to the client
   int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;       ///< events written to the client
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
-  std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Only the replay task (one at a time) touches these, and the destructor after it.
+  std::deque<db::EventRecord> pending_;  ///< read from the log, not yet converted
+  size_t pending_charge_ = 0;            ///< their HeldBytes, charged to the budget
+  bool log_exhausted_ = false;           ///< the last read returned all the log had
+  size_t bytes_per_event_ = 0;           ///< what the last records read weighed, on average
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;  ///< attached to the hub
   bool replay_scheduled_ ABSL_GUARDED_BY(mu_) = false;

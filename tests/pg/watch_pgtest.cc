@@ -549,7 +549,7 @@ TEST(WatchOverflowTest, ASlowWatcherIsToldWhereToResumeAndLosesNothingWhileAFast
 // The hub without a gRPC server: a sink that counts what it gets.
 class CountingSink : public server::EventSink {
  public:
-  void OnEvent(const std::shared_ptr<const v1::ApprovalEvent>& event) override {
+  void OnEvent(const std::shared_ptr<const v1::ApprovalEvent>& event, size_t) override {
     std::lock_guard<std::mutex> lock(mu_);
     ids_.push_back(event->approval().id());
     changed_.notify_all();

@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""The replay attack: what clients make approvald hold stays within its memory budget.
+
+520 approvals whose action_data is about 60 KB of JSON (a list of 10,000 numbers: as protobuf
+Structs in memory, many times that). Then, at once, 32 WatchApprovals streams that replay all
+of them from the start and never read, and 32 ListApprovals of 500 of them each. Meanwhile
+another caller's GetApproval keeps being answered. Checked, from /proc of the daemon:
+  - its peak RSS (VmHWM) stays under 256 MiB (the default --memory-budget-mib is 128);
+  - GetApproval's p99 during the attack is printed; with MEMORY_E2E_STRICT=1 (by hand, on a
+    quiet machine) it must be under 50 ms. ctest does not assert a latency, which would race
+    the scheduler of a shared machine;
+  - once the clients go away, RSS is back under 64 MiB within 30 s (jemalloc returns it).
+Streams or lists the budget cannot hold end with RESOURCE_EXHAUSTED, never anything else.
+Under a sanitizer (APPROVALD_SANITIZE) the allocator and the speed are the sanitizer's: the
+attack runs smaller and only the answers are checked, not memory or latency.
+
+usage: memory_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
+"""
+
+import concurrent.futures
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
+
+DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+SANITIZED = bool(os.environ.get("APPROVALD_SANITIZE"))
+APPROVALS = 60 if SANITIZED else 520
+STREAMS = 4 if SANITIZED else 32
+LISTS = 4 if SANITIZED else 32
+MIB = 1024 * 1024
+
+
+def proc_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError("no %s for pid %d" % (field, pid))
+
+
+class MemoryTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not DSN:
+            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
+        cls.tmp = tempfile.mkdtemp(prefix="approvald-memory-")
+        harness.generate_stubs(ROOT, cls.tmp)
+        cls.dbname = "approvald_memory_" + uuid.uuid4().hex[:12]
+        harness.psql("CREATE DATABASE " + cls.dbname, DSN)
+        tokens_file = os.path.join(cls.tmp, "tokens")
+        cls.tokens = harness.write_tokens(APPROVALCTL, tokens_file,
+                                          {"agent": "requester", "eve": "", "alice": "approver"})
+        cls.daemon = harness.Approvald(APPROVALD, DSN + " dbname=" + cls.dbname, tokens_file, None,
+                                       cls.tmp)
+        import grpc
+        cls.channel = grpc.insecure_channel(cls.daemon.target)
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.daemon.stop()
+        harness.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname, DSN)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def md(self, who):
+        return (("authorization", "Bearer " + self.tokens[who]),)
+
+    def stub(self, channel=None):
+        from approvals.v1 import approvals_pb2_grpc
+        return approvals_pb2_grpc.ApprovalServiceStub(channel or self.channel)
+
+    def test_replay_attack_stays_in_budget_and_memory_returns(self):
+        import grpc
+        from approvals.v1 import approvals_pb2 as pb
+        from google.protobuf import struct_pb2
+        stub = self.stub()
+        data = struct_pb2.Struct()
+        data.get_or_create_list("xs").extend(float(10000 + i) for i in range(10000))
+
+        def create(_):
+            return stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop",
+                                                                action_data=data),
+                                       metadata=self.md("agent"), timeout=30).id
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(create, range(APPROVALS)))
+        pid = self.daemon.proc.pid
+        before = proc_kib(pid, "VmRSS")
+
+        # The attack: streams that replay everything and never read (each on a channel of its
+        # own, as separate clients), by a principal with no role at all; lists of 500 at once.
+        channels = [grpc.insecure_channel(self.daemon.target) for _ in range(STREAMS)]
+        streams = [self.stub(ch).WatchApprovals(pb.WatchApprovalsRequest(after_event_id=1),
+                                                metadata=self.md("eve"), timeout=120)
+                   for ch in channels]
+        list_codes = []
+
+        def list_all(_):
+            try:
+                page = stub.ListApprovals(pb.ListApprovalsRequest(page_size=500),
+                                          metadata=self.md("eve"), timeout=30)
+                list_codes.append(("OK", len(page.approvals)))
+            except grpc.RpcError as e:
+                list_codes.append((e.code().name, 0))
+        latencies = []
+        stop = threading.Event()
+
+        def get_loop():
+            while not stop.is_set():
+                started = time.monotonic()
+                stub.GetApproval(pb.GetApprovalRequest(id=ids[0]), metadata=self.md("alice"),
+                                 timeout=5)
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.01)
+        getter = threading.Thread(target=get_loop)
+        getter.start()
+        with concurrent.futures.ThreadPoolExecutor(LISTS) as pool:
+            list(pool.map(list_all, range(LISTS)))
+        # Let the replays fill what they may hold (each converts as its client reads, and none
+        # reads): the budget gauge shows when they have.
+        time.sleep(3)
+        stop.set()
+        getter.join()
+        peak = proc_kib(pid, "VmHWM")
+        for s in streams:
+            s.cancel()
+        for ch in channels:
+            ch.close()
+
+        codes = sorted(set(c for c, _ in list_codes))
+        self.assertTrue(set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}, list_codes)
+        self.assertTrue(all(n > 0 for c, n in list_codes if c == "OK"), list_codes)
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else None
+        print("approvals %d, streams %d, lists %d (%s); RSS before %.0f MiB, peak %.0f MiB; "
+              "GetApproval p99 %.1f ms over %d calls"
+              % (APPROVALS, STREAMS, LISTS, ", ".join("%s %d" % (c, sum(1 for x, _ in list_codes
+                                                                       if x == c)) for c in codes),
+                 before / 1024, peak / 1024, (p99 or 0) * 1000, len(latencies)), flush=True)
+        self.assertGreater(len(latencies), 0)
+        if SANITIZED:
+            return
+        self.assertLess(peak * 1024, 256 * MIB, "peak RSS")
+        if os.environ.get("MEMORY_E2E_STRICT") == "1":
+            self.assertLess(p99, 0.050, "GetApproval p99 during the attack")
+        settled = harness.wait_until(lambda: proc_kib(pid, "VmRSS") * 1024 < 64 * MIB, 30,
+                                     "RSS under 64 MiB after the attack", interval=0.5)
+        self.assertTrue(settled)
+        print("RSS after: %.0f MiB" % (proc_kib(pid, "VmRSS") / 1024), flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
