@@ -70,10 +70,8 @@ struct DecisionPolicy {
 /// cancel). A non-OK status is the answer and nothing changes.
 using AuthorizeFn = std::function<absl::StatusOr<DecisionPolicy>(const ApprovalRecord&)>;
 /// Approve only: runs the action inside the decision's transaction and returns its result as a
-/// JSON object. An error whose code is ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED or
-/// UNKNOWN is transient (the whole transaction is rolled back, the approval stays pending);
-/// any other error is the action's permanent failure (its writes are rolled back and the
-/// approval becomes FAILED).
+/// JSON object. Its errors follow the handler error contract of handlers/action_handler.h
+/// (ActionHandler::Execute): which leave the approval pending, which make it FAILED.
 using ExecuteFn = std::function<absl::StatusOr<std::string>(Tx&, const ApprovalRecord&)>;
 
 struct ListCursor {

@@ -1,4 +1,4 @@
-#include "server/action_config.h"
+#include "handlers/action_config.h"
 
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
@@ -13,117 +13,33 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "db/utf8.h"
-#include "handlers/noop_handler.h"
-#include "handlers/sql_handler.h"
+#include "handlers/config_reader.h"
+#include "handlers/handler_kinds.h"
 
-namespace approvald::server {
+namespace approvald::handlers {
 namespace {
 
 namespace pb = google::protobuf;
-using handlers::ActionType;
-using handlers::ParameterSpec;
-
-// Collects the first error with its position; parsing stops at the first one.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  absl::Status Error(const YAML::Node& node, const std::string& path,
-                     const std::string& what) const {
-    const YAML::Mark mark = node.Mark();
-    std::string where = source_;
-    if (mark.line >= 0) absl::StrAppend(&where, ":", mark.line + 1, ":", mark.column + 1);
-    return absl::InvalidArgumentError(absl::StrCat(where, ": ", path, ": ", what));
-  }
-
-  absl::Status CheckKeys(const YAML::Node& map, const std::string& path,
-                         const std::set<std::string>& allowed) const {
-    if (!map.IsMap()) return Error(map, path, "must be a mapping");
-    for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
-      if (!allowed.count(key)) {
-        return Error(kv.first, path.empty() ? key : path + "." + key,
-                     absl::StrCat("unknown key (allowed: ", absl::StrJoin(allowed, ", "), ")"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status String(const YAML::Node& node, const std::string& path, std::string* out) const {
-    if (!node.IsScalar()) return Error(node, path, "must be a string");
-    *out = node.Scalar();
-    return absl::OkStatus();
-  }
-
-  absl::Status Bool(const YAML::Node& node, const std::string& path, bool* out) const {
-    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, *out)) {
-      return Error(node, path, "must be true or false");
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Int(const YAML::Node& node, const std::string& path, int64_t* out) const {
-    if (!node.IsScalar() || !absl::SimpleAtoi(node.Scalar(), out)) {
-      return Error(node, path, "must be an integer");
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Number(const YAML::Node& node, const std::string& path, double* out) const {
-    if (!node.IsScalar() || !absl::SimpleAtod(node.Scalar(), out) || !std::isfinite(*out)) {
-      return Error(node, path, "must be a number");
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Duration(const YAML::Node& node, const std::string& path,
-                        absl::Duration* out) const {
-    if (!node.IsScalar() || !ParseConfigDuration(node.Scalar(), out) ||
-        *out <= absl::ZeroDuration()) {
-      return Error(node, path, "must be a positive duration such as 90s, 30m, 24h or 7d");
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status StringList(const YAML::Node& node, const std::string& path,
-                          std::vector<std::string>* out) const {
-    if (!node.IsSequence()) return Error(node, path, "must be a list of strings");
-    for (size_t i = 0; i < node.size(); ++i) {
-      std::string s;
-      if (auto st = String(node[i], absl::StrCat(path, "[", i, "]"), &s); !st.ok()) return st;
-      out->push_back(std::move(s));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  std::string source_;
-};
-
-#define CONFIG_TRY(expr)                                  \
-  do {                                                    \
-    if (absl::Status _st = (expr); !_st.ok()) return _st; \
-  } while (0)
 
 bool IsParameterName(const std::string& s) { return RE2::FullMatch(s, "[a-z_][a-z0-9_]{0,62}"); }
 
-absl::Status ParseEnumValue(const Reader& r, const YAML::Node& node, const std::string& path,
-                            handlers::ParamType type, pb::Value* out) {
+absl::Status ParseEnumValue(const ConfigReader& r, const YAML::Node& node, const std::string& path,
+                            ParamType type, pb::Value* out) {
   switch (type) {
-    case handlers::ParamType::kString: {
+    case ParamType::kString: {
       std::string s;
       CONFIG_TRY(r.String(node, path, &s));
       out->set_string_value(s);
       return absl::OkStatus();
     }
-    case handlers::ParamType::kInteger:
-    case handlers::ParamType::kNumber: {
+    case ParamType::kInteger:
+    case ParamType::kNumber: {
       double d = 0;
       CONFIG_TRY(r.Number(node, path, &d));
       out->set_number_value(d);
       return absl::OkStatus();
     }
-    case handlers::ParamType::kBoolean: {
+    case ParamType::kBoolean: {
       bool b = false;
       CONFIG_TRY(r.Bool(node, path, &b));
       out->set_bool_value(b);
@@ -134,7 +50,7 @@ absl::Status ParseEnumValue(const Reader& r, const YAML::Node& node, const std::
   }
 }
 
-absl::Status ParseParameter(const Reader& r, const YAML::Node& node, const std::string& path,
+absl::Status ParseParameter(const ConfigReader& r, const YAML::Node& node, const std::string& path,
                             ParameterSpec* p) {
   CONFIG_TRY(r.CheckKeys(node, path,
                          {"name", "type", "required", "enum", "minimum", "maximum", "max_length",
@@ -152,15 +68,14 @@ absl::Status ParseParameter(const Reader& r, const YAML::Node& node, const std::
   if (!node["type"]) return r.Error(node, path + ".type", "is required");
   std::string type;
   CONFIG_TRY(r.String(node["type"], path + ".type", &type));
-  auto parsed = handlers::ParseParamType(type);
+  auto parsed = ParseParamType(type);
   if (!parsed) {
     return r.Error(node["type"], path + ".type",
                    "must be one of string, integer, number, boolean, object, array");
   }
   p->type = *parsed;
   if (node["required"]) CONFIG_TRY(r.Bool(node["required"], path + ".required", &p->required));
-  const bool numeric =
-      p->type == handlers::ParamType::kInteger || p->type == handlers::ParamType::kNumber;
+  const bool numeric = p->type == ParamType::kInteger || p->type == ParamType::kNumber;
   for (const char* key : {"minimum", "maximum"}) {
     if (!node[key]) continue;
     if (!numeric) return r.Error(node[key], path + "." + key, "applies only to integer and number");
@@ -171,7 +86,7 @@ absl::Status ParseParameter(const Reader& r, const YAML::Node& node, const std::
   if (p->minimum && p->maximum && *p->minimum > *p->maximum) {
     return r.Error(node["minimum"], path + ".minimum", "is greater than maximum");
   }
-  const bool is_string = p->type == handlers::ParamType::kString;
+  const bool is_string = p->type == ParamType::kString;
   if (node["max_length"]) {
     if (!is_string)
       return r.Error(node["max_length"], path + ".max_length", "applies only to string");
@@ -204,40 +119,8 @@ absl::Status ParseParameter(const Reader& r, const YAML::Node& node, const std::
   return absl::OkStatus();
 }
 
-absl::Status ParseStatements(const Reader& r, const YAML::Node& node, const std::string& path,
-                             std::vector<handlers::SqlStatementSpec>* out) {
-  if (!node.IsSequence() || node.size() == 0) {
-    return r.Error(node, path, "must be a non-empty list of statements");
-  }
-  for (size_t i = 0; i < node.size(); ++i) {
-    const std::string p = absl::StrCat(path, "[", i, "]");
-    handlers::SqlStatementSpec spec;
-    if (node[i].IsScalar()) {
-      spec.sql = node[i].Scalar();
-    } else {
-      CONFIG_TRY(r.CheckKeys(node[i], p, {"statement", "expect_rows"}));
-      if (!node[i]["statement"]) return r.Error(node[i], p + ".statement", "is required");
-      CONFIG_TRY(r.String(node[i]["statement"], p + ".statement", &spec.sql));
-      if (const YAML::Node& e = node[i]["expect_rows"]) {
-        const std::string ep = p + ".expect_rows";
-        CONFIG_TRY(r.CheckKeys(e, ep, {"exactly", "at_least", "at_most"}));
-        if (e.size() != 1) return r.Error(e, ep, "needs exactly one of exactly, at_least, at_most");
-        const std::string kind = e.begin()->first.as<std::string>();
-        CONFIG_TRY(r.Int(e.begin()->second, ep + "." + kind, &spec.expect.n));
-        if (spec.expect.n < 0)
-          return r.Error(e.begin()->second, ep + "." + kind, "must not be negative");
-        spec.expect.kind = kind == "exactly"    ? handlers::ExpectRows::Kind::kExactly
-                           : kind == "at_least" ? handlers::ExpectRows::Kind::kAtLeast
-                                                : handlers::ExpectRows::Kind::kAtMost;
-      }
-    }
-    out->push_back(std::move(spec));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ParsePolicy(const Reader& r, const YAML::Node& node, const std::string& path,
-                         handlers::ActionPolicy* policy) {
+absl::Status ParsePolicy(const ConfigReader& r, const YAML::Node& node, const std::string& path,
+                         ActionPolicy* policy) {
   if (node["approver_roles"]) {
     CONFIG_TRY(
         r.StringList(node["approver_roles"], path + ".approver_roles", &policy->approver_roles));
@@ -274,15 +157,24 @@ absl::Status ParsePolicy(const Reader& r, const YAML::Node& node, const std::str
   return absl::OkStatus();
 }
 
-absl::Status ParseActionType(const Reader& r, const YAML::Node& node, const std::string& path,
+absl::Status ParseActionType(const ConfigReader& r, const YAML::Node& node, const std::string& path,
                              const CppHandlers& cpp, ActionType* t) {
-  CONFIG_TRY(r.CheckKeys(node, path,
-                         {"name", "description", "handler", "parameters", "additional_parameters",
-                          "approver_roles", "requester_roles", "default_ttl", "max_ttl",
-                          "allow_self_approval", "required_approvals", "sql"}));
+  std::set<std::string> keys = {"name",
+                                "description",
+                                "handler",
+                                "parameters",
+                                "additional_parameters",
+                                "approver_roles",
+                                "requester_roles",
+                                "default_ttl",
+                                "max_ttl",
+                                "allow_self_approval",
+                                "required_approvals"};
+  for (const HandlerKind& kind : BuiltInKinds()) keys.insert(kind.keys.begin(), kind.keys.end());
+  CONFIG_TRY(r.CheckKeys(node, path, keys));
   if (!node["name"]) return r.Error(node, path + ".name", "is required");
   CONFIG_TRY(r.String(node["name"], path + ".name", &t->name));
-  if (!handlers::IsValidActionType(t->name)) {
+  if (!IsValidActionType(t->name)) {
     return r.Error(node["name"], path + ".name", "must match ^[a-z][a-z0-9_.]{0,63}$");
   }
   if (node["description"])
@@ -306,26 +198,27 @@ absl::Status ParseActionType(const Reader& r, const YAML::Node& node, const std:
   }
   CONFIG_TRY(ParsePolicy(r, node, path, &t->policy));
 
-  const bool has_sql = static_cast<bool>(node["sql"]);
-  if (t->handler_kind == "sql") {
-    if (!has_sql) return r.Error(node, path + ".sql", "is required for handler: sql");
-    std::vector<handlers::SqlStatementSpec> statements;
-    CONFIG_TRY(ParseStatements(r, node["sql"], path + ".sql", &statements));
-    std::vector<std::string> names;
-    for (const auto& p : t->parameters) names.push_back(p.name);
-    auto handler = handlers::SqlHandler::Create(t->name, statements, names);
-    if (!handler.ok())
-      return r.Error(node["sql"], path + ".sql", std::string(handler.status().message()));
+  for (const HandlerKind& kind : BuiltInKinds()) {
+    // A kind's own keys are for that kind only.
+    for (const std::string& key : kind.keys) {
+      if (node[key] && kind.name != t->handler_kind) {
+        return r.Error(node[key], path + "." + key,
+                       absl::StrCat("is only for handler: ", kind.name));
+      }
+    }
+  }
+  for (const HandlerKind& kind : BuiltInKinds()) {
+    if (kind.name != t->handler_kind) continue;
+    absl::StatusOr<std::shared_ptr<ActionHandler>> handler = kind.build(r, node, path, *t);
+    if (!handler.ok()) return handler.status();
     t->handler = std::move(*handler);
     return absl::OkStatus();
   }
-  if (has_sql) return r.Error(node["sql"], path + ".sql", "is only for handler: sql");
-  if (t->handler_kind == "noop") {
-    t->handler = std::make_shared<handlers::NoopHandler>();
-  } else if (auto it = cpp.find(t->handler_kind); it != cpp.end()) {
+  if (auto it = cpp.find(t->handler_kind); it != cpp.end()) {
     t->handler = it->second;
   } else {
-    std::vector<std::string> kinds = {"noop", "sql"};
+    std::vector<std::string> kinds;
+    for (const HandlerKind& kind : BuiltInKinds()) kinds.push_back(kind.name);
     for (const auto& [name, h] : cpp) kinds.push_back(name);
     return r.Error(node["handler"], path + ".handler",
                    absl::StrCat("unknown handler (known: ", absl::StrJoin(kinds, ", "), ")"));
@@ -333,15 +226,15 @@ absl::Status ParseActionType(const Reader& r, const YAML::Node& node, const std:
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseRoot(const YAML::Node& root,
-                                                                     const Reader& r,
-                                                                     const CppHandlers& cpp) {
+absl::StatusOr<std::shared_ptr<HandlerRegistry>> ParseRoot(const YAML::Node& root,
+                                                           const ConfigReader& r,
+                                                           const CppHandlers& cpp) {
   if (!root.IsMap()) return r.Error(root, "(top level)", "must be a mapping with action_types");
   CONFIG_TRY(r.CheckKeys(root, "", {"version", "action_types"}));
   const YAML::Node& types = root["action_types"];
   if (!types) return r.Error(root, "action_types", "is required");
   if (!types.IsSequence()) return r.Error(types, "action_types", "must be a list");
-  auto registry = std::make_shared<handlers::HandlerRegistry>();
+  auto registry = std::make_shared<HandlerRegistry>();
   for (size_t i = 0; i < types.size(); ++i) {
     const std::string path = absl::StrCat("action_types[", i, "]");
     ActionType t;
@@ -357,20 +250,7 @@ absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseRoot(const YAML:
 
 }  // namespace
 
-bool ParseConfigDuration(const std::string& text, absl::Duration* out) {
-  if (text.size() > 1 && text.back() == 'd') {
-    int64_t days = 0;
-    if (!absl::SimpleAtoi(text.substr(0, text.size() - 1), &days) || days < 0 || days > 36500) {
-      return false;
-    }
-    *out = absl::Hours(24 * days);
-    return true;
-  }
-  // Bounded: an infinite or absurd ttl would overflow timestamps in the database.
-  return absl::ParseDuration(text, out) && *out < absl::Hours(24 * 365 * 100);
-}
-
-absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
+absl::StatusOr<std::shared_ptr<HandlerRegistry>> ParseActionConfig(
     const std::string& yaml, const std::string& source, const CppHandlers& cpp_handlers) {
   // "file:line:column" of a byte offset.
   auto place = [&](size_t at) {
@@ -395,7 +275,7 @@ absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
                        absl::StrFormat("0x%02X", c), "), which YAML does not allow"));
     }
   }
-  Reader reader(source);
+  ConfigReader reader(source);
   try {
     return ParseRoot(YAML::Load(yaml), reader, cpp_handlers);
   } catch (const YAML::Exception& e) {
@@ -405,8 +285,8 @@ absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> ParseActionConfig(
   }
 }
 
-absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> LoadActionConfig(
-    const std::string& path, const CppHandlers& cpp_handlers) {
+absl::StatusOr<std::shared_ptr<HandlerRegistry>> LoadActionConfig(const std::string& path,
+                                                                  const CppHandlers& cpp_handlers) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
   std::stringstream buffer;
@@ -414,4 +294,4 @@ absl::StatusOr<std::shared_ptr<handlers::HandlerRegistry>> LoadActionConfig(
   return ParseActionConfig(buffer.str(), path, cpp_handlers);
 }
 
-}  // namespace approvald::server
+}  // namespace approvald::handlers

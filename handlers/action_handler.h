@@ -26,8 +26,18 @@ class ActionHandler {
   /// Executes the approved action inside the decision's transaction; every write goes through
   /// `tx`, so it commits or rolls back with the decision. Returns the execution result.
   /// `approval.decided_by` is the reviewer whose approval runs the action.
-  /// A transient error (ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED) leaves the approval pending;
-  /// any other error rolls back the handler's writes and marks the approval FAILED.
+  ///
+  /// The error contract, the only statement of it (tests/pg/handler_errors_pgtest.cc checks each
+  /// code):
+  /// - ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED mean "not now": the whole transaction
+  ///   rolls back, the approval stays PENDING at its version, and the caller gets that code (it
+  ///   may retry). So does a transient database error inside the action (serialization failure,
+  ///   deadlock, lost connection), whatever the handler returns after it.
+  /// - Any other code (INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND, INTERNAL, UNKNOWN, ...)
+  ///   is the action failing for good: the handler's writes roll back, the approval becomes
+  ///   FAILED with the message in execution_error, and the caller gets FAILED_PRECONDITION /
+  ///   EXECUTION_FAILED. A statement of the handler that fails (a constraint, a row count) is
+  ///   such a failure even if the handler then returns OK.
   virtual absl::StatusOr<google::protobuf::Struct> Execute(db::Tx& tx,
                                                            const db::ApprovalRecord& approval) = 0;
 

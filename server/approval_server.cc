@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "db/migrations.h"
 #include "db/pg/migrator.h"
+#include "db/pg/pg_events.h"
 #include "db/status_macros.h"
 
 namespace approvald::server {
@@ -128,8 +129,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   });
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
-  s->hub_ = std::make_unique<EventHub>(s->config_.dsn, s->config_.service.logger,
-                                       s->config_.event_poll_interval);
+  s->hub_ = std::make_unique<EventHub>(db::pg::PgEventLogConnector(s->config_.dsn),
+                                       s->config_.service.logger, s->config_.event_poll_interval);
   // The listener notices a lost database first: health follows it (NOT_SERVING while down).
   s->hub_->SetOnDatabaseState([server = s.get()](bool up) { server->SetDatabaseUp(up); });
   RETURN_IF_ERROR(s->hub_->Start());

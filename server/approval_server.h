@@ -12,13 +12,13 @@
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "handlers/handler_registry.h"
-#include "server/approval_service.h"
-#include "server/event_hub.h"
+#include "server/api/approval_service.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
-#include "server/memory_budget.h"
-#include "server/metrics.h"
-#include "server/metrics_server.h"
+#include "server/ops/memory_budget.h"
+#include "server/ops/metrics.h"
+#include "server/ops/metrics_server.h"
+#include "server/watch/event_hub.h"
 
 namespace approvald::server {
 

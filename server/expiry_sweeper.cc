@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "server/log_format.h"
+#include "server/ops/log_format.h"
 
 namespace approvald::server {
 

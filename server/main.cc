@@ -20,16 +20,18 @@
 #include "absl/synchronization/mutex.h"
 #include "db/migrations.h"
 #include "db/pg/migrator.h"
+#include "handlers/action_config.h"
 #include "handlers/noop_handler.h"
-#include "server/action_config.h"
 #include "server/approval_server.h"
-#include "server/log_format.h"
-#include "server/log_sink.h"
+#include "server/ops/log_format.h"
+#include "server/ops/log_sink.h"
 
 #ifdef APPROVALD_JEMALLOC
 // jemalloc's options, read at its start: a background thread returns pages that have been free
 // for a second to the system, so a burst's memory goes back without waiting for later calls.
-extern "C" const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
 #endif
 
 // The flags that set a ServerConfig field default to that field's own default, so that the
@@ -116,7 +118,7 @@ int RunMigrate(const std::string& dsn) {
 // The action types: from --config, or just `noop`.
 absl::StatusOr<std::shared_ptr<approvald::handlers::HandlerRegistry>> LoadActionTypes() {
   const std::string path = absl::GetFlag(FLAGS_config);
-  if (!path.empty()) return approvald::server::LoadActionConfig(path);
+  if (!path.empty()) return approvald::handlers::LoadActionConfig(path);
   auto registry = std::make_shared<approvald::handlers::HandlerRegistry>();
   absl::Status st =
       registry->Register("noop", std::make_shared<approvald::handlers::NoopHandler>());
@@ -125,7 +127,7 @@ absl::StatusOr<std::shared_ptr<approvald::handlers::HandlerRegistry>> LoadAction
 }
 
 int CheckConfig(const std::string& path) {
-  auto registry = approvald::server::LoadActionConfig(path);
+  auto registry = approvald::handlers::LoadActionConfig(path);
   if (!registry.ok()) {
     std::cerr << registry.status().message() << "\n";
     return 1;

@@ -34,4 +34,29 @@ absl::StatusOr<int64_t> NewestEventId(PgConnection& conn) {
   return rows.GetInt(0, "newest");
 }
 
+namespace {
+
+class PgEventLogReader final : public EventLogReader {
+ public:
+  explicit PgEventLogReader(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+  absl::StatusOr<int64_t> Head() override { return EventsHead(*conn_); }
+  absl::StatusOr<std::vector<EventRecord>> Read(int64_t after_id, int limit) override {
+    return ReadEventBatch(*conn_, after_id, limit);
+  }
+  absl::StatusOr<int64_t> Newest() override { return NewestEventId(*conn_); }
+
+ private:
+  std::unique_ptr<PgConnection> conn_;
+};
+
+}  // namespace
+
+EventLogConnector PgEventLogConnector(std::string dsn) {
+  return [dsn = std::move(dsn)]() -> absl::StatusOr<std::unique_ptr<EventLogReader>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(dsn));
+    RETURN_IF_ERROR(NameListenerSession(*conn));
+    return std::make_unique<PgEventLogReader>(std::move(conn));
+  };
+}
+
 }  // namespace approvald::db::pg

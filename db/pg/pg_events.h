@@ -1,9 +1,11 @@
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "db/approval.h"
+#include "db/event_log.h"
 #include "db/pg/pg_connection.h"
 
 namespace approvald::db::pg {
@@ -17,5 +19,9 @@ absl::Status NameListenerSession(PgConnection& conn);
 absl::StatusOr<int64_t> EventsHead(PgConnection& conn);
 /// The newest committed event id, deliverable or not (0 if none).
 absl::StatusOr<int64_t> NewestEventId(PgConnection& conn);
+
+/// Readers of the event log on connections of their own to `dsn` (their sessions named
+/// 'approvald-listener').
+EventLogConnector PgEventLogConnector(std::string dsn);
 
 }  // namespace approvald::db::pg

@@ -1,4 +1,4 @@
-#include "server/approval_service.h"
+#include "server/api/approval_service.h"
 
 #include <spdlog/spdlog.h>
 
@@ -12,22 +12,19 @@
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
-#include "server/decide_at_once.h"
-#include "server/log_format.h"
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
+#include "server/ops/log_format.h"
 #include "server/status_conversion.h"
-#include "server/watch_reactor.h"
+#include "server/watch/watch_reactor.h"
 
 namespace approvald::server {
 
 namespace v1 = approvals::v1;
 
-namespace {
 // What a call gets once SIGTERM has begun: retryable, on another replica or after the restart.
-absl::Status ShuttingDown() {
+absl::Status ApprovalServiceImpl::ShuttingDown() {
   return absl::UnavailableError("approvald is shutting down; retry (another replica can serve)");
 }
-}  // namespace
 
 ApprovalServiceImpl::ApprovalServiceImpl(db::ApprovalStore& store,
                                          std::shared_ptr<const handlers::HandlerRegistry> registry,
@@ -219,13 +216,8 @@ absl::Status ApprovalServiceImpl::PrecheckCreate(const Principal& p,
                           absl::StrCat("unknown action type \"", req.action_type(), "\""),
                           v1::UNKNOWN_ACTION_TYPE);
   }
-  if (!handlers::HasAnyRole(p.roles, type->policy.requester_roles)) {
-    return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
-                           absl::StrCat("creating ", type->name, " needs one of the roles: ",
-                                        absl::StrJoin(type->policy.requester_roles, ", ")),
-                           {{"required_roles", absl::StrJoin(type->policy.requester_roles, ",")}});
-  }
-  const absl::Duration max_ttl = type->policy.max_ttl.value_or(options_.limits.max_ttl);
+  RETURN_IF_ERROR(handlers::MayCreate(*type, p));
+  const absl::Duration max_ttl = handlers::EffectiveTtl(*type, PolicyDefaults()).max_ttl;
   if (req.has_ttl() && FromDuration(req.ttl()) > max_ttl) {
     return db::FieldError("ttl", absl::StrCat("must be at most the maximum ttl of ", type->name,
                                               " (", absl::FormatDuration(max_ttl), ")"));
@@ -265,10 +257,9 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
   in.requested_by = p.name;
   if (!req.idempotency_key().empty()) in.idempotency_key = req.idempotency_key();
   if (req.has_expire_time()) in.expire_time = FromTimestamp(req.expire_time());
-  in.max_ttl = type.policy.max_ttl.value_or(options_.limits.max_ttl);
-  in.ttl = req.has_ttl()
-               ? FromDuration(req.ttl())
-               : std::min(type.policy.default_ttl.value_or(options_.default_ttl), in.max_ttl);
+  const handlers::TtlBounds ttl = handlers::EffectiveTtl(type, PolicyDefaults());
+  in.max_ttl = ttl.max_ttl;
+  in.ttl = req.has_ttl() ? FromDuration(req.ttl()) : ttl.default_ttl;
   in.deadline = deadline;
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
   if (created.created) PokeEventHub();
@@ -296,35 +287,8 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   const db::Decision decision = in.decision;
   // The registry as of this call: a reload during the call does not change its rules.
   std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
-  db::AuthorizeFn authorize =
-      [&p, decision, &registry](const db::ApprovalRecord& a) -> absl::StatusOr<db::DecisionPolicy> {
-    const handlers::ActionType* type = registry->Find(a.action_type);
-    if (decision == db::Decision::kCancel) {
-      if (a.requested_by != p.name) {
-        return absl::PermissionDeniedError("only the requester may cancel an approval");
-      }
-      return db::DecisionPolicy{};
-    }
-    if (type == nullptr) {  // removed from the config: its rules are unknown, so nobody decides
-      return db::ReasonError(absl::StatusCode::kFailedPrecondition, v1::UNKNOWN_ACTION_TYPE,
-                             absl::StrCat("action type ", a.action_type,
-                                          " is no longer configured; only the requester may "
-                                          "cancel it"));
-    }
-    const handlers::ActionPolicy& policy = type->policy;
-    if (!handlers::HasAnyRole(p.roles, policy.approver_roles)) {
-      return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
-                             absl::StrCat("deciding ", a.action_type, " needs one of the roles: ",
-                                          absl::StrJoin(policy.approver_roles, ", ")),
-                             {{"required_roles", absl::StrJoin(policy.approver_roles, ",")}});
-    }
-    if (decision == db::Decision::kApprove && a.requested_by == p.name &&
-        !policy.allow_self_approval) {
-      return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::SELF_APPROVAL,
-                             "the requester of an approval may not approve it",
-                             {{"requested_by", a.requested_by}});
-    }
-    return db::DecisionPolicy{policy.required_approvals};
+  db::AuthorizeFn authorize = [&p, decision, &registry](const db::ApprovalRecord& a) {
+    return handlers::MayDecide(registry->Find(a.action_type), p, a, decision);
   };
   db::ExecuteFn execute = [this, &registry, &p](
                               db::Tx& tx,
@@ -344,7 +308,7 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
     if (!result.ok()) return result.status();
     return StructToJson(*result);
   };
-  in.at_once = DecideAtOnceFor(*registry, p, decision);
+  in.at_once = handlers::DecideAtOnceFor(*registry, p, decision);
   bool replayed = false;
   absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute, &replayed);
   // The answer of an earlier call with this request id: it changed nothing, and was counted.
@@ -369,70 +333,6 @@ absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput
   }
   if (!decided.ok()) return decided.status();
   return ToProto(*decided, resp);
-}
-
-namespace {
-
-// Ends a stream at once (authentication or validation failed).
-class FailedStream final : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
- public:
-  explicit FailedStream(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
-
-}  // namespace
-
-grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals(
-    grpc::CallbackServerContext* ctx, const v1::WatchApprovalsRequest* req) {
-  absl::StatusOr<Principal> principal = Authenticate(ctx);
-  CallInfo call = StartCall(ctx, "WatchApprovals", principal);
-  absl::Status st = principal.ok() ? ValidateWatch(*req) : principal.status();
-  if (st.ok() && options_.hub == nullptr) st = absl::UnavailableError("no event stream");
-  if (st.ok() && draining_) st = ShuttingDown();
-  const std::string after = absl::StrCat(" after_event_id=", req->after_event_id());
-  if (!st.ok()) {
-    RecordRpc(call, st, absl::StrCat(after, " sent=0"));
-    return new FailedStream(ToGrpcStatus(st));
-  }
-  auto* reactor = new WatchReactor(
-      *options_.hub, store_, executor_, *req,
-      WatchLimits{options_.watch_buffer, options_.watch_buffer_bytes, options_.budget},
-      options_.logger);
-  // Logged and counted when the stream ends, like a unary call when it answers.
-  reactor->SetOnDone([this, call, after](const grpc::Status& status, int64_t sent) {
-    RecordRpc(
-        call,
-        absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
-        absl::StrCat(after, " sent=", sent));
-  });
-  reactor->Begin();
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackServerContext* ctx,
-                                                               const v1::ListActionTypesRequest*,
-                                                               v1::ListActionTypesResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  in_flight_.fetch_add(1);
-  absl::StatusOr<Principal> principal = Authenticate(ctx);
-  CallInfo call = StartCall(ctx, "ListActionTypes", principal);
-  if (principal.ok()) {
-    // In memory only: answered on the gRPC thread without touching the database.
-    const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
-    for (const handlers::ActionType* t : registry->All()) {
-      v1::ActionType* out = resp->add_action_types();
-      out->set_name(t->name);
-      out->set_description(t->description);
-      *out->mutable_parameters_schema() = handlers::ParametersSchema(*t);
-      for (const auto& role : t->policy.approver_roles) out->add_approver_roles(role);
-      *out->mutable_default_ttl() =
-          ToDuration(t->policy.default_ttl.value_or(options_.default_ttl));
-      *out->mutable_max_ttl() = ToDuration(t->policy.max_ttl.value_or(options_.limits.max_ttl));
-      out->set_required_approvals(t->policy.required_approvals);
-    }
-  }
-  Finish(reactor, call, principal.status());
-  return reactor;
 }
 
 namespace {

@@ -12,13 +12,13 @@
 #include "approvals/v1/approvals.grpc.pb.h"
 #include "db/approval_store.h"
 #include "handlers/handler_registry.h"
-#include "server/event_hub.h"
+#include "server/api/page_token.h"
+#include "server/api/validation.h"
+#include "server/auth/token_store.h"
 #include "server/executor.h"
-#include "server/memory_budget.h"
-#include "server/metrics.h"
-#include "server/page_token.h"
-#include "server/token_store.h"
-#include "server/validation.h"
+#include "server/ops/memory_budget.h"
+#include "server/ops/metrics.h"
+#include "server/watch/event_hub.h"
 
 namespace spdlog {
 class logger;
@@ -99,7 +99,12 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
  private:
   using Work = std::function<absl::Status(absl::Time deadline)>;
 
+  // What a call gets once SIGTERM has begun: retryable, elsewhere or after the restart.
+  static absl::Status ShuttingDown();
   absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx) const;
+  handlers::PolicyDefaults PolicyDefaults() const {
+    return {options_.default_ttl, options_.limits.max_ttl};
+  }
   // What the per-RPC log line says of a call besides its outcome.
   struct CallInfo {
     std::string method;

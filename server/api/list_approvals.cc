@@ -4,8 +4,8 @@
 #include <atomic>
 
 #include "db/status_macros.h"
-#include "server/approval_service.h"
-#include "server/proto_convert.h"
+#include "server/api/approval_service.h"
+#include "server/api/proto_convert.h"
 
 namespace approvald::server {
 

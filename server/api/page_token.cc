@@ -1,4 +1,4 @@
-#include "server/page_token.h"
+#include "server/api/page_token.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,8 +11,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
-#include "server/token_store.h"
-#include "server/validation.h"
+#include "server/api/validation.h"
+#include "server/auth/token_store.h"
 
 namespace approvald::server {
 namespace {

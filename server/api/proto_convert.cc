@@ -1,4 +1,4 @@
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
 
 #include "absl/strings/str_cat.h"
 #include "db/struct_json.h"

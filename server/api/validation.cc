@@ -1,4 +1,4 @@
-#include "server/validation.h"
+#include "server/api/validation.h"
 
 #include <cmath>
 #include <utility>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
 #include "handlers/handler_registry.h"
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
 
 namespace approvald::server {
 namespace {

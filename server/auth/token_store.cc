@@ -1,4 +1,4 @@
-#include "server/token_store.h"
+#include "server/auth/token_store.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

@@ -6,13 +6,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "handlers/policy.h"
 
 namespace approvald::server {
 
-struct Principal {
-  std::string name;
-  std::vector<std::string> roles;
-};
+/// The authenticated caller: its name and roles (the policy's Caller).
+using Principal = handlers::Caller;
 
 /// Bearer tokens, stored only as SHA-256 hashes. The file has one line per token:
 /// `<sha256-hex-of-token> <principal> [<role>[,<role>...]]`; blank lines and `#` comments are

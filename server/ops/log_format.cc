@@ -1,4 +1,4 @@
-#include "server/log_format.h"
+#include "server/ops/log_format.h"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>

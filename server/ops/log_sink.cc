@@ -1,4 +1,4 @@
-#include "server/log_sink.h"
+#include "server/ops/log_sink.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 namespace approvald::server {
 

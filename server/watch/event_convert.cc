@@ -1,10 +1,10 @@
-#include "server/event_convert.h"
+#include "server/watch/event_convert.h"
 
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
 
 namespace approvald::server {
 

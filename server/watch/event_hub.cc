@@ -1,29 +1,27 @@
-#include "server/event_hub.h"
+#include "server/watch/event_hub.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include "db/pg/pg_connection.h"
-#include "db/pg/pg_events.h"
 #include "db/status_macros.h"
-#include "server/event_convert.h"
-#include "server/log_format.h"
+#include "server/ops/log_format.h"
+#include "server/watch/event_convert.h"
 
 namespace approvald::server {
 namespace {
 constexpr int kBatch = 500;
 }  // namespace
 
-EventHub::EventHub(std::string dsn, std::shared_ptr<spdlog::logger> logger,
+EventHub::EventHub(db::EventLogConnector connect, std::shared_ptr<spdlog::logger> logger,
                    absl::Duration poll_interval)
-    : dsn_(std::move(dsn)), logger_(std::move(logger)), poll_interval_(poll_interval) {}
+    : connect_(std::move(connect)), logger_(std::move(logger)), poll_interval_(poll_interval) {}
 
 EventHub::~EventHub() { Stop(); }
 
 absl::Status EventHub::Start() {
-  ASSIGN_OR_RETURN(auto conn, db::pg::PgConnection::Connect(dsn_));
-  ASSIGN_OR_RETURN(int64_t head, db::pg::EventsHead(*conn));
+  ASSIGN_OR_RETURN(std::unique_ptr<db::EventLogReader> log, connect_());
+  ASSIGN_OR_RETURN(int64_t head, log->Head());
   {
     std::lock_guard<std::mutex> lock(mu_);
     head_ = head;
@@ -133,7 +131,7 @@ void EventHub::Pause(absl::Duration timeout, bool until_sink, bool until_poke) {
 }
 
 void EventHub::Run() {
-  std::unique_ptr<db::pg::PgConnection> conn;
+  std::unique_ptr<db::EventLogReader> log;
   absl::Duration backoff = kFirstBackoff;
   // After a poke, while the log has a newer committed event than the head
   // (the poking transaction's event, held back behind an older transaction that is still
@@ -142,11 +140,11 @@ void EventHub::Run() {
   absl::Duration chase = absl::ZeroDuration();
   while (!stopping_) {
     absl::Status st;
-    if (!conn) {
-      auto connected = db::pg::PgConnection::Connect(dsn_);
-      st = connected.ok() ? db::pg::NameListenerSession(**connected) : connected.status();
+    if (!log) {
+      absl::StatusOr<std::unique_ptr<db::EventLogReader>> connected = connect_();
+      st = connected.status();
       if (st.ok()) {
-        conn = std::move(*connected);
+        log = std::move(*connected);
         if (backoff > kFirstBackoff) {
           if (logger_) logger_->info("database reachable again; event listener reconnected");
           if (on_state_) on_state_(true);
@@ -163,7 +161,7 @@ void EventHub::Run() {
       watched = sinks() > 0;
       if (!watched) {
         // Nobody is watching: move the head without reading (and converting) the events.
-        absl::StatusOr<int64_t> newest = db::pg::EventsHead(*conn);
+        absl::StatusOr<int64_t> newest = log->Head();
         if (!newest.ok()) {
           st = newest.status();
           break;
@@ -171,7 +169,7 @@ void EventHub::Run() {
         if (AdvanceIfUnwatched(*newest)) break;
         watched = true;  // a sink attached meanwhile: it needs the events themselves
       }
-      auto batch = db::pg::ReadEventBatch(*conn, head(), kBatch);
+      auto batch = log->Read(head(), kBatch);
       if (!batch.ok()) {
         st = batch.status();
         break;
@@ -194,7 +192,7 @@ void EventHub::Run() {
     } else if (poked || chase > absl::ZeroDuration()) {
       // Even after delivering: an older event may have become deliverable while the poked one
       // is still held back.
-      absl::StatusOr<int64_t> newest = db::pg::NewestEventId(*conn);
+      absl::StatusOr<int64_t> newest = log->Newest();
       if (!newest.ok()) {
         st = newest.status();
       } else if (*newest > head()) {
@@ -220,7 +218,7 @@ void EventHub::Run() {
     if (!st.ok() && !stopping_) {
       if (logger_) logger_->warn("event listener: {}; reconnecting", EscapeForLog(st.message()));
       if (on_state_ && backoff == kFirstBackoff) on_state_(false);
-      conn.reset();
+      log.reset();
       const absl::Time until = absl::Now() + backoff;
       while (!stopping_ && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
       backoff = std::min(backoff * 2, absl::Seconds(5));

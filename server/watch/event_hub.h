@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.pb.h"
+#include "db/event_log.h"
 
 namespace spdlog {
 class logger;
@@ -34,7 +35,7 @@ class EventSink {
   virtual void OnAttached(int64_t head) { (void)head; }
 };
 
-/// One database listener per daemon: a dedicated connection (outside the pool) that reads newly
+/// One database listener per daemon: a dedicated log reader (its own connection) that reads newly
 /// deliverable events from the log in id order, every `poll_interval` while a sink is attached,
 /// and fans them out to every attached sink. Polling, not LISTEN/NOTIFY: a committing
 /// transaction that notifies holds a cluster-wide lock through its WAL flush, which made every
@@ -43,7 +44,7 @@ class EventSink {
 /// backoff and catches up from the log after a gap. Thread-safe.
 class EventHub {
  public:
-  EventHub(std::string dsn, std::shared_ptr<spdlog::logger> logger,
+  EventHub(db::EventLogConnector connect, std::shared_ptr<spdlog::logger> logger,
            absl::Duration poll_interval = absl::Milliseconds(10));
   ~EventHub();
 
@@ -96,7 +97,7 @@ class EventHub {
   };
   void Publish(std::vector<Sized> events, int64_t last_id);
 
-  const std::string dsn_;
+  const db::EventLogConnector connect_;
   const std::shared_ptr<spdlog::logger> logger_;
   const absl::Duration poll_interval_;
   mutable std::mutex mu_;

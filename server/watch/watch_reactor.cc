@@ -1,4 +1,4 @@
-#include "server/watch_reactor.h"
+#include "server/watch/watch_reactor.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
-#include "server/event_convert.h"
 #include "server/status_conversion.h"
+#include "server/watch/event_convert.h"
 
 namespace approvald::server {
 namespace {

@@ -10,9 +10,9 @@
 #include "absl/base/thread_annotations.h"
 #include "approvals/v1/approvals.pb.h"
 #include "db/approval_store.h"
-#include "server/event_hub.h"
 #include "server/executor.h"
-#include "server/memory_budget.h"
+#include "server/ops/memory_budget.h"
+#include "server/watch/event_hub.h"
 
 namespace spdlog {
 class logger;

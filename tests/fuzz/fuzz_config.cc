@@ -14,19 +14,19 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "handlers/action_config.h"
 #include "handlers/action_type.h"
 #include "handlers/handler_registry.h"
 #include "handlers/noop_handler.h"
-#include "server/action_config.h"
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {
 namespace {
 
-const server::CppHandlers& Handlers() {
+const handlers::CppHandlers& Handlers() {
   static const auto* handlers =
-      new server::CppHandlers{{"test.cpp", std::make_shared<handlers::NoopHandler>()}};
+      new handlers::CppHandlers{{"test.cpp", std::make_shared<handlers::NoopHandler>()}};
   return *handlers;
 }
 
@@ -118,7 +118,7 @@ void CheckType(const handlers::ActionType& t, std::map<std::string, std::string>
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace approvald;
   const std::string yaml(reinterpret_cast<const char*>(data), size);
-  auto registry = server::ParseActionConfig(yaml, "fuzz.yaml", fuzz::Handlers());
+  auto registry = handlers::ParseActionConfig(yaml, "fuzz.yaml", fuzz::Handlers());
   if (!registry.ok()) {
     FUZZ_CHECK(registry.status().code() == absl::StatusCode::kInvalidArgument, "code %d",
                static_cast<int>(registry.status().code()));

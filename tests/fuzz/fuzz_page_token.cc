@@ -15,8 +15,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "approvals/v1/approvals.pb.h"
-#include "server/page_token.h"
-#include "server/validation.h"
+#include "server/api/page_token.h"
+#include "server/api/validation.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {

@@ -17,12 +17,12 @@
 
 #include "absl/strings/ascii.h"
 #include "approvals/v1/approvals.pb.h"
+#include "handlers/action_config.h"
 #include "handlers/action_type.h"
 #include "handlers/handler_registry.h"
-#include "server/action_config.h"
-#include "server/page_token.h"
-#include "server/proto_convert.h"
-#include "server/validation.h"
+#include "server/api/page_token.h"
+#include "server/api/proto_convert.h"
+#include "server/api/validation.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {
@@ -273,8 +273,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   using namespace approvald;
   auto* s = new fuzz::State;
   s->deploy =
-      fuzz::MustParse(server::LoadActionConfig(APPROVALD_DEPLOY_CONFIG), APPROVALD_DEPLOY_CONFIG);
-  s->extra = fuzz::MustParse(server::ParseActionConfig(fuzz::kExtraTypes, "fuzz_requests.cc"),
+      fuzz::MustParse(handlers::LoadActionConfig(APPROVALD_DEPLOY_CONFIG), APPROVALD_DEPLOY_CONFIG);
+  s->extra = fuzz::MustParse(handlers::ParseActionConfig(fuzz::kExtraTypes, "fuzz_requests.cc"),
                              "the extra types");
   fuzz::g_state = s;
   return 0;

@@ -21,8 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "handlers/sql_handler.h"
 #include "handlers/sql_template.h"
-#include "server/proto_convert.h"
-#include "server/validation.h"
+#include "server/api/proto_convert.h"
+#include "server/api/validation.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {

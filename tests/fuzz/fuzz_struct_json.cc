@@ -20,8 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "db/pg/approval_row.h"
-#include "server/proto_convert.h"
-#include "server/validation.h"
+#include "server/api/proto_convert.h"
+#include "server/api/validation.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {

@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "server/token_store.h"
+#include "server/auth/token_store.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace approvald::fuzz {

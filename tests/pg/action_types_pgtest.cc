@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "google/rpc/status.pb.h"
-#include "server/action_config.h"
+#include "handlers/action_config.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -89,7 +89,7 @@ action_types:
 class ActionTypesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto registry = server::ParseActionConfig(kConfig, "test.yaml");
+    auto registry = handlers::ParseActionConfig(kConfig, "test.yaml");
     ASSERT_OK(registry);
     TestServerOptions options;
     options.pool_size = 8;
@@ -397,20 +397,20 @@ TEST_F(ActionTypesTest, QuorumTwoOfThreeRacingExecutesOnceAtTheSecondVote) {
 }
 
 TEST_F(ActionTypesTest, AReloadWithABrokenStatementKeepsTheOldTypes) {
-  auto broken = server::ParseActionConfig(R"yaml(
+  auto broken = handlers::ParseActionConfig(R"yaml(
 action_types:
   - name: broken
     handler: sql
     sql: ["UPDATE no_such_table SET x = 1"]
 )yaml",
-                                          "reload.yaml");
+                                            "reload.yaml");
   ASSERT_OK(broken);
   absl::Status st = ts_->server().SetActionTypes(*broken);
   EXPECT_CODE(st, absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("broken"), absl::string_view::npos) << st;
   ASSERT_OK_AND_ASSIGN(v1::Approval orphan, Create("agent", "noop", "{}"));  // still the old config
   ASSERT_OK_AND_ASSIGN(v1::Approval orphan2, Create("agent", "noop", "{}"));
-  auto fresh = server::ParseActionConfig("action_types: [{name: fresh}]", "reload.yaml");
+  auto fresh = handlers::ParseActionConfig("action_types: [{name: fresh}]", "reload.yaml");
   ASSERT_OK(fresh);
   ASSERT_OK(ts_->server().SetActionTypes(*fresh));
   EXPECT_OK(Create("agent", "fresh", "{}"));

@@ -40,10 +40,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/approval_client.h"
-#include "server/action_config.h"
+#include "handlers/action_config.h"
+#include "server/api/page_token.h"
 #include "server/approval_server.h"
-#include "server/page_token.h"
-#include "server/token_store.h"
+#include "server/auth/token_store.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_handlers.h"
@@ -1101,7 +1101,7 @@ action_types:
 )yaml";
 
 std::unique_ptr<TestServer> StartStrict() {
-  auto registry = server::ParseActionConfig(kStrictConfig, "strict.yaml");
+  auto registry = handlers::ParseActionConfig(kStrictConfig, "strict.yaml");
   EXPECT_OK(registry);
   if (!registry.ok()) return nullptr;
   TestServerOptions options;

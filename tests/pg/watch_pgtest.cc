@@ -15,8 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
-#include "server/event_hub.h"
+#include "db/pg/pg_events.h"
 #include "server/expiry_sweeper.h"
+#include "server/watch/event_hub.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
@@ -592,7 +593,7 @@ TEST(EventHubTest, NoNotifyTriggerSlowsCommitsAndTheListenerPollsTheLog) {
           {}));
   EXPECT_EQ(rows.GetInt(0, "n").value_or(-1), 0);
 
-  server::EventHub hub(db->dsn(), nullptr, absl::Milliseconds(50));
+  server::EventHub hub(db::pg::PgEventLogConnector(db->dsn()), nullptr, absl::Milliseconds(50));
   ASSERT_OK(hub.Start());
   CountingSink sink;
   ASSERT_TRUE(hub.AttachAtHead(&sink));
@@ -609,7 +610,8 @@ class PokedHubTest : public ::testing::Test {
   void SetUp() override {
     db_ = TestDatabase::Create();
     ASSERT_NE(db_, nullptr);
-    hub_ = std::make_unique<server::EventHub>(db_->dsn(), nullptr, absl::Seconds(30));
+    hub_ = std::make_unique<server::EventHub>(db::pg::PgEventLogConnector(db_->dsn()), nullptr,
+                                              absl::Seconds(30));
     ASSERT_OK(hub_->Start());
     hub_->Poke();  // nobody watches: does nothing
     ASSERT_TRUE(hub_->AttachAtHead(&sink_));

@@ -9,7 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/token_store.h"
+#include "server/auth/token_store.h"
 #include "tests/testing/test_handlers.h"
 
 namespace approvald::testing {

@@ -1,11 +1,11 @@
-#include "server/action_config.h"
+#include "handlers/action_config.h"
 
 #include <gtest/gtest.h>
 
 #include "handlers/sql_template.h"
 #include "tests/testing/status_matchers.h"
 
-namespace approvald::server {
+namespace approvald::handlers {
 namespace {
 
 std::string ErrorOf(const std::string& yaml) {
@@ -116,9 +116,9 @@ TEST(SqlTemplateTest, RewritesNamedPlaceholdersOnly) {
 }
 
 }  // namespace
-}  // namespace approvald::server
+}  // namespace approvald::handlers
 
-namespace approvald::server {
+namespace approvald::handlers {
 namespace {
 
 // Found by tests/fuzz/fuzz_config: names, descriptions and patterns travel in proto3 strings.
@@ -156,4 +156,4 @@ TEST(ActionConfigTest, ControlCharactersAreRefusedWithTheirPlace) {
 }
 
 }  // namespace
-}  // namespace approvald::server
+}  // namespace approvald::handlers

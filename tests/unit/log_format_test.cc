@@ -1,4 +1,4 @@
-#include "server/log_format.h"
+#include "server/ops/log_format.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

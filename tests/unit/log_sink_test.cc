@@ -1,4 +1,4 @@
-#include "server/log_sink.h"
+#include "server/ops/log_sink.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

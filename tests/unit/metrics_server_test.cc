@@ -1,4 +1,4 @@
-#include "server/metrics_server.h"
+#include "server/ops/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

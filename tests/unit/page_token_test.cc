@@ -1,4 +1,4 @@
-#include "server/page_token.h"
+#include "server/api/page_token.h"
 
 #include <gtest/gtest.h>
 

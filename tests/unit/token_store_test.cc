@@ -1,4 +1,4 @@
-#include "server/token_store.h"
+#include "server/auth/token_store.h"
 
 #include <gtest/gtest.h>
 

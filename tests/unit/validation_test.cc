@@ -1,11 +1,11 @@
-#include "server/validation.h"
+#include "server/api/validation.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "db/errors.h"
-#include "server/proto_convert.h"
+#include "server/api/proto_convert.h"
 #include "tests/testing/status_matchers.h"
 
 namespace approvald::server {

@@ -1,0 +1,12 @@
+#include "handlers/handler_kinds.h"
+
+namespace approvald::handlers {
+
+std::vector<HandlerKind> BuiltInKinds() {
+  return {
+      NoopKind(),
+      SqlKind(),
+  };
+}
+
+}  // namespace approvald::handlers

@@ -1,0 +1,36 @@
+// ListActionTypes: answered from memory, on the gRPC thread.
+
+#include "server/api/approval_service.h"
+#include "server/api/proto_convert.h"
+
+namespace approvald::server {
+
+namespace v1 = approvals::v1;
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackServerContext* ctx,
+                                                               const v1::ListActionTypesRequest*,
+                                                               v1::ListActionTypesResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  in_flight_.fetch_add(1);
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  CallInfo call = StartCall(ctx, "ListActionTypes", principal);
+  if (principal.ok()) {
+    // In memory only: answered on the gRPC thread without touching the database.
+    const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
+    for (const handlers::ActionType* t : registry->All()) {
+      v1::ActionType* out = resp->add_action_types();
+      out->set_name(t->name);
+      out->set_description(t->description);
+      *out->mutable_parameters_schema() = handlers::ParametersSchema(*t);
+      for (const auto& role : t->policy.approver_roles) out->add_approver_roles(role);
+      const handlers::TtlBounds ttl = handlers::EffectiveTtl(*t, PolicyDefaults());
+      *out->mutable_default_ttl() = ToDuration(ttl.default_ttl);
+      *out->mutable_max_ttl() = ToDuration(ttl.max_ttl);
+      out->set_required_approvals(t->policy.required_approvals);
+    }
+  }
+  Finish(reactor, call, principal.status());
+  return reactor;
+}
+
+}  // namespace approvald::server
