@@ -73,8 +73,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
 
   void ScheduleReplay() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplayBatch();
-  // Reads the next records from the log into pending_ (replay task only); false at the end of
-  // what the log holds now.
+  // Reads the next records after `from` into pending_ (replay task only), sets log_exhausted_
+  // when they are all the log holds now, and charges them to the budget. INVALID_ARGUMENT for a
+  // resume point beyond the newest event; RESOURCE_EXHAUSTED when the budget is spent.
   absl::Status ReadMore(int64_t from);
   void Enqueue(Queued item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(const Queued& item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

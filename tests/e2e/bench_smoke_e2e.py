@@ -25,13 +25,15 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
 PG_BIN = "/usr/lib/postgresql/15/bin"  # Debian 12's PostgreSQL 15 (deploy/lib/common.sh)
 POOL_SIZE = 8  # the daemon below runs with --pool-size 8 (its default is larger)
 
 
 def psql(sql, dsn=DSN):
-    return subprocess.run(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    """The output of sql, one line per row, fields separated by |."""
+    return "\n".join("|".join(row) for row in harness.psql(sql, dsn))
 
 
 class BenchSmokeTest(unittest.TestCase):

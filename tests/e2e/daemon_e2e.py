@@ -23,38 +23,16 @@ import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
-
-
-def generate_stubs(out):
-    """protoc --python_out/--grpc_python_out into `out`, importable as plain modules."""
-    base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
-            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
-    subprocess.run(base + ["-I", os.path.join(ROOT, "proto"), "approvals/v1/approvals.proto",
-                           "google/rpc/status.proto", "google/rpc/error_details.proto"], check=True)
-    e2e = os.path.join(ROOT, "tests", "e2e", "protos")
-    # Generated from their own folder so that no Python package named `grpc` shadows grpcio.
-    subprocess.run(base + ["-I", e2e, "health.proto", "reflection.proto"], check=True)
-    sys.path.insert(0, out)
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
 
 
 def psql(sql, dbname="postgres"):
-    subprocess.run(["psql", DSN + " dbname=" + dbname, "-v", "ON_ERROR_STOP=1", "-qc", sql],
-                   check=True, capture_output=True)
+    harness.psql(sql, DSN + " dbname=" + dbname)
 
 
 def new_token(principal, roles):
-    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
-                         check=True, capture_output=True, text=True).stdout
-    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
-    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
-    return token, line
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return harness.new_token(APPROVALCTL, principal, roles)
 
 
 def new_request_id():
@@ -124,7 +102,7 @@ class DaemonTest(unittest.TestCase):
         if not DSN:
             raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
         cls.tmp = tempfile.mkdtemp(prefix="approvald-e2e-")
-        generate_stubs(cls.tmp)
+        harness.generate_stubs(ROOT, cls.tmp)
         cls.dbname = "approvald_e2e_" + uuid.uuid4().hex[:12]
         psql("CREATE DATABASE " + cls.dbname)
         cls.dsn = DSN + " dbname=" + cls.dbname
@@ -511,7 +489,7 @@ class DaemonTest(unittest.TestCase):
 
             # Start-up failures: a missing database, nothing listening (also as a URL), a bad
             # option; through --migrate and without it.
-            down = free_port()
+            down = harness.free_port()
             for bad in (DSN + " dbname=" + dbname + "_missing" + creds,
                         "host=127.0.0.1 port=%d connect_timeout=2 dbname=%s%s" % (down, dbname,
                                                                                   creds),

@@ -117,15 +117,15 @@ class Postgres:
 
 def generate_stubs(root, out):
     """Python modules of the API (approvals.v1, google.rpc status and details) and of the
-    health service into out, which goes first on sys.path."""
+    health and reflection services into out, which goes first on sys.path."""
     base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
             "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
     subprocess.run(base + ["-I", os.path.join(root, "proto"), "approvals/v1/approvals.proto",
                            "google/rpc/status.proto", "google/rpc/error_details.proto"],
                    check=True, timeout=60)
     # From their own folder, so that no package named `grpc` shadows grpcio.
-    subprocess.run(base + ["-I", os.path.join(root, "tests", "e2e", "protos"), "health.proto"],
-                   check=True, timeout=60)
+    subprocess.run(base + ["-I", os.path.join(root, "tests", "e2e", "protos"), "health.proto",
+                           "reflection.proto"], check=True, timeout=60)
     sys.path.insert(0, out)
 
 

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,25 +17,18 @@ import time
 import unittest
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
-PG_BIN = "/usr/lib/postgresql/15/bin"
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
+PG_BIN = harness.PG_BIN
 
 
-def as_owner(cmd):
-    return (["runuser", "-u", "postgres", "--"] + cmd) if os.getuid() == 0 else cmd
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+as_owner = harness.as_pg_owner
+free_port = harness.free_port
 
 
 class OutageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, ROOT + "/tests/e2e")
         cls.tmp = tempfile.mkdtemp(prefix="approvald-outage-")
         os.chmod(cls.tmp, 0o755)
         cls.data = os.path.join(cls.tmp, "pg")

@@ -25,19 +25,16 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 CLIENT_DIR = os.path.join(ROOT, "client", "python")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
 
 
 def psql(sql, dbname="postgres"):
-    subprocess.run(["psql", DSN + " dbname=" + dbname, "-v", "ON_ERROR_STOP=1", "-qc", sql],
-                   check=True, capture_output=True, timeout=60)
+    harness.psql(sql, DSN + " dbname=" + dbname)
 
 
 def new_token(principal, roles):
-    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
-                         check=True, capture_output=True, text=True, timeout=30).stdout
-    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
-    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
-    return token, line
+    return harness.new_token(APPROVALCTL, principal, roles)
 
 
 class PythonClientTest(unittest.TestCase):

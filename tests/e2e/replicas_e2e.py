@@ -44,6 +44,8 @@ import uuid
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 CLIENT_DIR = os.path.join(ROOT, "client", "python")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
 
 APPROVERS = 32
 ROUNDS = 50
@@ -73,28 +75,15 @@ action_types:
 
 
 def psql(sql, dbname="postgres"):
-    """Runs sql; returns its rows as lists of strings (psql -At)."""
-    out = subprocess.run(["psql", DSN + " dbname=" + dbname, "-v", "ON_ERROR_STOP=1", "-XAtqc",
-                          sql], check=True, capture_output=True, text=True, timeout=60).stdout
-    return [line.split("|") for line in out.splitlines()]
+    """Runs sql; returns its rows as lists of strings."""
+    return harness.psql(sql, DSN + " dbname=" + dbname)
 
 
 def new_token(principal, roles):
-    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
-                         check=True, capture_output=True, text=True, timeout=30).stdout
-    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
-    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
-    return token, line
+    return harness.new_token(APPROVALCTL, principal, roles)
 
 
-def wait_until(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+wait_until = harness.wait_until
 
 
 class Daemon:
