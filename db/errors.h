@@ -34,10 +34,10 @@ absl::Status FieldErrors(const std::vector<std::pair<std::string, std::string>>&
                          approvals::v1::ErrorReason reason, absl::string_view message);
 
 /// The ErrorInfo attached to a status, if any.
-std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);
+[[nodiscard]] std::optional<google::rpc::ErrorInfo> GetErrorInfo(const absl::Status& status);
 /// The reason of a status (ERROR_REASON_UNSPECIFIED when none).
 approvals::v1::ErrorReason GetReason(const absl::Status& status);
 /// The BadRequest attached to a status, if any.
-std::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status);
+[[nodiscard]] std::optional<google::rpc::BadRequest> GetBadRequest(const absl::Status& status);
 
 }  // namespace approvald::db

@@ -41,7 +41,7 @@ class Rows {
   const Param& Get(size_t row, absl::string_view column) const;
   std::string GetString(size_t row, absl::string_view column) const;
   absl::StatusOr<int64_t> GetInt(size_t row, absl::string_view column) const;
-  bool GetBool(size_t row, absl::string_view column) const;
+  [[nodiscard]] bool GetBool(size_t row, absl::string_view column) const;
 
  private:
   std::vector<std::string> columns_;

@@ -20,7 +20,7 @@ namespace approvald::handlers {
 enum class ParamType { kString, kInteger, kNumber, kBoolean, kObject, kArray };
 
 /// "string", "integer", ... or nullopt.
-std::optional<ParamType> ParseParamType(absl::string_view name);
+[[nodiscard]] std::optional<ParamType> ParseParamType(absl::string_view name);
 absl::string_view ParamTypeName(ParamType type);
 
 /// One declared field of an action's action_data.
@@ -65,6 +65,7 @@ absl::Status ValidateParameters(const ActionType& type, const google::protobuf::
 google::protobuf::Struct ParametersSchema(const ActionType& type);
 
 /// True if `roles` holds one of `allowed` (or `allowed` is empty).
-bool HasAnyRole(const std::vector<std::string>& roles, const std::vector<std::string>& allowed);
+[[nodiscard]] bool HasAnyRole(const std::vector<std::string>& roles,
+                              const std::vector<std::string>& allowed);
 
 }  // namespace approvald::handlers

@@ -15,7 +15,7 @@
 namespace approvald::handlers {
 
 /// Durations as written in the config: absl syntax ("90s", "1h30m") plus days ("7d").
-bool ParseConfigDuration(const std::string& text, absl::Duration* out);
+[[nodiscard]] bool ParseConfigDuration(const std::string& text, absl::Duration* out);
 
 /// Reads typed values out of the action-type config (YAML), each error INVALID_ARGUMENT with
 /// `source:line:column: key.path: what is wrong`. Used by the config parser and by the handler

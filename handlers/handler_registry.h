@@ -30,6 +30,6 @@ class HandlerRegistry {
 };
 
 /// True if `name` is a valid action type name.
-bool IsValidActionType(absl::string_view name);
+[[nodiscard]] bool IsValidActionType(absl::string_view name);
 
 }  // namespace approvald::handlers

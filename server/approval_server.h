@@ -32,7 +32,7 @@ struct TlsConfig {
 };
 
 /// True for 127.0.0.0/8, ::1 and localhost listen addresses.
-bool IsLoopbackAddress(const std::string& listen);
+[[nodiscard]] bool IsLoopbackAddress(const std::string& listen);
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  ///< port 0 picks a free port

@@ -19,7 +19,7 @@ class Executor {
   ~Executor();
 
   /// Queues `task`; false (and the task is dropped) if the queue is full or the executor stopped.
-  bool TrySubmit(std::function<void()> task);
+  [[nodiscard]] bool TrySubmit(std::function<void()> task);
   /// Runs every queued task, then joins the workers. Idempotent.
   void Shutdown();
   size_t queue_depth() const;

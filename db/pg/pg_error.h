@@ -14,7 +14,7 @@ absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 /// Marks an error as transient: the whole transaction may be re-run (serialization failure,
 /// deadlock, a connection lost before COMMIT was sent).
 absl::Status MarkTransient(absl::Status status);
-bool IsTransient(const absl::Status& status);
+[[nodiscard]] bool IsTransient(const absl::Status& status);
 
 /// The server process of a connection, as PgConnection read it at connect.
 struct BackendIdentity {
@@ -26,6 +26,6 @@ struct BackendIdentity {
 /// was running the transaction, so that its outcome can be settled and read back.
 absl::Status CommitOutcomeUnknown(const BackendIdentity& backend);
 /// The backend of a CommitOutcomeUnknown status; nullopt for any other status.
-std::optional<BackendIdentity> LostCommitBackend(const absl::Status& status);
+[[nodiscard]] std::optional<BackendIdentity> LostCommitBackend(const absl::Status& status);
 
 }  // namespace approvald::db::pg

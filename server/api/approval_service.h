@@ -68,7 +68,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   /// Shutdown, first step: every new call answers UNAVAILABLE at once ("shutting down").
   void StartDraining() { draining_ = true; }
   /// Waits until no unary call is in flight, or `deadline`; true if none is.
-  bool WaitIdle(absl::Time deadline) const;
+  [[nodiscard]] bool WaitIdle(absl::Time deadline) const;
   /// Calls waiting for a worker.
   size_t queue_depth() const { return executor_.queue_depth(); }
 

@@ -26,7 +26,8 @@ absl::Duration FromDuration(const google::protobuf::Duration& d);
 google::protobuf::Duration ToDuration(absl::Duration d);
 
 /// The stored name of a status enum ("pending"), or nullopt for UNSPECIFIED / unknown values.
-std::optional<absl::string_view> StatusStorageName(approvals::v1::ApprovalStatus status);
+[[nodiscard]] std::optional<absl::string_view> StatusStorageName(
+    approvals::v1::ApprovalStatus status);
 
 /// Fills `out` from a stored approval. INTERNAL if stored JSON does not parse.
 absl::Status ToProto(const db::ApprovalRecord& record, approvals::v1::Approval* out);

@@ -22,7 +22,7 @@ struct Limits {
 inline constexpr int kDefaultPageSize = 50;
 inline constexpr int kMaxPageSize = 500;
 
-bool IsUuid(absl::string_view s);
+[[nodiscard]] bool IsUuid(absl::string_view s);
 
 /// On success, `*action_data_json` (if given) holds action_data as JSON, as it will be stored.
 absl::Status ValidateCreate(const approvals::v1::CreateApprovalRequest& req, const Limits& limits,

@@ -10,7 +10,7 @@ namespace approvald::server {
 absl::Status EventToProto(const db::EventRecord& event, approvals::v1::ApprovalEvent* out);
 
 /// WatchApprovals filters: the approval's status after the event, and its action type.
-bool EventMatches(const approvals::v1::ApprovalEvent& event,
-                  const approvals::v1::WatchApprovalsRequest& filter);
+[[nodiscard]] bool EventMatches(const approvals::v1::ApprovalEvent& event,
+                                const approvals::v1::WatchApprovalsRequest& filter);
 
 }  // namespace approvald::server

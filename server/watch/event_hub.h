@@ -56,11 +56,11 @@ class EventHub {
   /// Attaches `sink` if it has seen everything up to the hub's head (`cursor >= head`); it then
   /// gets every later event. Otherwise sets `*head` and returns false: replay (cursor, head]
   /// from the log first, then try again.
-  bool AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head);
+  [[nodiscard]] bool AttachIfCaughtUp(EventSink* sink, int64_t cursor, int64_t* head);
   /// Attaches `sink` at the hub's head, whatever it is ("from now on"): calls
   /// sink->OnAttached(head) first, under the hub's lock, so no event slips between. False if the
   /// hub has stopped.
-  bool AttachAtHead(EventSink* sink);
+  [[nodiscard]] bool AttachAtHead(EventSink* sink);
   /// After it returns, the hub no longer calls `sink`.
   void Detach(EventSink* sink);
   /// This process has committed a transaction that wrote events: if a sink is attached, read
@@ -85,7 +85,7 @@ class EventHub {
   void Run();
   /// Moves the head to `newest` if no sink is attached (under the lock, so that a sink attaching
   /// meanwhile replays from the log instead); false if one is.
-  bool AdvanceIfUnwatched(int64_t newest);
+  [[nodiscard]] bool AdvanceIfUnwatched(int64_t newest);
   /// Returns when the hub stops, after `timeout`, or (if asked) when a sink is attached or on a
   /// Poke.
   void Pause(absl::Duration timeout, bool until_sink, bool until_poke);
