@@ -6,6 +6,7 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <fstream>
@@ -234,7 +235,10 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   if (service_) service_->StartDraining();
   if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
-  if (service_) service_->WaitIdle(deadline);
+  if (service_ && !service_->WaitIdle(deadline) && config_.service.logger) {
+    // gRPC's shutdown below cancels what is still running; say so rather than stay silent.
+    config_.service.logger->warn("shutdown grace over with calls still running; cancelling them");
+  }
   // Then gRPC's own shutdown, with a short deadline: its answers are on their way, and gRPC
   // would otherwise wait for every client to close its connection, idle ones included.
   if (server_) {

@@ -27,12 +27,6 @@ constexpr size_t kFirstReadBytes = 1024 * 1024;
 // rows are taken to be as large as a create allows.
 std::atomic<size_t> recent_row_bytes{64 * 1024};
 
-absl::Status OverBudget() {
-  return absl::ResourceExhaustedError(
-      "approvald holds as much for watch streams and list pages as its --memory-budget allows; "
-      "retry later");
-}
-
 // A unary reactor that gives back what its response holds of the memory budget once gRPC is
 // done with it (sent, or the client gone), not at Finish.
 class BudgetedReactor final : public grpc::ServerUnaryReactor {
@@ -100,7 +94,7 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
     for (const db::ApprovalRecord& a : rows) rows_held += db::HeldBytes(a);
     if (!rows.empty()) recent_row_bytes.store(rows_held / rows.size(), std::memory_order_relaxed);
     if (budget != nullptr && !budget->TryTake(rows_held)) {
-      if (taken == 0) return OverBudget();
+      if (taken == 0) return OverBudgetError();
       more = true;
       break;
     }
@@ -120,7 +114,7 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
         if (budget != nullptr) budget->Give(rows_held);
         rows_held = 0;
         if (!converted.ok()) return converted;
-        if (taken == 0) return OverBudget();
+        if (taken == 0) return OverBudgetError();
         more = full = true;
         break;
       }

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstddef>
 
+#include "absl/status/status.h"
+
 namespace approvald::server {
 
 /// The bytes that clients can make approvald hold on their behalf, beyond what one call needs
@@ -34,5 +36,12 @@ class MemoryBudget {
   const size_t limit_;
   std::atomic<size_t> used_{0};
 };
+
+/// What a stream or call gets when the budget cannot take what it needs (retryable later).
+inline absl::Status OverBudgetError() {
+  return absl::ResourceExhaustedError(
+      "approvald holds as much for watch streams and list pages as its --memory-budget-mib "
+      "allows; retry later");
+}
 
 }  // namespace approvald::server

@@ -82,9 +82,7 @@ absl::Status WatchReactor::ReadMore(int64_t from) {
   for (const db::EventRecord& e : batch) bytes += db::HeldBytes(e);
   if (!batch.empty()) bytes_per_event_ = bytes / batch.size();
   if (limits_.budget != nullptr && !limits_.budget->TryTake(bytes)) {
-    return absl::ResourceExhaustedError(
-        "approvald holds as much for watch streams and list pages as its --memory-budget "
-        "allows; retry later");
+    return OverBudgetError();
   }
   pending_charge_ += bytes;
   for (db::EventRecord& e : batch) pending_.push_back(std::move(e));
@@ -110,9 +108,7 @@ void WatchReactor::ReplayBatch() {
     (void)EventToProto(pending_.front(), proto.get());
     const size_t bytes = proto->SpaceUsedLong();
     if (limits_.budget != nullptr && !limits_.budget->TryTake(bytes)) {
-      st = absl::ResourceExhaustedError(
-          "approvald holds as much for watch streams and list pages as its --memory-budget "
-          "allows; retry later");
+      st = OverBudgetError();
       break;
     }
     const size_t held = db::HeldBytes(pending_.front());
