@@ -32,10 +32,10 @@ struct CreateResult {
 
 enum class Decision { kApprove, kReject, kCancel };
 
-/// What a caller knows before the row is read that lets a decision be made in one statement:
-/// no separate lock round trip and no handler call (see db/queries/decide_at_once.sql). An
-/// approval of any other type (a handler that writes, a quorum, a type the caller may not decide)
-/// takes the full path, which gives the same answer as before.
+/// Decisions that need nothing but the row itself, so that the store may make them in one
+/// statement (no separate lock round trip, no handler call; see db/queries/decide_at_once.sql).
+/// The answer is the same as the full path's: an approval that does not qualify (a handler that
+/// writes, a quorum, a type the actor may not decide) takes the full path.
 struct DecideAtOnce {
   /// Types the actor may decide whoever requested them (for approve: self-approval allowed).
   std::vector<std::string> any_requester;
@@ -55,8 +55,6 @@ struct DecideInput {
   std::string reason;            ///< Approve's comment, Reject's / Cancel's reason
   std::optional<std::string> request_id;
   absl::Time deadline = absl::InfiniteFuture();
-  /// Unset: the full path (row lock, authorize, handler, record).
-  std::optional<DecideAtOnce> at_once;
 };
 
 /// What the action type's policy says about a decision on one approval.
@@ -66,13 +64,29 @@ struct DecisionPolicy {
   int required_approvals = 1;
 };
 
-/// Called with the locked, pending, unexpired row: the policy (self-approval, roles, requester-only
-/// cancel). A non-OK status is the answer and nothing changes.
-using AuthorizeFn = std::function<absl::StatusOr<DecisionPolicy>(const ApprovalRecord&)>;
-/// Approve only: runs the action inside the decision's transaction and returns its result as a
-/// JSON object. Its errors follow the handler error contract of handlers/action_handler.h
-/// (ActionHandler::Execute): which leave the approval pending, which make it FAILED.
-using ExecuteFn = std::function<absl::StatusOr<std::string>(Tx&, const ApprovalRecord&)>;
+/// The policy and the action a decision runs with, which the store calls while it holds the
+/// approval's row lock. Implemented by the caller (the service, from handlers/policy.h).
+class DecisionRules {
+ public:
+  virtual ~DecisionRules() = default;
+  /// Called with the locked, pending, unexpired row: the policy (self-approval, roles,
+  /// requester-only cancel). A non-OK status is the answer and nothing changes.
+  virtual absl::StatusOr<DecisionPolicy> Authorize(const ApprovalRecord& approval) const = 0;
+  /// Approve only: runs the action inside the decision's transaction and returns its result as a
+  /// JSON object. Its errors follow the handler error contract of handlers/action_handler.h
+  /// (ActionHandler::Execute): which leave the approval pending, which make it FAILED.
+  virtual absl::StatusOr<std::string> Execute(Tx& tx, const ApprovalRecord& approval) const = 0;
+  /// The decisions Authorize and Execute would allow for any row of some types (see
+  /// DecideAtOnce); nullopt: none.
+  virtual std::optional<DecideAtOnce> AtOnce() const { return std::nullopt; }
+  /// After the call committed a change to an approval of `action_type`: now `status` (decided,
+  /// failed or expired by this call, or "pending" after a vote). Not called for an answer
+  /// repeated from an earlier call with the same request id, which changed nothing.
+  virtual void Changed(const std::string& action_type, const std::string& status) const {
+    (void)action_type;
+    (void)status;
+  }
+};
 
 struct ListCursor {
   int64_t create_time_micros = 0;
@@ -107,7 +121,7 @@ class ApprovalStore {
   /// Newest first (create_time desc, id desc), at most `limit` rows after the cursor.
   virtual absl::StatusOr<std::vector<ApprovalRecord>> List(const ListInput& input) = 0;
 
-  /// Decides a pending approval under its row lock, in one transaction:
+  /// Decides a pending approval under its row lock, in one transaction, by `rules`:
   /// NOT_FOUND; FAILED_PRECONDITION / ALREADY_PROCESSED (decided) or EXPIRED (expired, or found
   /// expired by the database clock, which is recorded); ABORTED / VERSION_MISMATCH;
   /// `authorize`'s error; FAILED_PRECONDITION / ALREADY_VOTED (a second vote by the same
@@ -118,11 +132,8 @@ class ApprovalStore {
   /// from a token the call wrote with its event), else UNAVAILABLE ("nothing changed, retry")
   /// while the approval is pending, or ALREADY_PROCESSED / EXPIRED once another call decided it.
   /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
-  /// `*replayed` (unless null) is set to whether the answer is such a repeat, which changed
-  /// nothing.
   virtual absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
-                                                const AuthorizeFn& authorize,
-                                                const ExecuteFn& execute, bool* replayed) = 0;
+                                                const DecisionRules& rules) = 0;
 
   /// Up to `limit` deliverable events after `after_id`, in id order (see 0003_event_stream.sql:
   /// an event is deliverable once no older transaction is running).

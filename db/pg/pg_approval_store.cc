@@ -134,6 +134,22 @@ absl::Status AnswerWithError(PgTx& tx, const DecideInput& input, const std::stri
   return error;
 }
 
+// Tells `rules` what this call changed: the row it decided (or voted on), or the approval it
+// failed or found expired, which its error's metadata names.
+void ReportChange(const DecisionRules& rules, const absl::StatusOr<ApprovalRecord>& outcome) {
+  if (outcome.ok()) {
+    rules.Changed(outcome->action_type, outcome->status);
+    return;
+  }
+  const ErrorReason reason = GetReason(outcome.status());
+  if (reason != approvals::v1::EXECUTION_FAILED && reason != approvals::v1::EXPIRED) return;
+  if (std::optional<google::rpc::ErrorInfo> info = GetErrorInfo(outcome.status())) {
+    if (auto it = info->metadata().find("action_type"); it != info->metadata().end()) {
+      rules.Changed(it->second, std::string(reason == approvals::v1::EXPIRED ? kExpired : kFailed));
+    }
+  }
+}
+
 // A text[] parameter in PostgreSQL's array literal form, each element quoted.
 std::string TextArray(const std::vector<std::string>& items) {
   std::string out = "{";
@@ -153,34 +169,35 @@ std::string TextArray(const std::vector<std::string>& items) {
 }  // namespace
 
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
-                                                       const AuthorizeFn& authorize,
-                                                       const ExecuteFn& execute, bool* replayed) {
+                                                       const DecisionRules& rules) {
   // Written with whatever this call commits: after a COMMIT lost with its connection, the
   // token (not the actor's name) tells whether this call's own decision committed.
   const std::string call = NewCallToken();
-  if (input.at_once) {
-    if (replayed != nullptr) *replayed = false;
-    absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input, call);
+  if (std::optional<db::DecideAtOnce> once = rules.AtOnce()) {
+    absl::StatusOr<std::optional<ApprovalRecord>> decided = DecideAtOnce(input, *once, call);
     if (!decided.ok()) return decided.status();
-    if (*decided) return **std::move(decided);
+    if (*decided) {
+      rules.Changed((*decided)->action_type, (*decided)->status);
+      return **std::move(decided);
+    }
     // Not decided at once: the full path decides it, or says why it cannot be decided.
   }
   ApprovalRecord out;
   CommitIntent intent;
   bool repeat = false;
   absl::Status st = RunInTransaction(pool_, input.deadline, [&](PgTx& tx) {
-    return DecideInTx(tx, input, authorize, execute, call, out, intent, repeat);
+    return DecideInTx(tx, input, rules, call, out, intent, repeat);
   });
   // (A lost commit's outcome read back by its request id below is this call's own.)
-  if (replayed != nullptr) *replayed = repeat;
-  if (LostCommitBackend(st)) return ResolveLostDecision(input, intent, call, st);
-  if (!st.ok()) return st;
-  return out;
+  absl::StatusOr<ApprovalRecord> outcome =
+      LostCommitBackend(st) ? ResolveLostDecision(input, intent, call, st)
+                            : (st.ok() ? absl::StatusOr<ApprovalRecord>(std::move(out)) : st);
+  if (!repeat) ReportChange(rules, outcome);
+  return outcome;
 }
 
 absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(
-    const DecideInput& in, const std::string& call) {
-  const db::DecideAtOnce& once = *in.at_once;
+    const DecideInput& in, const db::DecideAtOnce& once, const std::string& call) {
   const Params params = {in.id,
                          absl::StrCat(in.expected_version),
                          std::string(TargetStatus(in.decision)),
@@ -212,9 +229,9 @@ absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(
 }
 
 absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
-                                         const AuthorizeFn& authorize, const ExecuteFn& execute,
-                                         const std::string& call, ApprovalRecord& out,
-                                         CommitIntent& intent, bool& replayed) {
+                                         const DecisionRules& rules, const std::string& call,
+                                         ApprovalRecord& out, CommitIntent& intent,
+                                         bool& replayed) {
   intent = CommitIntent();
   replayed = false;
   ASSIGN_OR_RETURN(Rows locked_rows, tx.Exec(queries::kLockApproval, {in.id}));
@@ -266,12 +283,9 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
                     StateMetadata(locked)),
         /*must_commit=*/false);
   }
-  DecisionPolicy policy;
-  if (authorize) {
-    absl::StatusOr<DecisionPolicy> allowed = authorize(locked);
-    if (!allowed.ok()) return AnswerWithError(tx, in, locked.id, allowed.status(), false);
-    policy = *allowed;
-  }
+  absl::StatusOr<DecisionPolicy> allowed = rules.Authorize(locked);
+  if (!allowed.ok()) return AnswerWithError(tx, in, locked.id, allowed.status(), false);
+  const DecisionPolicy policy = *allowed;
 
   if (in.decision == Decision::kApprove && policy.required_approvals > 1) {
     ASSIGN_OR_RETURN(Rows voted, tx.Exec(queries::kHasVoted, {locked.id, in.actor}));
@@ -300,9 +314,9 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
   }
 
   Param result;
-  if (in.decision == Decision::kApprove && execute) {
+  if (in.decision == Decision::kApprove) {
     HandlerTx htx(tx);
-    absl::StatusOr<std::string> executed = execute(htx, locked);
+    absl::StatusOr<std::string> executed = rules.Execute(htx, locked);
     absl::Status failure = executed.ok() ? htx.first_error() : executed.status();
     // A transient database error inside the action wins over what the handler made of it.
     if (IsTransient(htx.first_error())) failure = htx.first_error();

@@ -14,8 +14,8 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<CreateResult> Create(const CreateInput& input) override;
   absl::StatusOr<ApprovalRecord> Get(const std::string& id, absl::Time deadline) override;
   absl::StatusOr<std::vector<ApprovalRecord>> List(const ListInput& input) override;
-  absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input, const AuthorizeFn& authorize,
-                                        const ExecuteFn& execute, bool* replayed) override;
+  absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
+                                        const DecisionRules& rules) override;
   absl::StatusOr<std::string> GetSetting(const std::string& name) override;
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
@@ -30,15 +30,16 @@ class PgApprovalStore final : public ApprovalStore {
     absl::Status answer;
   };
 
-  // Decide in one statement (input.at_once): the decided row, or nullopt if the statement did
-  // not apply and the full path must decide.
+  // Decide in one statement: the decided row, or nullopt if the statement did not apply and
+  // the full path must decide.
   absl::StatusOr<std::optional<ApprovalRecord>> DecideAtOnce(const DecideInput& input,
+                                                             const db::DecideAtOnce& once,
                                                              const std::string& call);
   // One attempt of Decide inside `tx`; sets `out` on success, and `replayed` when the answer
   // repeats an earlier call's (same request id).
-  absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const AuthorizeFn& authorize,
-                          const ExecuteFn& execute, const std::string& call, ApprovalRecord& out,
-                          CommitIntent& intent, bool& replayed);
+  absl::Status DecideInTx(PgTx& tx, const DecideInput& input, const DecisionRules& rules,
+                          const std::string& call, ApprovalRecord& out, CommitIntent& intent,
+                          bool& replayed);
   // After a decision's commit whose outcome is unknown: settles it, then learns the outcome
   // from the request id's record, else from whether an event carries the call's token, and
   // reads the row back under its lock. Never by the actor's name: a principal that raced

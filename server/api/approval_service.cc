@@ -281,58 +281,72 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
                   });
 }
 
-absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
-                                             v1::Approval* resp) {
-  in.actor = p.name;
-  const db::Decision decision = in.decision;
-  // The registry as of this call: a reload during the call does not change its rules.
-  std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
-  db::AuthorizeFn authorize = [&p, decision, &registry](const db::ApprovalRecord& a) {
-    return handlers::MayDecide(registry->Find(a.action_type), p, a, decision);
-  };
-  db::ExecuteFn execute = [this, &registry, &p](
-                              db::Tx& tx,
-                              const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
-    const handlers::ActionType* type = registry->Find(a.action_type);
+namespace {
+
+// A decision's rules: handlers/policy.h's, with the action types as configured when the call
+// began (a reload during the call does not change them).
+class PolicyRules final : public db::DecisionRules {
+ public:
+  using OnChange = std::function<void(const std::string& type, const std::string& status)>;
+  PolicyRules(std::shared_ptr<const handlers::HandlerRegistry> registry, const Principal& caller,
+              db::Decision decision, Metrics* metrics, OnChange on_change)
+      : registry_(std::move(registry)),
+        caller_(caller),
+        decision_(decision),
+        metrics_(metrics),
+        on_change_(std::move(on_change)) {}
+
+  absl::StatusOr<db::DecisionPolicy> Authorize(const db::ApprovalRecord& a) const override {
+    return handlers::MayDecide(registry_->Find(a.action_type), caller_, a, decision_);
+  }
+
+  absl::StatusOr<std::string> Execute(db::Tx& tx, const db::ApprovalRecord& a) const override {
+    const handlers::ActionType* type = registry_->Find(a.action_type);
     if (type == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("no handler is configured for action type ", a.action_type));
     }
     db::ApprovalRecord deciding = a;
-    deciding.decided_by = p.name;
+    deciding.decided_by = caller_.name;
     const absl::Time started = absl::Now();
     absl::StatusOr<google::protobuf::Struct> result = type->handler->Execute(tx, deciding);
-    if (options_.metrics) {
-      options_.metrics->RecordHandler(a.action_type, absl::ToDoubleSeconds(absl::Now() - started));
+    if (metrics_) {
+      metrics_->RecordHandler(a.action_type, absl::ToDoubleSeconds(absl::Now() - started));
     }
     if (!result.ok()) return result.status();
     return StructToJson(*result);
-  };
-  in.at_once = handlers::DecideAtOnceFor(*registry, p, decision);
-  bool replayed = false;
-  absl::StatusOr<db::ApprovalRecord> decided = store_.Decide(in, authorize, execute, &replayed);
-  // The answer of an earlier call with this request id: it changed nothing, and was counted.
-  if (replayed) {
-    if (!decided.ok()) return decided.status();
-    return ToProto(*decided, resp);
   }
-  PokeEventHub();  // a decision, a vote, or a failed execution each commit an event
-  if (options_.metrics) {
-    if (decided.ok() && decided->status != db::kPending) {
-      options_.metrics->RecordDecided(decided->action_type, decided->status);
-    } else if (const v1::ErrorReason reason = db::GetReason(decided.status());
-               reason == v1::EXECUTION_FAILED || reason == v1::EXPIRED) {
-      // FAILED or EXPIRED by this call: final too. Then the error's metadata names the action
-      // type (an approval found already expired was counted when it expired).
-      if (auto info = db::GetErrorInfo(decided.status())) {
-        if (auto it = info->metadata().find("action_type"); it != info->metadata().end()) {
-          options_.metrics->RecordDecided(it->second, reason == v1::EXPIRED ? "expired" : "failed");
-        }
-      }
-    }
+
+  std::optional<db::DecideAtOnce> AtOnce() const override {
+    return handlers::DecideAtOnceFor(*registry_, caller_, decision_);
   }
-  if (!decided.ok()) return decided.status();
-  return ToProto(*decided, resp);
+
+  void Changed(const std::string& type, const std::string& status) const override {
+    on_change_(type, status);
+  }
+
+ private:
+  const std::shared_ptr<const handlers::HandlerRegistry> registry_;
+  const Principal& caller_;
+  const db::Decision decision_;
+  Metrics* const metrics_;
+  const OnChange on_change_;
+};
+
+}  // namespace
+
+absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
+                                             v1::Approval* resp) {
+  in.actor = p.name;
+  const PolicyRules rules(registry(), p, in.decision, options_.metrics,
+                          [this](const std::string& type, const std::string& status) {
+                            PokeEventHub();  // a decision, a vote or a failure committed an event
+                            if (options_.metrics && status != db::kPending) {
+                              options_.metrics->RecordDecided(type, status);
+                            }
+                          });
+  ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, rules));
+  return ToProto(decided, resp);
 }
 
 namespace {

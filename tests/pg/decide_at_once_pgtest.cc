@@ -16,6 +16,7 @@
 #include "handlers/noop_handler.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_handlers.h"
+#include "tests/testing/test_rules.h"
 #include "tests/testing/test_server.h"
 
 namespace approvald::testing {
@@ -72,10 +73,9 @@ class DecideAtOnceTest : public ::testing::Test {
     in.reason = reason;
     if (!request_id.empty()) in.request_id = request_id;
     in.deadline = absl::Now() + absl::Seconds(10);
-    return store_->Decide(
-        in, nullptr,
-        [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> { return result; },
-        nullptr);
+    const TestRules rules(
+        [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> { return result; });
+    return store_->Decide(in, rules);
   }
 
   v1::Approval Create(const std::string& type) {

@@ -10,6 +10,7 @@
 #include "db/pg/pg_approval_store.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/test_rules.h"
 
 namespace approvald::testing {
 namespace {
@@ -49,14 +50,13 @@ TEST_P(HandlerErrorsTest, TheCodeDecidesPendingOrFailed) {
   in.actor = "alice";
   in.deadline = absl::Now() + absl::Seconds(10);
   int runs = 0;
-  absl::StatusOr<db::ApprovalRecord> decided = store_->Decide(
-      in, nullptr,
+  const TestRules rules(
       [&](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
         ++runs;
         if (absl::Status st = tx.Exec(kEffect, {a.id}).status(); !st.ok()) return st;
         return absl::Status(code, "the action says no");
-      },
-      nullptr);
+      });
+  absl::StatusOr<db::ApprovalRecord> decided = store_->Decide(in, rules);
   EXPECT_EQ(runs, 1);  // a handler's own "not now" is the caller's to retry, not the store's
   const std::string row = db_->Scalar(
       "SELECT status || ' v' || version || ' ' || coalesce(execution_error, '-') || ' effects ' ||"

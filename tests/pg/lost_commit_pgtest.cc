@@ -13,6 +13,7 @@
 #include "tests/testing/commit_cutting_proxy.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/test_rules.h"
 
 namespace approvald::testing {
 namespace {
@@ -60,18 +61,19 @@ class LostCommitTest : public ::testing::Test {
     in.reason = "because";
     in.request_id = std::move(request_id);
     in.deadline = absl::Now() + absl::Seconds(10);
-    return store_->Decide(
-        in, nullptr,
+    const TestRules rules(
         [&](db::Tx& tx, const db::ApprovalRecord& a) -> absl::StatusOr<std::string> {
           executions_.fetch_add(1);
           if (absl::Status st = tx.Exec(kEffect, {a.id}).status(); !st.ok()) return st;
           if (fail) return absl::FailedPreconditionError("insufficient funds");
           return std::string("{}");
-        },
-        &replayed_);
+        });
+    absl::StatusOr<db::ApprovalRecord> decided = store_->Decide(in, rules);
+    changed_ = rules.changes() > 0;
+    return decided;
   }
 
-  // A decision in one statement (DecideInput::at_once), as approvald makes one for a noop type.
+  // A decision in one statement (DecisionRules::AtOnce), as approvald makes one for a noop type.
   absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id,
                                                   db::Decision decision = db::Decision::kApprove) {
     db::DecideInput in;
@@ -80,15 +82,17 @@ class LostCommitTest : public ::testing::Test {
     in.actor = "alice";
     in.reason = "because";
     in.deadline = absl::Now() + absl::Seconds(30);  // the server's default: no timeouts of its own
-    in.at_once = db::DecideAtOnce{{}, {"effect"}, false, R"({"effect": {"ok": true}})"};
-    if (decision == db::Decision::kCancel) in.at_once = db::DecideAtOnce{{}, {}, true, ""};
-    return store_->Decide(
-        in, nullptr,
+    const TestRules rules(
         [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> {
           executions_.fetch_add(1);  // the full path's; never wanted here
           return std::string("{}");
         },
-        &replayed_);
+        decision == db::Decision::kCancel
+            ? db::DecideAtOnce{{}, {}, true, ""}
+            : db::DecideAtOnce{{}, {"effect"}, false, R"({"effect": {"ok": true}})"});
+    absl::StatusOr<db::ApprovalRecord> decided = store_->Decide(in, rules);
+    changed_ = rules.changes() > 0;
+    return decided;
   }
 
   std::string Row(const std::string& id) {
@@ -104,7 +108,7 @@ class LostCommitTest : public ::testing::Test {
   std::unique_ptr<db::pg::ConnectionPool> pool_;
   std::unique_ptr<db::pg::PgApprovalStore> store_;
   std::atomic<int> executions_{0};
-  bool replayed_ = false;  ///< the last Decide's answer repeated an earlier call's
+  bool changed_ = false;  ///< the last Decide reported a change (not a repeated answer)
 };
 
 TEST_F(LostCommitTest, ApproveWhoseReplyIsLostAnswersTheCommittedApproval) {
@@ -137,10 +141,10 @@ TEST_F(LostCommitTest, RequestIdReplaysTheLostCallsAnswer) {
   auto approved = Decide(id, db::Decision::kApprove, "req-1");
   ASSERT_OK(approved);
   EXPECT_EQ(approved->status, "approved");
-  EXPECT_FALSE(replayed_);  // read back after the lost reply, but this call's own commit
+  EXPECT_TRUE(changed_);  // read back after the lost reply, but this call's own commit
   auto again = Decide(id, db::Decision::kApprove, "req-1");
   ASSERT_OK(again);
-  EXPECT_TRUE(replayed_);  // the repeat changed nothing (metrics must not count it again)
+  EXPECT_FALSE(changed_);  // the repeat changed nothing (metrics must not count it again)
   EXPECT_EQ(Row(id), "approved v2 effects 1");
   EXPECT_EQ(executions_.load(), 1);
 
@@ -151,7 +155,7 @@ TEST_F(LostCommitTest, RequestIdReplaysTheLostCallsAnswer) {
   auto rejected = Decide(other, db::Decision::kReject, "req-2");
   ASSERT_OK(rejected);
   EXPECT_EQ(rejected->status, "rejected");
-  EXPECT_FALSE(replayed_);  // the lost commit changed nothing; the retry decided
+  EXPECT_TRUE(changed_);  // the lost commit changed nothing; the retry decided
 }
 
 TEST_F(LostCommitTest, FailedActionWhoseReplyIsLostStillAnswersExecutionFailed) {
@@ -173,7 +177,7 @@ TEST_F(LostCommitTest, ADecisionAtOnceWhoseReplyIsLostAnswersTheCommittedApprova
   EXPECT_EQ(approved->status, "approved");
   EXPECT_EQ(approved->version, 2);
   EXPECT_EQ(approved->execution_result_json, R"({"ok": true})");
-  EXPECT_FALSE(replayed_);
+  EXPECT_TRUE(changed_);
   EXPECT_EQ(Row(id), "approved v2 effects 0");
   EXPECT_EQ(executions_.load(), 0);  // read back: no second decision, no handler
 }

@@ -15,6 +15,7 @@
 #include "db/pg/pg_approval_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_handlers.h"
+#include "tests/testing/test_rules.h"
 #include "tests/testing/test_server.h"
 
 namespace approvald::testing {
@@ -189,13 +190,12 @@ TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) 
           in.actor = "racer" + std::to_string(i);
           in.reason = "no";
           in.deadline = absl::Now() + absl::Seconds(30);
-          auto decided = store.Decide(
-              in, nullptr,
+          const TestRules rules(
               [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> {
                 full_path_executions.fetch_add(1);
                 return std::string(R"({"ok": true})");
-              },
-              nullptr);
+              });
+          auto decided = store.Decide(in, rules);
           outcomes[i] = {decided.status(), v1::ErrorReason_Name(db::GetReason(decided.status()))};
           return;
         }
