@@ -1,21 +1,15 @@
 -- Expires a batch of due pending approvals ($1 at most) with their events, and counts them by
 -- action type. SKIP LOCKED lets replicas share the work, and a row being decided right now is
--- left to its decision. (The event CTE runs in full although nothing reads it.)
+-- left to its decision. approval_decide writes each expiry and its event.
 WITH due AS (
-    SELECT id FROM ai_approvals
+    SELECT id, version FROM ai_approvals
     WHERE status = 'pending' AND expires_at <= now()
     ORDER BY expires_at
     LIMIT $1::integer
     FOR UPDATE SKIP LOCKED
 ), expired AS (
-    UPDATE ai_approvals a
-    SET status = 'expired', decided_at = now(), version = a.version + 1
-    FROM due WHERE a.id = due.id
-    RETURNING a.*
-), event AS (
-    INSERT INTO approval_events (approval_id, type, actor, version, approval)
-    SELECT id, 'expired', 'approvald', version,
-           to_jsonb(expired) || jsonb_build_object('votes', approval_votes_json(expired.id))
-    FROM expired
+    SELECT (d.decided).action_type
+    FROM due, approval_decide(due.id, due.version, 'expired', NULL, NULL, NULL, NULL,
+                              'approvald', NULL, NULL) d
 )
 SELECT action_type, count(*) AS expired FROM expired GROUP BY action_type
