@@ -57,7 +57,7 @@ GRPC_PORT = 50051
 # The Deployment's --health-listen port: plaintext, grpc.health.v1.Health only, for the kubelet.
 HEALTH_PORT = 8081
 RUNTIME_PACKAGES = {"libgrpc++1.51", "libprotobuf32", "libpq5", "libyaml-cpp0.7", "libre2-9",
-                    "libspdlog1.10", "libssl3", "libjemalloc2", "ca-certificates"}
+                    "libspdlog1.10", "libssl3", "libjemalloc2", "libmicrohttpd12", "ca-certificates"}
 # approvald's default --listen, and the Secret that the Deployment's certificate comes from.
 DEFAULT_LISTEN = "127.0.0.1:50051"
 TLS_SECRET = "approvald-tls"
@@ -312,6 +312,20 @@ def container_args(c):
     return [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
 
 
+def check_file_from_volume(pod, c, args, flag, kind, manifest, source_name, want_name, keys):
+    """The file that --flag names comes from a volume of the `kind` object of `manifest`
+    (source_name(volume) is the object's name want_name), whose keys hold the one it mounts."""
+    path = flag_value(args, flag)
+    if not check(f"Deployment: --{flag} is set", path, args):
+        return
+    vol, key = resolve_mount(pod, c, path)
+    if not check(f"Deployment: --{flag} comes from a volume", vol, key):
+        return
+    check(f"Deployment: --{flag} volume is the {kind} of {manifest}", source_name(vol) == want_name,
+          vol)
+    check(f"Deployment: {kind} has the key {key}", key in keys, sorted(keys))
+
+
 def resolve_mount(pod, c, path):
     """The (volume, key) that a file path in the container comes from, or (None, reason)."""
     best = None
@@ -442,29 +456,14 @@ def k8s_deployment():
           tgps > pre_sleep + grace, f"{tgps} vs {pre_sleep} + {grace}")
 
     cm = K.get("ConfigMap", {})
-    cfg_path = flag_value(args, "config")
-    ok = check("Deployment: --config is set", cfg_path, args)
-    if ok:
-        vol, key = resolve_mount(pod, c, cfg_path)
-        ok = check("Deployment: --config comes from a volume", vol, key)
-        if ok:
-            check("Deployment: --config volume is the ConfigMap of configmap.yaml",
-                  (vol.get("configMap") or {}).get("name") == cm.get("metadata", {}).get("name"),
-                  vol)
-            check(f"Deployment: ConfigMap has the key {key}", key in (cm.get("data") or {}),
-                  sorted((cm.get("data") or {}).keys()))
-    tok_path = flag_value(args, "tokens")
-    ok = check("Deployment: --tokens is set", tok_path, args)
-    if ok:
-        vol, key = resolve_mount(pod, c, tok_path)
-        ok = check("Deployment: --tokens comes from a volume", vol, key)
-        if ok:
-            secret = K.get("Secret", {})
-            keys = set((secret.get("stringData") or {})) | set((secret.get("data") or {}))
-            check("Deployment: --tokens volume is the Secret of secret.yaml",
-                  (vol.get("secret") or {}).get("secretName") == secret.get("metadata", {}).get("name"),
-                  vol)
-            check(f"Deployment: Secret has the key {key}", key in keys, sorted(keys))
+    check_file_from_volume(pod, c, args, "config", "ConfigMap", "configmap.yaml",
+                           lambda vol: (vol.get("configMap") or {}).get("name"),
+                           cm.get("metadata", {}).get("name"), set(cm.get("data") or {}))
+    secret = K.get("Secret", {})
+    check_file_from_volume(pod, c, args, "tokens", "Secret", "secret.yaml",
+                           lambda vol: (vol.get("secret") or {}).get("secretName"),
+                           secret.get("metadata", {}).get("name"),
+                           set((secret.get("stringData") or {})) | set((secret.get("data") or {})))
     strategy = spec.get("strategy") or {}
     ru = strategy.get("rollingUpdate") or {}
     check("Deployment: rolling update keeps all replicas (maxUnavailable 0)",

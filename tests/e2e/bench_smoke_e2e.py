@@ -11,74 +11,34 @@ usage: bench_smoke_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN 
 
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
-import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 BENCH = os.path.join(os.path.dirname(APPROVALCTL), "approval-bench")
-DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
-PG_BIN = "/usr/lib/postgresql/15/bin"  # Debian 12's PostgreSQL 15 (deploy/lib/common.sh)
+PG_BIN = harness.PG_BIN  # Debian 12's PostgreSQL 15 (deploy/lib/common.sh)
 POOL_SIZE = 8  # the daemon below runs with --pool-size 8 (its default is larger)
 
 
-def psql(sql, dsn=DSN):
+def psql(sql, dsn):
     """The output of sql, one line per row, fields separated by |."""
     return "\n".join("|".join(row) for row in harness.psql(sql, dsn))
 
 
-class BenchSmokeTest(unittest.TestCase):
+class BenchSmokeTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-bench-")
-        cls.dbname = "bench_smoke_" + uuid.uuid4().hex[:8]
-        psql("CREATE DATABASE " + cls.dbname)
-        cls.dsn = DSN + " dbname=" + cls.dbname
-        lines, cls.tokens = [], {}
-        for name, roles in (("agent", "requester"), ("reviewer", "approver")):
-            out = subprocess.run([APPROVALCTL, "token", "new", "--principal", name, "--roles",
-                                  roles], check=True, capture_output=True, text=True).stdout
-            cls.tokens[name] = re.search(r"^token: (\S+)$", out, re.M).group(1)
-            lines.append(re.search(r"^tokens-file line: (.+)$", out, re.M).group(1))
-        tokens = os.path.join(cls.tmp, "tokens")
-        with open(tokens, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        cls.log_path = os.path.join(cls.tmp, "approvald.log")
-        cls.log = open(cls.log_path, "w")
-        cls.proc = subprocess.Popen([APPROVALD, "--dsn", cls.dsn, "--tokens", tokens, "--listen",
-                                     "127.0.0.1:0", "--migrate", "--pool-size", str(POOL_SIZE)],
-                                    stdout=cls.log, stderr=subprocess.STDOUT)
-        cls.addr = None
-        deadline = time.time() + 30
-        while time.time() < deadline and not cls.addr:
-            with open(cls.log_path) as f:
-                m = re.search(r"\(port (\d+)\)", f.read())
-            cls.addr = m and "127.0.0.1:" + m.group(1)
-            time.sleep(0.05)
-        if not cls.addr:
-            raise RuntimeError("approvald did not start:\n" + open(cls.log_path).read())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.send_signal(signal.SIGTERM)
-        cls.proc.wait(timeout=30)
-        cls.log.close()
-        psql("DROP DATABASE IF EXISTS " + cls.dbname + " WITH (FORCE)")
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.set_up_database("bench", APPROVALCTL, {"agent": "requester", "reviewer": "approver"})
+        cls.daemon = harness.Approvald(APPROVALD, cls.dsn, cls.tokens_file, None, cls.tmp,
+                                       args=("--pool-size", str(POOL_SIZE)))
+        cls.addClassCleanup(cls.daemon.stop, grace=30, check=True)
 
     def bench_args(self, mode, *args, duration="1", warmup="0.2"):
-        return [BENCH, "--target", self.addr, "--token", self.tokens["reviewer"],
+        return [BENCH, "--target", self.daemon.target, "--token", self.tokens["reviewer"],
                 "--requester-token", self.tokens["agent"], "--mode", mode,
                 "--duration", duration, "--warmup", warmup, "--json", *args]
 
@@ -195,7 +155,7 @@ class BenchSmokeTest(unittest.TestCase):
 
     def failed_watch_lines(self, most=3):
         """The daemon's log lines of watch streams that ended with an error (for messages)."""
-        with open(self.log_path) as f:
+        with open(self.daemon.log_path) as f:
             lines = [l for l in f if "method=WatchApprovals" in l and "code=CANCELLED" not in l]
         return "\ndaemon:\n" + "".join(lines[:most])
 
@@ -207,7 +167,4 @@ class BenchSmokeTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
-    failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
-    sys.exit(1 if failed else 0)
+    harness.run_tests()

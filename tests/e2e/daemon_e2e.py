@@ -12,13 +12,10 @@ usage: daemon_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must 
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
 import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
@@ -75,55 +72,20 @@ RELOADED_CONFIG = CONFIG + """
 """
 
 
-class Daemon:
-    def __init__(self, dsn, tokens_file, log_path, extra=()):
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [APPROVALD, "--dsn", dsn, "--tokens", tokens_file, "--listen", "127.0.0.1:0",
-             "--migrate", "--shutdown-grace=5s", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.time() + 30
-        while time.time() < deadline and self.proc.poll() is None:
-            m = re.search(r"\(port (\d+)\)", open(log_path).read())
-            if m:
-                self.port = int(m.group(1))
-                return
-            time.sleep(0.05)
-
-    def output(self):
-        return open(self.log_path).read()
-
-
-class DaemonTest(unittest.TestCase):
+class DaemonTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-e2e-")
-        harness.generate_stubs(ROOT, cls.tmp)
-        cls.dbname = "approvald_e2e_" + uuid.uuid4().hex[:12]
-        psql("CREATE DATABASE " + cls.dbname)
-        cls.dsn = DSN + " dbname=" + cls.dbname
-        cls.tokens = {}
-        lines = []
-        for name, roles in [("agent", "requester"), ("alice", "approver")]:
-            token, line = new_token(name, roles)
-            cls.tokens[name] = token
-            lines.append(line)
-        cls.tokens_file = os.path.join(cls.tmp, "tokens")
-        with open(cls.tokens_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        cls.set_up_database("e2e", APPROVALCTL, {"agent": "requester", "alice": "approver"},
+                            stubs_root=ROOT)
         psql("CREATE TABLE tickets (id bigint PRIMARY KEY, closed_by text);"
              "INSERT INTO tickets VALUES (1, NULL)", cls.dbname)
         cls.config_file = os.path.join(cls.tmp, "approvald.yaml")
         with open(cls.config_file, "w") as f:
             f.write(CONFIG)
-        cls.daemon = Daemon(cls.dsn, cls.tokens_file, os.path.join(cls.tmp, "approvald.log"),
-                            extra=("--config", cls.config_file, "--metrics-addr",
-                                   "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
-                                   "--event-poll-interval=20ms"))
+        cls.daemon = cls.start_daemon("approvald", config_file=cls.config_file,
+                                      args=("--metrics-addr", "127.0.0.1:0", "--health-listen",
+                                            "127.0.0.1:0", "--event-poll-interval=20ms"))
+        cls.addClassCleanup(cls.daemon.kill9)
         deadline = time.time() + 10
         while time.time() < deadline and "(health port" not in cls.daemon.output():
             time.sleep(0.05)
@@ -131,29 +93,24 @@ class DaemonTest(unittest.TestCase):
         cls.health_port = int(m.group(1)) if m else None
         m = re.search(r"\(metrics port (\d+)\)", cls.daemon.output())
         cls.metrics_port = int(m.group(1)) if m else None
-        if cls.daemon.port is None:
-            raise RuntimeError("approvald did not start:\n" + cls.daemon.output())
-        import grpc
-        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.daemon.port)
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
+        cls.channel = harness.ready_channel(cls.daemon.target)
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.daemon.proc.poll() is None:
-            cls.daemon.proc.kill()
-        psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def start_daemon(cls, name, dsn=None, config_file=None, args=()):
+        """Another approvald (name: of its log files) on the test database, or on dsn."""
+        return harness.Approvald(APPROVALD, dsn or cls.dsn, cls.tokens_file, config_file, cls.tmp,
+                                 name=name, args=("--shutdown-grace=5s", *args))
 
-    def md(self, who):
-        return (("authorization", "Bearer " + self.tokens[who]),)
+    def assert_sigterm_exits_0(self, daemon):
+        daemon.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
 
     def stub(self):
-        from approvals.v1 import approvals_pb2_grpc
-        return approvals_pb2_grpc.ApprovalServiceStub(self.channel)
+        return harness.approval_stub(self.channel)
 
     def ctl(self, who, *args):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens[who])
-        return subprocess.run([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port, *args],
+        return subprocess.run([APPROVALCTL, "--addr", self.daemon.target, *args],
                               capture_output=True, text=True, env=env, timeout=30)
 
     def test_1_health_and_reflection(self):
@@ -164,14 +121,14 @@ class DaemonTest(unittest.TestCase):
             self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
         # The health-only listener (--health-listen) answers health and nothing else.
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        from approvals.v1 import approvals_pb2 as pb
         self.assertIsNotNone(self.health_port, self.daemon.output())
         with grpc.insecure_channel("127.0.0.1:%d" % self.health_port) as ch:
             resp = health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service="approvals.v1.ApprovalService"), timeout=5)
             self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
             with self.assertRaises(grpc.RpcError) as err:
-                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                harness.approval_stub(ch).ListActionTypes(
                     pb.ListActionTypesRequest(), metadata=self.md("alice"), timeout=5)
             self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         refl = reflection_pb2_grpc.ServerReflectionStub(self.channel)
@@ -352,7 +309,7 @@ class DaemonTest(unittest.TestCase):
 
     def test_6_approvalctl_watch(self):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
-        watch = subprocess.Popen([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port,
+        watch = subprocess.Popen([APPROVALCTL, "--addr", self.daemon.target,
                                   "watch", "--json", "--count", "2", "--type", "noop"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(0.5)  # let the stream attach: it starts "from now on"
@@ -436,7 +393,7 @@ class DaemonTest(unittest.TestCase):
         written when approvald exits. --log-flush-interval=0 writes each line at once (no
         thread)."""
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        from approvals.v1 import approvals_pb2 as pb
 
         def threads(daemon):
             names = []
@@ -450,20 +407,16 @@ class DaemonTest(unittest.TestCase):
 
         self.assertIn("log-flusher", threads(self.daemon))
         for interval in ("0", "10s"):
-            log_path = os.path.join(self.tmp, "flush-%s.log" % interval)
-            daemon = Daemon(self.dsn, self.tokens_file, log_path,
-                            extra=("--log-flush-interval=" + interval,))
-            self.assertIsNotNone(daemon.port, daemon.output())
+            daemon = self.start_daemon("flush-" + interval,
+                                       args=("--log-flush-interval=" + interval,))
             try:
                 self.assertEqual("log-flusher" in threads(daemon), interval != "0", interval)
-                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
-                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                with grpc.insecure_channel(daemon.target) as ch:
                     with self.assertRaises(grpc.RpcError):
-                        stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
-                                            timeout=10)
+                        harness.approval_stub(ch).CreateApproval(
+                            pb.CreateApprovalRequest(action_type="noop"), timeout=10)
             finally:
-                daemon.proc.send_signal(signal.SIGTERM)
-                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+                self.assert_sigterm_exits_0(daemon)
             # The call's info line (held for up to 10 s with "10s") is in the log at exit.
             log = daemon.output()
             self.assertIn("rpc method=CreateApproval code=UNAUTHENTICATED", log, interval)
@@ -474,7 +427,7 @@ class DaemonTest(unittest.TestCase):
         failed calls, a lost database connection, a reload and shutdown. action_data is logged
         only with --log-action-data."""
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        from approvals.v1 import approvals_pb2 as pb
         role = "approvald_pw_" + uuid.uuid4().hex[:8]
         password = "Pw" + uuid.uuid4().hex
         marker = "personal-" + uuid.uuid4().hex
@@ -508,12 +461,10 @@ class DaemonTest(unittest.TestCase):
                 self.assertEqual(run.returncode, 1, (bad, run.stderr))
                 self.assertNotIn(password, run.stdout + run.stderr)
 
-            log_path = os.path.join(self.tmp, "secrets-%s.log" % role)
-            daemon = Daemon(dsn, self.tokens_file, log_path)
-            self.assertIsNotNone(daemon.port, daemon.output())
+            daemon = self.start_daemon("secrets-" + role, dsn)
             try:
-                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
-                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                with grpc.insecure_channel(daemon.target) as ch:
+                    stub = harness.approval_stub(ch)
 
                     def create(who, ttl=3600):
                         req = pb.CreateApprovalRequest(action_type="noop", summary="update profile")
@@ -566,8 +517,7 @@ class DaemonTest(unittest.TestCase):
                         self.fail("SIGHUP was not logged:\n" + daemon.output())
                     time.sleep(0.05)
             finally:
-                daemon.proc.send_signal(signal.SIGTERM)
-                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+                self.assert_sigterm_exits_0(daemon)
             log = daemon.output()
             # The paths above were taken (so that the checks below mean something) ...
             self.assertIn("approvald listening on", log)
@@ -584,16 +534,13 @@ class DaemonTest(unittest.TestCase):
             self.assertNotIn(marker, log)
 
             # With --log-action-data, action_data is logged (and still no password).
-            daemon = Daemon(dsn, self.tokens_file, log_path + ".data",
-                            extra=("--log-action-data",))
-            self.assertIsNotNone(daemon.port, daemon.output())
+            daemon = self.start_daemon("secrets-data-" + role, dsn, args=("--log-action-data",))
             try:
-                with grpc.insecure_channel("127.0.0.1:%d" % daemon.port) as ch:
-                    stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                with grpc.insecure_channel(daemon.target) as ch:
+                    stub = harness.approval_stub(ch)
                     created = create("agent")
             finally:
-                daemon.proc.send_signal(signal.SIGTERM)
-                self.assertEqual(daemon.proc.wait(timeout=20), 0, daemon.output())
+                self.assert_sigterm_exits_0(daemon)
             log = daemon.output()
             self.assertRegex(log, r"approval %s created: action_type=noop action_data=.*%s"
                              % (created.id, marker))
@@ -627,25 +574,21 @@ class DaemonTest(unittest.TestCase):
             else:
                 self.assertTrue(line["message"], line)
 
+        def ok_call(method, request, who, approval_id=None, rid=None):
+            """A call that succeeds with the caller's id (a new one unless given): the same id
+            comes back, and is on the call's log line, with approval_id (else the answer's)."""
+            rid = rid or new_request_id()
+            answer, call = getattr(stub, method).with_call(request, metadata=md(who, rid),
+                                                          timeout=10)
+            self.assertEqual(sent_back(call), rid)
+            check(self.rpc_line(rid), method, "OK", who, approval_id or answer.id)
+            return answer
+
         # Each unary method with the caller's id: the same id back, and in the call's log line.
-        rid = new_request_id()
-        created, call = stub.CreateApproval.with_call(
-            pb.CreateApprovalRequest(action_type="noop"), metadata=md("agent", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "CreateApproval", "OK", "agent", created.id)
-
-        rid = new_request_id()
-        _, call = stub.GetApproval.with_call(pb.GetApprovalRequest(id=created.id),
-                                             metadata=md("alice", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "GetApproval", "OK", "alice", created.id)
-
-        rid = new_request_id()
-        approved, call = stub.Approve.with_call(pb.ApproveRequest(id=created.id),
-                                                metadata=md("alice", rid), timeout=10)
+        created = ok_call("CreateApproval", pb.CreateApprovalRequest(action_type="noop"), "agent")
+        ok_call("GetApproval", pb.GetApprovalRequest(id=created.id), "alice", created.id)
+        approved = ok_call("Approve", pb.ApproveRequest(id=created.id), "alice", created.id)
         self.assertEqual(approved.status, pb.APPROVAL_STATUS_APPROVED)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "Approve", "OK", "alice", created.id)
 
         rid = new_request_id()
         with self.assertRaises(grpc.RpcError) as err:
@@ -657,31 +600,12 @@ class DaemonTest(unittest.TestCase):
 
         to_reject = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
                                         metadata=self.md("agent"), timeout=10)
-        rid = new_request_id()
-        _, call = stub.Reject.with_call(pb.RejectRequest(id=to_reject.id, reason="no"),
-                                        metadata=md("alice", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "Reject", "OK", "alice", to_reject.id)
-
+        ok_call("Reject", pb.RejectRequest(id=to_reject.id, reason="no"), "alice", to_reject.id)
         to_cancel = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
                                         metadata=self.md("agent"), timeout=10)
-        rid = new_request_id()
-        _, call = stub.CancelApproval.with_call(pb.CancelApprovalRequest(id=to_cancel.id),
-                                                metadata=md("agent", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "CancelApproval", "OK", "agent", to_cancel.id)
-
-        rid = new_request_id()
-        _, call = stub.ListApprovals.with_call(pb.ListApprovalsRequest(),
-                                               metadata=md("alice", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "ListApprovals", "OK", "alice", "-")
-
-        rid = new_request_id()
-        _, call = stub.ListActionTypes.with_call(pb.ListActionTypesRequest(),
-                                                 metadata=md("alice", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "ListActionTypes", "OK", "alice", "-")
+        ok_call("CancelApproval", pb.CancelApprovalRequest(id=to_cancel.id), "agent", to_cancel.id)
+        ok_call("ListApprovals", pb.ListApprovalsRequest(), "alice", "-")
+        ok_call("ListActionTypes", pb.ListActionTypesRequest(), "alice", "-")
 
         # Unauthenticated: no principal, the id still comes back and is logged.
         rid = new_request_id()
@@ -695,10 +619,7 @@ class DaemonTest(unittest.TestCase):
         # 128 printable characters are the caller's id.
         rid = "r" * 100 + new_request_id()[:28]
         self.assertEqual(len(rid), 128)
-        _, call = stub.GetApproval.with_call(pb.GetApprovalRequest(id=created.id),
-                                             metadata=md("alice", rid), timeout=10)
-        self.assertEqual(sent_back(call), rid)
-        check(self.rpc_line(rid), "GetApproval", "OK", "alice", created.id)
+        ok_call("GetApproval", pb.GetApprovalRequest(id=created.id), "alice", created.id, rid)
 
         # Without one, or with one that is not sane (a space, 129 characters, empty): a fresh
         # 16-hex-digit id, sent back and logged, another one each call.
@@ -840,13 +761,11 @@ class DaemonTest(unittest.TestCase):
 
     def test_9_sigterm_exits_cleanly(self):
         env = dict(os.environ, APPROVALD_TOKEN=self.tokens["alice"])
-        watch = subprocess.Popen([APPROVALCTL, "--addr", "127.0.0.1:%d" % self.daemon.port,
+        watch = subprocess.Popen([APPROVALCTL, "--addr", self.daemon.target,
                                   "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env=env)
         time.sleep(0.5)
-        proc = self.daemon.proc
-        proc.send_signal(signal.SIGTERM)
-        self.assertEqual(proc.wait(timeout=20), 0, self.daemon.output())
+        self.assert_sigterm_exits_0(self.daemon)
         self.assertIn("approvald stopped", self.daemon.output())
         # The watcher saw its stream end and keeps trying to resume.
         time.sleep(1)
@@ -866,7 +785,4 @@ class DaemonTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
-    failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
-    sys.exit(1 if failed else 0)
+    harness.run_tests()

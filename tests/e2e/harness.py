@@ -1,6 +1,6 @@
 """Shared pieces of the end-to-end scripts: a private PostgreSQL cluster that can be crashed and
-restarted, approvald processes that can be killed and restarted on their port, tokens, psql and
-the Python stubs of the API.
+restarted, approvald processes that can be killed and restarted on their port, tokens, psql,
+the Python stubs of the API, and a base class for test classes on the PostgreSQL of tests/run.
 
     sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
     import harness
@@ -11,7 +11,13 @@ the Python stubs of the API.
     daemon.kill9(); daemon.start()      # same port
     pg.crash_restart()                  # pg_ctl -m immediate stop, then start
 
-Everything listens on 127.0.0.1 only.
+    class MyTest(harness.DatabaseTestCase):   # on the PostgreSQL of tests/run
+        @classmethod
+        def setUpClass(cls):
+            cls.set_up_database("mine", APPROVALCTL, {"agent": "requester"}, stubs_root=ROOT)
+    harness.run_tests()
+
+Everything listens on 127.0.0.1 only. tests/ha and tests/perf use the process helpers too.
 """
 
 import os
@@ -21,7 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import unittest
+import uuid
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
@@ -42,6 +51,42 @@ def wait_until(condition, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def logged_port(log_path):
+    """The port of approvald's "listening on ... (port N)" log line; None before that line."""
+    with open(log_path, errors="replace") as f:
+        m = re.search(r"\(port (\d+)\)", f.read())
+    return int(m.group(1)) if m else None
+
+
+def wait_listening(proc, log_path, timeout=30):
+    """The port approvald (proc, logging to log_path) listens on, once it says so; None if it
+    exited or timeout seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        port = logged_port(log_path)
+        if port is not None:
+            return port
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def terminate(proc, grace=20, check=False):
+    """SIGTERM, then kill -9 if proc has not exited after grace seconds. check: raise if it had
+    to be killed (after killing it, so that nothing is left running)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        if check:
+            raise RuntimeError("pid %d did not exit within %ss of SIGTERM" % (proc.pid, grace))
 
 
 def as_pg_owner(cmd):
@@ -129,6 +174,31 @@ def generate_stubs(root, out):
     sys.path.insert(0, out)
 
 
+def use_python_client(root, tmp):
+    """Makes the client/python package (approvald_client) importable, imported the documented
+    way: stubs from its generate.sh in tmp/gen, named by APPROVALD_PY_GEN. Returns tmp/gen."""
+    gen = os.path.join(tmp, "gen")
+    client_dir = os.path.join(root, "client", "python")
+    subprocess.run([os.path.join(client_dir, "generate.sh"), gen], check=True, timeout=60)
+    os.environ["APPROVALD_PY_GEN"] = gen
+    sys.path.insert(0, client_dir)
+    return gen
+
+
+def approval_stub(channel):
+    """An ApprovalService stub (the modules that generate_stubs wrote) on channel."""
+    from approvals.v1 import approvals_pb2_grpc
+    return approvals_pb2_grpc.ApprovalServiceStub(channel)
+
+
+def ready_channel(target, timeout=10):
+    """A plaintext channel to target, connected (or grpc.FutureTimeoutError)."""
+    import grpc
+    channel = grpc.insecure_channel(target)
+    grpc.channel_ready_future(channel).result(timeout=timeout)
+    return channel
+
+
 def new_token(approvalctl, principal, roles):
     """(token, tokens-file line) from `approvalctl token new`; roles: "a,b"."""
     out = subprocess.run([approvalctl, "token", "new", "--principal", principal, "--roles", roles],
@@ -149,12 +219,13 @@ def write_tokens(approvalctl, path, principals):
 
 
 class Approvald:
-    """An approvald on 127.0.0.1. The first start() takes a free port; later starts (after
-    kill9() or stop()) listen on the same one. Each start logs to its own file in tmp."""
+    """An approvald listening on host (127.0.0.1 unless told). The first start() takes a free
+    port; later starts (after kill9() or stop()) listen on the same one. Each start logs to its
+    own file in tmp."""
 
     def __init__(self, binary, dsn, tokens_file, config_file, tmp, name="approvald", args=(),
-                 start=True):
-        self.binary, self.dsn, self.tmp, self.name = binary, dsn, tmp, name
+                 start=True, host="127.0.0.1"):
+        self.binary, self.dsn, self.tmp, self.name, self.host = binary, dsn, tmp, name, host
         self.tokens_file, self.config_file, self.args = tokens_file, config_file, tuple(args)
         self.port = 0
         self.starts = 0
@@ -179,20 +250,18 @@ class Approvald:
             self.starts += 1
             self.log_path = os.path.join(self.tmp, "%s-%d.log" % (self.name, self.starts))
             cmd = [self.binary, "--dsn", self.dsn, "--tokens", self.tokens_file, "--listen",
-                   "127.0.0.1:%d" % self.port, "--migrate", *self.args]
+                   "%s:%d" % (self.host, self.port), "--migrate", *self.args]
             if self.config_file:
                 cmd += ["--config", self.config_file]
             with open(self.log_path, "w") as log:
                 self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-            def started():
-                m = re.search(r"\(port (\d+)\)", self.output())
-                return m or self.proc.poll() is not None
-            wait_until(started, timeout, "%s to listen" % self.name)
-            m = re.search(r"\(port (\d+)\)", self.output())
-            if m and self.proc.poll() is None:
-                self.port = int(m.group(1))
+            port = wait_listening(self.proc, self.log_path, timeout)
+            if port is not None:
+                self.port = port
                 return
+            if self.proc.poll() is None:  # neither listening nor exited: no retry
+                self.kill9()
+                break
             time.sleep(0.2)  # bounded retry of a failed bind (no condition to wait for)
         raise RuntimeError("%s did not start:\n%s" % (self.name, self.output()))
 
@@ -206,11 +275,48 @@ class Approvald:
         self.kill9()
         self.start()
 
-    def stop(self, grace=20):
-        """SIGTERM; kill -9 if it has not exited after grace seconds."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+    def stop(self, grace=20, check=False):
+        """SIGTERM; kill -9 if it has not exited after grace seconds (check: then raise)."""
+        if self.proc:
+            terminate(self.proc, grace, check)
+
+
+class DatabaseTestCase(unittest.TestCase):
+    """A test class on the PostgreSQL that tests/run started: its setUpClass calls
+    set_up_database first. md(who) is the call metadata with who's bearer token."""
+
+    @classmethod
+    def set_up_database(cls, name, approvalctl=None, principals=None, stubs_root=None):
+        """cls.tmp, a temp dir, and cls.dbname, a fresh database (name goes into both names),
+        its DSN cls.dsn (cls.server_dsn: APPROVALD_TEST_DSN). principals ({name: roles}): their
+        tokens from approvalctl in cls.tokens ({name: token}) and the file cls.tokens_file.
+        stubs_root: generate_stubs of that repository into cls.tmp. Class cleanups remove the
+        database and the temp dir after tearDownClass, also when setUpClass failed half way."""
+        cls.server_dsn = os.environ.get("APPROVALD_TEST_DSN", "")
+        if not cls.server_dsn:
+            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
+        cls.tmp = tempfile.mkdtemp(prefix="approvald-%s-" % name)
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.dbname = "approvald_%s_%s" % (name, uuid.uuid4().hex[:12])
+        admin = cls.server_dsn + " dbname=postgres"
+        psql("CREATE DATABASE " + cls.dbname, admin)
+        cls.addClassCleanup(psql, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname, admin)
+        cls.dsn = cls.server_dsn + " dbname=" + cls.dbname
+        cls.tokens_file = os.path.join(cls.tmp, "tokens")
+        if principals:
+            cls.tokens = write_tokens(approvalctl, cls.tokens_file, principals)
+        if stubs_root:
+            generate_stubs(stubs_root, cls.tmp)
+
+    def md(self, who):
+        """Call metadata with the bearer token of principal who."""
+        return (("authorization", "Bearer " + self.tokens[who]),)
+
+
+def run_tests():
+    """unittest.main of the calling script, verbose; a last line "N passed, M failed"; exits 1
+    if any test failed."""
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
+    sys.exit(1 if failed else 0)

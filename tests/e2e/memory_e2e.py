@@ -19,19 +19,14 @@ usage: memory_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must 
 
 import concurrent.futures
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import unittest
-import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
-DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 SANITIZED = bool(os.environ.get("APPROVALD_SANITIZE"))
 APPROVALS = 20 if SANITIZED else 520
 STREAMS = 4 if SANITIZED else 32
@@ -51,37 +46,19 @@ def proc_kib(pid, field):
     raise RuntimeError("no %s for pid %d" % (field, pid))
 
 
-class MemoryTest(unittest.TestCase):
+class MemoryTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-memory-")
-        harness.generate_stubs(ROOT, cls.tmp)
-        cls.dbname = "approvald_memory_" + uuid.uuid4().hex[:12]
-        harness.psql("CREATE DATABASE " + cls.dbname, DSN)
-        tokens_file = os.path.join(cls.tmp, "tokens")
-        cls.tokens = harness.write_tokens(APPROVALCTL, tokens_file,
-                                          {"agent": "requester", "eve": "", "alice": "approver"})
-        cls.daemon = harness.Approvald(APPROVALD, DSN + " dbname=" + cls.dbname, tokens_file, None,
-                                       cls.tmp)
-        import grpc
-        cls.channel = grpc.insecure_channel(cls.daemon.target)
-        grpc.channel_ready_future(cls.channel).result(timeout=10)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.daemon.stop()
-        harness.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname, DSN)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def md(self, who):
-        return (("authorization", "Bearer " + self.tokens[who]),)
+        cls.set_up_database("memory", APPROVALCTL,
+                            {"agent": "requester", "eve": "", "alice": "approver"},
+                            stubs_root=ROOT)
+        cls.daemon = harness.Approvald(APPROVALD, cls.dsn, cls.tokens_file, None, cls.tmp)
+        cls.addClassCleanup(cls.daemon.stop)
+        cls.channel = harness.ready_channel(cls.daemon.target)
+        cls.addClassCleanup(cls.channel.close)
 
     def stub(self, channel=None):
-        from approvals.v1 import approvals_pb2_grpc
-        return approvals_pb2_grpc.ApprovalServiceStub(channel or self.channel)
+        return harness.approval_stub(channel or self.channel)
 
     def test_replay_attack_stays_in_budget_and_memory_returns(self):
         import grpc
@@ -169,4 +146,4 @@ class MemoryTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    harness.run_tests()

@@ -11,99 +11,28 @@ usage: python_client_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DS
 
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
-DSN = os.environ.get("APPROVALD_TEST_DSN", "")
 CLIENT_DIR = os.path.join(ROOT, "client", "python")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
 
-def psql(sql, dbname="postgres"):
-    harness.psql(sql, DSN + " dbname=" + dbname)
-
-
-def new_token(principal, roles):
-    return harness.new_token(APPROVALCTL, principal, roles)
-
-
-class PythonClientTest(unittest.TestCase):
+class PythonClientTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.proc = None
-        cls.dbname = None
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-pyclient-")
-        try:
-            cls.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def start(cls):
-        cls.gen = os.path.join(cls.tmp, "gen")
-        subprocess.run([os.path.join(CLIENT_DIR, "generate.sh"), cls.gen], check=True,
-                       timeout=60)
-        cls.dbname = "approvald_pyclient_" + uuid.uuid4().hex[:12]
-        psql("CREATE DATABASE " + cls.dbname)
-        cls.tokens = {}
-        lines = []
-        for name, roles in [("agent", "requester"), ("alice", "approver")]:
-            cls.tokens[name], line = new_token(name, roles)
-            lines.append(line)
-        tokens_file = os.path.join(cls.tmp, "tokens")
-        with open(tokens_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        cls.log_path = os.path.join(cls.tmp, "approvald.log")
-        with open(cls.log_path, "w") as log:
-            cls.proc = subprocess.Popen(
-                [APPROVALD, "--dsn", DSN + " dbname=" + cls.dbname, "--tokens", tokens_file,
-                 "--listen", "127.0.0.1:0", "--migrate", "--shutdown-grace=5s"],
-                stdout=log, stderr=subprocess.STDOUT)
-        port = None
-        deadline = time.time() + 30
-        while port is None and time.time() < deadline and cls.proc.poll() is None:
-            m = re.search(r"\(port (\d+)\)", cls.output())
-            if m:
-                port = int(m.group(1))
-            else:
-                time.sleep(0.05)
-        if port is None:
-            raise RuntimeError("approvald did not start:\n" + cls.output())
-        cls.target = "127.0.0.1:%d" % port
-        # The package under test, imported the documented way: APPROVALD_PY_GEN names the stubs.
-        os.environ["APPROVALD_PY_GEN"] = cls.gen
-        sys.path.insert(0, CLIENT_DIR)
-
-    @classmethod
-    def output(cls):
-        with open(cls.log_path) as f:
-            return f.read()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.proc is not None and cls.proc.poll() is None:
-            cls.proc.send_signal(signal.SIGTERM)
-            try:
-                cls.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                cls.proc.kill()
-                cls.proc.wait(timeout=10)
-        if cls.dbname:
-            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.set_up_database("pyclient", APPROVALCTL, {"agent": "requester", "alice": "approver"})
+        cls.gen = harness.use_python_client(ROOT, cls.tmp)  # the package under test
+        daemon = harness.Approvald(APPROVALD, cls.dsn, cls.tokens_file, None, cls.tmp,
+                                   args=("--shutdown-grace=5s",))
+        cls.addClassCleanup(daemon.stop)
+        cls.target = daemon.target
 
     def example(self, requester, approver):
         env = dict(os.environ, APPROVALD_PY_GEN=self.gen)
@@ -237,7 +166,4 @@ class PythonClientTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
-    failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
-    sys.exit(1 if failed else 0)
+    harness.run_tests()

@@ -31,19 +31,15 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
 DSN = os.environ.get("APPROVALD_TEST_DSN", "")
-CLIENT_DIR = os.path.join(ROOT, "client", "python")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
@@ -79,10 +75,6 @@ def psql(sql, dbname="postgres"):
     return harness.psql(sql, DSN + " dbname=" + dbname)
 
 
-def new_token(principal, roles):
-    return harness.new_token(APPROVALCTL, principal, roles)
-
-
 wait_until = harness.wait_until
 
 
@@ -102,14 +94,9 @@ class Daemon:
         self.port = None
 
     def wait_started(self, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            m = re.search(r"\(port (\d+)\)", self.output())
-            if m:
-                self.port = int(m.group(1))
-                return
-            time.sleep(0.05)
-        raise RuntimeError("approvald %s did not start:\n%s" % (self.name, self.output()))
+        self.port = harness.wait_listening(self.proc, self.log_path, timeout)
+        if self.port is None:
+            raise RuntimeError("approvald %s did not start:\n%s" % (self.name, self.output()))
 
     @property
     def target(self):
@@ -120,59 +107,22 @@ class Daemon:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        harness.terminate(self.proc)
 
 
-class ReplicasTest(unittest.TestCase):
+class ReplicasTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.dbname = None
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-replicas-")
-        try:
-            cls.prepare()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def prepare(cls):
-        gen = os.path.join(cls.tmp, "gen")
-        subprocess.run([os.path.join(CLIENT_DIR, "generate.sh"), gen], check=True, timeout=60)
-        os.environ["APPROVALD_PY_GEN"] = gen
-        sys.path.insert(0, CLIENT_DIR)
-        cls.dbname = "approvald_replicas_" + uuid.uuid4().hex[:12]
-        psql("CREATE DATABASE " + cls.dbname)
+        approvers = {"r%d" % i: "approver" for i in range(APPROVERS)}
+        cls.set_up_database("replicas", APPROVALCTL, {"agent": "requester", **approvers})
+        harness.use_python_client(ROOT, cls.tmp)
         psql("CREATE TABLE effects (id bigserial PRIMARY KEY, approval_id uuid NOT NULL)",
              cls.dbname)
-        cls.dsn = DSN + " dbname=" + cls.dbname
         # Not migrated up front: the replicas start together with --migrate, so concurrent
         # migrators on an empty database are exercised too.
-        cls.tokens = {}
-        lines = []
-        principals = [("agent", "requester")] + [("r%d" % i, "approver") for i in range(APPROVERS)]
-        for name, roles in principals:
-            cls.tokens[name], line = new_token(name, roles)
-            lines.append(line)
-        cls.tokens_file = os.path.join(cls.tmp, "tokens")
-        with open(cls.tokens_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
         cls.config_file = os.path.join(cls.tmp, "approvald.yaml")
         with open(cls.config_file, "w") as f:
             f.write(CONFIG)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.dbname:
-            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
         self.started = time.time()
@@ -293,7 +243,7 @@ class ReplicasTest(unittest.TestCase):
             try:
                 wait_until(seen, 1, "the probe's CREATED event")
                 break
-            except AssertionError:
+            except (AssertionError, TimeoutError):
                 if time.time() > deadline:
                     raise
 
@@ -598,7 +548,4 @@ class ReplicasTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
-    failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
-    sys.exit(1 if failed else 0)
+    harness.run_tests()

@@ -6,18 +6,15 @@ usage: tls_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be 
 """
 
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
 import uuid
 
 APPROVALD, APPROVALCTL, ROOT = sys.argv[1:4]
-DSN = os.environ.get("APPROVALD_TEST_DSN", "")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
 
 
 def openssl(*args, cwd):
@@ -63,57 +60,15 @@ def read(d, name):
         return f.read()
 
 
-class Daemon:
-    def __init__(self, args, log_path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen([APPROVALD, *args], stdout=open(log_path, "w"),
-                                     stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.time() + 30
-        while time.time() < deadline and self.proc.poll() is None:
-            m = re.search(r"\(port (\d+)\)", open(log_path).read())
-            if m:
-                self.port = int(m.group(1))
-                return
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
-
-
-class TlsTest(unittest.TestCase):
+class TlsTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        if not DSN:
-            raise RuntimeError("APPROVALD_TEST_DSN is not set: run tests/run")
-        cls.tmp = tempfile.mkdtemp(prefix="approvald-tls-")
+        cls.set_up_database("tls", APPROVALCTL, {"alice": "approver"}, stubs_root=ROOT)
         make_certs(cls.tmp)
-        gen = os.path.join(cls.tmp, "gen")
-        os.mkdir(gen)
-        subprocess.run(["protoc", "--python_out=" + gen, "--grpc_python_out=" + gen,
-                        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-                        "-I", os.path.join(ROOT, "proto"), "approvals/v1/approvals.proto"],
-                       check=True)
-        subprocess.run(["protoc", "--python_out=" + gen, "--grpc_python_out=" + gen,
-                        "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-                        "-I", os.path.join(ROOT, "tests", "e2e", "protos"), "health.proto"],
-                       check=True)
-        sys.path.insert(0, gen)
-        cls.dbname = "approvald_tls_" + uuid.uuid4().hex[:12]
-        subprocess.run(["psql", DSN + " dbname=postgres", "-qc", "CREATE DATABASE " + cls.dbname],
-                       check=True, capture_output=True)
-        cls.dsn = DSN + " dbname=" + cls.dbname
-        out = subprocess.run([APPROVALCTL, "token", "new", "--principal", "alice", "--roles",
-                              "approver"], check=True, capture_output=True, text=True).stdout
-        cls.alice = re.search(r"^token: (\S+)$", out, re.M).group(1)
-        line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
-        cls.tokens = os.path.join(cls.tmp, "tokens")
-        with open(cls.tokens, "w") as f:
+        with open(cls.tokens_file, "a") as f:
             # The DNS-only certificate's CN and the URI+DNS certificate's DNS name are mapped
             # too, to other principals: the SAN URI comes first, then the DNS name, then the CN.
-            f.write(line + "\ncert spiffe://approvald.test/agent requester\n"
+            f.write("cert spiffe://approvald.test/agent requester\n"
                     "cert ops.approvald.test approver\n"
                     "cert dns-client-cn admin\n"
                     "cert cn-only-client requester\n"
@@ -121,18 +76,16 @@ class TlsTest(unittest.TestCase):
                     "cert robot.approvald.test admin\n"
                     "cert robot-cn admin\n")
 
-    @classmethod
-    def tearDownClass(cls):
-        subprocess.run(["psql", DSN + " dbname=postgres", "-qc",
-                        "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname], capture_output=True)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def start(self, *extra):
-        d = Daemon(["--dsn", self.dsn, "--tokens", self.tokens, "--migrate", *extra],
-                   os.path.join(self.tmp, "approvald-%s.log" % uuid.uuid4().hex[:6]))
-        self.addCleanup(d.stop)
-        self.assertIsNotNone(d.port, open(d.log_path).read())
+    def start(self, *args, host="127.0.0.1"):
+        d = harness.Approvald(APPROVALD, self.dsn, self.tokens_file, None, self.tmp,
+                              name="approvald-" + uuid.uuid4().hex[:6], args=args, host=host)
+        self.addCleanup(d.stop, check=True)
         return d
+
+    def start_mtls(self):
+        return self.start("--tls-cert", os.path.join(self.tmp, "server.pem"), "--tls-key",
+                          os.path.join(self.tmp, "server.key"), "--tls-client-ca",
+                          os.path.join(self.tmp, "ca.pem"), "--principal-from-cert")
 
     def channel(self, port, client_cert=None):
         import grpc
@@ -142,56 +95,54 @@ class TlsTest(unittest.TestCase):
         return grpc.secure_channel("localhost:%d" % port, creds)
 
     def test_plaintext_off_loopback_needs_allow_insecure(self):
-        run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens,
+        run = subprocess.run([APPROVALD, "--dsn", self.dsn, "--tokens", self.tokens_file,
                               "--listen", "0.0.0.0:0", "--migrate"], capture_output=True,
                              text=True, timeout=30)
         self.assertEqual(run.returncode, 1)
         self.assertIn("refusing plaintext", run.stderr)
-        d = self.start("--listen", "0.0.0.0:0", "--allow-insecure")
+        d = self.start("--allow-insecure", host="0.0.0.0")
         self.assertIsNotNone(d.port)
 
     def test_tls_with_bearer_tokens(self):
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
-        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
+        from approvals.v1 import approvals_pb2 as pb
+        d = self.start("--tls-cert", os.path.join(self.tmp, "server.pem"),
                        "--tls-key", os.path.join(self.tmp, "server.key"))
         with self.channel(d.port) as ch:
-            stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+            stub = harness.approval_stub(ch)
             types = stub.ListActionTypes(pb.ListActionTypesRequest(), timeout=10,
-                                         metadata=(("authorization", "Bearer " + self.alice),))
+                                         metadata=self.md("alice"))
             self.assertEqual([t.name for t in types.action_types], ["noop"])
         # A plaintext client cannot talk to a TLS port.
         with grpc.insecure_channel("127.0.0.1:%d" % d.port) as ch:
             with self.assertRaises(grpc.RpcError) as err:
-                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
-                    pb.ListActionTypesRequest(), timeout=5,
-                    metadata=(("authorization", "Bearer " + self.alice),))
+                harness.approval_stub(ch).ListActionTypes(
+                    pb.ListActionTypesRequest(), timeout=5, metadata=self.md("alice"))
             self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
         # approvalctl speaks TLS with --tls-ca.
         out = subprocess.run([APPROVALCTL, "--addr", "localhost:%d" % d.port, "--tls-ca",
-                              os.path.join(self.tmp, "ca.pem"), "--token", self.alice, "types"],
-                             capture_output=True, text=True, timeout=30)
+                              os.path.join(self.tmp, "ca.pem"), "--token", self.tokens["alice"],
+                              "types"], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("noop", out.stdout)
 
     def test_renewed_certificate_is_picked_up_without_restart(self):
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        from approvals.v1 import approvals_pb2 as pb
         make_second_ca(self.tmp)
         live = os.path.join(self.tmp, "live")
         os.makedirs(live, exist_ok=True)
         shutil.copy(os.path.join(self.tmp, "server.pem"), os.path.join(live, "tls.pem"))
         shutil.copy(os.path.join(self.tmp, "server.key"), os.path.join(live, "tls.key"))
-        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(live, "tls.pem"),
+        d = self.start("--tls-cert", os.path.join(live, "tls.pem"),
                        "--tls-key", os.path.join(live, "tls.key"))
 
         def works_with(ca):
             creds = grpc.ssl_channel_credentials(read(self.tmp, ca))
             with grpc.secure_channel("localhost:%d" % d.port, creds) as ch:
                 try:
-                    approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
-                        pb.ListActionTypesRequest(), timeout=5,
-                        metadata=(("authorization", "Bearer " + self.alice),))
+                    harness.approval_stub(ch).ListActionTypes(
+                        pb.ListActionTypesRequest(), timeout=5, metadata=self.md("alice"))
                     return True
                 except grpc.RpcError:
                     return False
@@ -211,24 +162,22 @@ class TlsTest(unittest.TestCase):
 
     def test_mtls_principal_from_certificate(self):
         import grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
-        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
-                       "--tls-key", os.path.join(self.tmp, "server.key"), "--tls-client-ca",
-                       os.path.join(self.tmp, "ca.pem"), "--principal-from-cert")
+        from approvals.v1 import approvals_pb2 as pb
+        d = self.start_mtls()
         with self.channel(d.port, "client") as ch:
-            stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+            stub = harness.approval_stub(ch)
             created = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"), timeout=10)
             self.assertEqual(created.requested_by, "spiffe://approvald.test/agent")
         # A certificate the CA signed but the tokens file does not map: UNAUTHENTICATED.
         with self.channel(d.port, "stranger") as ch:
             with self.assertRaises(grpc.RpcError) as err:
-                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                harness.approval_stub(ch).ListActionTypes(
                     pb.ListActionTypesRequest(), timeout=10)
             self.assertEqual(err.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
         # No client certificate at all: the handshake fails.
         with self.channel(d.port) as ch:
             with self.assertRaises(grpc.RpcError) as err:
-                approvals_pb2_grpc.ApprovalServiceStub(ch).ListActionTypes(
+                harness.approval_stub(ch).ListActionTypes(
                     pb.ListActionTypesRequest(), timeout=5)
             self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
         # approvalctl with a client certificate.
@@ -241,21 +190,19 @@ class TlsTest(unittest.TestCase):
         self.assertIn(created.id, out.stdout)
 
     def test_mtls_principal_from_dns_name_else_common_name(self):
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
-        d = self.start("--listen", "127.0.0.1:0", "--tls-cert", os.path.join(self.tmp, "server.pem"),
-                       "--tls-key", os.path.join(self.tmp, "server.key"), "--tls-client-ca",
-                       os.path.join(self.tmp, "ca.pem"), "--principal-from-cert")
+        from approvals.v1 import approvals_pb2 as pb
+        d = self.start_mtls()
         for cert, principal in [("dns-client", "ops.approvald.test"),
                                 ("cn-client", "cn-only-client"),
                                 ("uri-dns-client", "spiffe://approvald.test/robot")]:
             with self.channel(d.port, cert) as ch:
-                stub = approvals_pb2_grpc.ApprovalServiceStub(ch)
+                stub = harness.approval_stub(ch)
                 created = stub.CreateApproval(pb.CreateApprovalRequest(action_type="noop"),
                                               timeout=10)
                 self.assertEqual(created.requested_by, principal, cert)
                 # A bearer token sent along is ignored: the certificate names the principal.
                 got = stub.GetApproval(pb.GetApprovalRequest(id=created.id), timeout=10,
-                                       metadata=(("authorization", "Bearer " + self.alice),))
+                                       metadata=self.md("alice"))
                 self.assertEqual(got.requested_by, principal, cert)
         # Lines reach a log file in batches (--log-flush-interval): wait for the calls' lines.
         deadline = time.time() + 10
@@ -272,7 +219,4 @@ class TlsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
-    failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (max(result.testsRun - failed, 0), failed))
-    sys.exit(1 if failed else 0)
+    harness.run_tests()

@@ -31,14 +31,15 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 APPROVALD, APPROVALCTL, ROOT, TMP = sys.argv[1:5]
-PG_BIN = "/usr/lib/postgresql/15/bin"
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402  free ports, stubs, tokens, waiting for approvald and stopping it
+PG_BIN = harness.PG_BIN
 PG_CTL = PG_BIN + "/pg_ctl"
 PG_AUTOCTL = shutil.which("pg_autoctl") or "/usr/bin/pg_autoctl"
 
@@ -101,14 +102,6 @@ class Failure(Exception):
 
 def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tail(path, lines=40):
@@ -180,7 +173,7 @@ class Formation:
                         LANG="C.UTF-8", PATH="/usr/bin:/bin:" + PG_BIN, USER=self.user,
                         LOGNAME=self.user)
         self.pgdata = {n: os.path.join(TMP, "pgdata", n) for n in ("monitor", "node1", "node2")}
-        self.port = {n: free_port() for n in self.pgdata}
+        self.port = {n: harness.free_port() for n in self.pgdata}
         self.runs = {}          # name -> Popen of `pg_autoctl run`
         self.monitor_uri = None
 
@@ -379,15 +372,11 @@ class Approvald:
             start_new_session=True)
         logf.close()
         record_pgid(self.proc.pid)
-        self.addr = None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.proc.poll() is None:
-            m = re.search(r"\(port (\d+)\)", self.output())
-            if m:
-                self.addr = "127.0.0.1:" + m.group(1)
-                return
-            time.sleep(0.05)
-        raise Failure("approvald did not start (exit %s):\n%s" % (self.proc.poll(), self.tail()))
+        port = harness.wait_listening(self.proc, self.log_path, timeout=60)
+        if port is None:
+            raise Failure("approvald did not start (exit %s):\n%s" % (self.proc.poll(),
+                                                                      self.tail()))
+        self.addr = "127.0.0.1:%d" % port
 
     def output(self):
         with open(self.log_path, errors="replace") as f:
@@ -397,32 +386,7 @@ class Approvald:
         return "--- approvald log (last %d lines) ---\n%s" % (lines, tail(self.log_path, lines))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def new_token(principal, roles):
-    out = subprocess.run([APPROVALCTL, "token", "new", "--principal", principal, "--roles", roles],
-                         check=True, capture_output=True, text=True, timeout=30).stdout
-    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
-    line = re.search(r"^tokens-file line: (.+)$", out, re.M).group(1)
-    return token, line
-
-
-def generate_stubs(out):
-    base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
-            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
-    subprocess.run(base + ["-I", os.path.join(ROOT, "proto"), "approvals/v1/approvals.proto"],
-                   check=True, timeout=60)
-    # From its own folder, so that no Python package named `grpc` shadows grpcio.
-    subprocess.run(base + ["-I", os.path.join(ROOT, "tests", "e2e", "protos"), "health.proto"],
-                   check=True, timeout=60)
-    sys.path.insert(0, out)
+        harness.terminate(self.proc)
 
 
 Call = collections.namedtuple("Call", "method id code start end detail")
@@ -452,12 +416,12 @@ class Load:
 
     def worker(self, index):
         grpc = self.grpc
-        from approvals.v1 import approvals_pb2 as pb, approvals_pb2_grpc
+        from approvals.v1 import approvals_pb2 as pb
         agent = (("authorization", "Bearer " + self.agent),)
         alice = (("authorization", "Bearer " + self.alice),)
         seq = 0
         with grpc.insecure_channel(self.addr) as channel:
-            stub = approvals_pb2_grpc.ApprovalServiceStub(channel)
+            stub = harness.approval_stub(channel)
             while not self.stop_event.is_set():
                 seq += 1
                 req = pb.CreateApprovalRequest(action_type=ACTION,
@@ -632,11 +596,10 @@ def run_round():
         config = os.path.join(TMP, "approvald.yaml")
         with open(config, "w") as f:
             f.write(CONFIG)
-        agent, agent_line = new_token("agent", "requester")
-        alice, alice_line = new_token("alice", "approver")
         tokens = os.path.join(TMP, "tokens")
-        with open(tokens, "w") as f:
-            f.write(agent_line + "\n" + alice_line + "\n")
+        tokens_of = harness.write_tokens(APPROVALCTL, tokens,
+                                         {"agent": "requester", "alice": "approver"})
+        agent, alice = tokens_of["agent"], tokens_of["alice"]
         os.chmod(tokens, 0o600)
         dsn = ("host=127.0.0.1,127.0.0.1 port=%d,%d target_session_attrs=read-write "
                "connect_timeout=2 user=%s dbname=postgres"
@@ -645,7 +608,7 @@ def run_round():
         log("approvald on %s, DSN: %s" % (daemon.addr, dsn))
         gen = os.path.join(TMP, "gen")
         os.makedirs(gen, exist_ok=True)
-        generate_stubs(gen)
+        harness.generate_stubs(ROOT, gen)
 
         load = Load(daemon.addr, agent, alice)
         health = HealthWatch(daemon.addr)

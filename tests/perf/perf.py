@@ -15,9 +15,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +22,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-PG_BIN = "/usr/lib/postgresql/15/bin"
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402  free ports, tokens, waiting for approvald and stopping it
+PG_BIN = harness.PG_BIN
 # Fixed PostgreSQL settings: defaults (fsync, synchronous_commit on) plus room for the runs.
 PG_SETTINGS = ["shared_buffers=256MB", "max_connections=200", "max_wal_size=4GB",
                "checkpoint_timeout=30min", "listen_addresses=127.0.0.1"]
@@ -35,16 +34,7 @@ def log(msg):
     print("\033[1m==> %s\033[0m" % msg, file=sys.stderr, flush=True)
 
 
-def as_owner(cmd):
-    return (["runuser", "-u", "postgres", "--"] + cmd) if os.getuid() == 0 else cmd
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+as_owner = harness.as_pg_owner
 
 
 class Postgres:
@@ -58,7 +48,7 @@ class Postgres:
             shutil.chown(self.sock, "postgres", "postgres")
         subprocess.run(as_owner([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres",
                                  "--auth=trust"]), check=True, capture_output=True)
-        self.port = free_port()
+        self.port = harness.free_port()
         opts = " ".join(["-p %d -k %s" % (self.port, self.sock)] +
                         ["-c " + s for s in PG_SETTINGS])
         subprocess.run(as_owner([PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.data + "/log",
@@ -118,38 +108,23 @@ def proc_stat(pid):
 
 class Approvald:
     def __init__(self, build, pg, tmp, extra_flags=()):
-        ctl = os.path.join(build, "client", "approvalctl")
-        lines = []
-        self.tokens = {}
-        for name, roles in (("perf-agent", "requester"), ("perf-reviewer", "approver")):
-            out = subprocess.run([ctl, "token", "new", "--principal", name, "--roles", roles],
-                                 check=True, capture_output=True, text=True).stdout
-            self.tokens[name] = re.search(r"^token: (\S+)$", out, re.M).group(1)
-            lines.append(re.search(r"^tokens-file line: (.+)$", out, re.M).group(1))
         tokens_file = os.path.join(tmp, "tokens-%d" % time.time_ns())
-        with open(tokens_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        self.tokens = harness.write_tokens(os.path.join(build, "client", "approvalctl"),
+                                           tokens_file, {"perf-agent": "requester",
+                                                         "perf-reviewer": "approver"})
         self.log_path = tokens_file + ".log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(build, "server", "approvald"), "--dsn", pg.dsn, "--tokens", tokens_file,
-             "--listen", "127.0.0.1:0", "--migrate", *extra_flags],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        self.addr = None
-        while time.time() < deadline and not self.addr:
-            with open(self.log_path) as f:
-                m = re.search(r"\(port (\d+)\)", f.read())
-            if m:
-                self.addr = "127.0.0.1:" + m.group(1)
-            time.sleep(0.05)
-        if not self.addr:
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(build, "server", "approvald"), "--dsn", pg.dsn, "--tokens",
+                 tokens_file, "--listen", "127.0.0.1:0", "--migrate", *extra_flags],
+                stdout=log, stderr=subprocess.STDOUT)
+        port = harness.wait_listening(self.proc, self.log_path)
+        if port is None:
             raise RuntimeError("approvald did not start:\n" + open(self.log_path).read())
+        self.addr = "127.0.0.1:%d" % port
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        self.log.close()
+        harness.terminate(self.proc, grace=30, check=True)
 
 
 def bench(build, daemon, mode, concurrency, args):
