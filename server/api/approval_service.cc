@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
+#include "server/api/decision_rules.h"
 #include "server/api/proto_convert.h"
 #include "server/ops/log_format.h"
 #include "server/status_conversion.h"
@@ -281,60 +282,6 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
                   });
 }
 
-namespace {
-
-// A decision's rules: handlers/policy.h's, with the action types as configured when the call
-// began (a reload during the call does not change them).
-class PolicyRules final : public db::DecisionRules {
- public:
-  using OnChange = std::function<void(const std::string& type, const std::string& status)>;
-  PolicyRules(std::shared_ptr<const handlers::HandlerRegistry> registry, const Principal& caller,
-              db::Decision decision, Metrics* metrics, OnChange on_change)
-      : registry_(std::move(registry)),
-        caller_(caller),
-        decision_(decision),
-        metrics_(metrics),
-        on_change_(std::move(on_change)) {}
-
-  absl::StatusOr<db::DecisionPolicy> Authorize(const db::ApprovalRecord& a) const override {
-    return handlers::MayDecide(registry_->Find(a.action_type), caller_, a, decision_);
-  }
-
-  absl::StatusOr<std::string> Execute(db::Tx& tx, const db::ApprovalRecord& a) const override {
-    const handlers::ActionType* type = registry_->Find(a.action_type);
-    if (type == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no handler is configured for action type ", a.action_type));
-    }
-    db::ApprovalRecord deciding = a;
-    deciding.decided_by = caller_.name;
-    const absl::Time started = absl::Now();
-    absl::StatusOr<google::protobuf::Struct> result = type->handler->Execute(tx, deciding);
-    if (metrics_) {
-      metrics_->RecordHandler(a.action_type, absl::ToDoubleSeconds(absl::Now() - started));
-    }
-    if (!result.ok()) return result.status();
-    return StructToJson(*result);
-  }
-
-  std::optional<db::DecideAtOnce> AtOnce() const override {
-    return handlers::DecideAtOnceFor(*registry_, caller_, decision_);
-  }
-
-  void Changed(const std::string& type, const std::string& status) const override {
-    on_change_(type, status);
-  }
-
- private:
-  const std::shared_ptr<const handlers::HandlerRegistry> registry_;
-  const Principal& caller_;
-  const db::Decision decision_;
-  Metrics* const metrics_;
-  const OnChange on_change_;
-};
-
-}  // namespace
-
 absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
                                              v1::Approval* resp) {
   in.actor = p.name;
@@ -366,45 +313,41 @@ db::DecideInput DecideInputFrom(db::Decision decision, const Req& req, std::stri
 
 }  // namespace
 
+template <typename Req>
+grpc::ServerUnaryReactor* ApprovalServiceImpl::DecideCall(grpc::CallbackServerContext* ctx,
+                                                          absl::string_view method,
+                                                          absl::Status valid, db::Decision decision,
+                                                          const Req* req, const std::string* text,
+                                                          v1::Approval* resp) {
+  absl::StatusOr<Principal> principal = Authenticate(ctx);
+  return Dispatch(ctx, method, principal, std::move(valid), req->id(), resp,
+                  [this, req, resp, decision, text,
+                   p = principal.ok() ? *principal : Principal()](absl::Time d) {
+                    return DecideWork(
+                        p, DecideInputFrom(decision, *req, *text, req->expected_version(), d),
+                        resp);
+                  });
+}
+
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(grpc::CallbackServerContext* ctx,
                                                        const v1::ApproveRequest* req,
                                                        v1::Approval* resp) {
-  absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, "Approve", principal, ValidateApprove(*req, options_.limits), req->id(),
-                  resp,
-                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
-                    return DecideWork(p,
-                                      DecideInputFrom(db::Decision::kApprove, *req, req->comment(),
-                                                      req->expected_version(), d),
-                                      resp);
-                  });
+  return DecideCall(ctx, "Approve", ValidateApprove(*req, options_.limits), db::Decision::kApprove,
+                    req, &req->comment(), resp);
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Reject(grpc::CallbackServerContext* ctx,
                                                       const v1::RejectRequest* req,
                                                       v1::Approval* resp) {
-  absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, "Reject", principal, ValidateReject(*req, options_.limits), req->id(), resp,
-                  [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
-                    return DecideWork(p,
-                                      DecideInputFrom(db::Decision::kReject, *req, req->reason(),
-                                                      req->expected_version(), d),
-                                      resp);
-                  });
+  return DecideCall(ctx, "Reject", ValidateReject(*req, options_.limits), db::Decision::kReject,
+                    req, &req->reason(), resp);
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::CancelApproval(grpc::CallbackServerContext* ctx,
                                                               const v1::CancelApprovalRequest* req,
                                                               v1::Approval* resp) {
-  absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(
-      ctx, "CancelApproval", principal, ValidateCancel(*req, options_.limits), req->id(), resp,
-      [this, req, resp, p = principal.ok() ? *principal : Principal()](absl::Time d) {
-        return DecideWork(
-            p,
-            DecideInputFrom(db::Decision::kCancel, *req, req->reason(), req->expected_version(), d),
-            resp);
-      });
+  return DecideCall(ctx, "CancelApproval", ValidateCancel(*req, options_.limits),
+                    db::Decision::kCancel, req, &req->reason(), resp);
 }
 
 }  // namespace approvald::server

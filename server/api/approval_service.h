@@ -143,6 +143,12 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
                         approvals::v1::ListApprovalsResponse* resp, size_t* held);
   absl::Status DecideWork(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp);
+  // Approve, Reject and CancelApproval: one call with its decision and its text (the comment
+  // or reason, which lives in `req`).
+  template <typename Req>
+  grpc::ServerUnaryReactor* DecideCall(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                       absl::Status valid, db::Decision decision, const Req* req,
+                                       const std::string* text, approvals::v1::Approval* resp);
   // Validates the request; on success `*action_data_json` is its action_data as JSON.
   absl::Status PrecheckCreate(const Principal& p, const handlers::ActionType* type,
                               const approvals::v1::CreateApprovalRequest& req,
