@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "client/approval_client.h"
 #include "client/cli_args.h"
+#include "client/event_stream.h"
 #include "client/output.h"
 
 namespace {
@@ -37,14 +39,20 @@ commands:
   create --type T [--data JSON] [--summary S] [--ttl 1h | --expire-time RFC3339]
          [--idempotency-key K]
   get ID
-  list [--status pending,approved,...] [--type T] [--page-size N] [--page-token T] [--all]
+  list [--status pending,approved,...] [--type T] [--requested-by P] [--decided-by P]
+       [--page-size N] [--page-token T] [--all]
   approve ID [--comment C] [--expected-version N] [--request-id R]
   reject ID --reason R [--expected-version N] [--request-id R]
   cancel ID [--reason R] [--expected-version N] [--request-id R]
   types                       the action types the server offers, with their policies
-  watch [--after N] [--status S,...] [--type T] [--count N]
+  watch [--after N] [--status S,...] [--type T] [--requested-by P] [--id ID,...] [--count N]
                               stream events; on a dropped stream, reconnect and resume
-                              after the last event printed
+                              after the last event printed (with --id: from those
+                              approvals' first event unless --after is given)
+  wait ID [--timeout D]       block until the approval is decided, then print it; exit 0
+                              if approved (and executed), 1 if rejected, expired,
+                              cancelled or failed, 2 if still pending after D (default:
+                              no limit), 3 if it cannot be waited for (unknown id, ...)
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
@@ -160,6 +168,8 @@ int List(ApprovalClient& client, const CliArgs& args, bool json) {
     return Usage("unknown status: " + bad);
   }
   req.set_action_type(args.Get("type").value_or(""));
+  req.set_requested_by(args.Get("requested-by").value_or(""));
+  req.set_decided_by(args.Get("decided-by").value_or(""));
   int64_t page_size = 0;
   if (!ParseInt64(args, "page-size", &page_size)) return Usage("--page-size must be a number");
   req.set_page_size(static_cast<int32_t>(page_size));
@@ -188,38 +198,56 @@ int Watch(const std::shared_ptr<grpc::Channel>& channel, const std::string& toke
     return Usage("unknown status: " + bad);
   }
   req.set_action_type(args.Get("type").value_or(""));
+  req.set_requested_by(args.Get("requested-by").value_or(""));
+  if (auto ids = args.Get("id")) {
+    for (absl::string_view id : absl::StrSplit(*ids, ',', absl::SkipEmpty())) {
+      req.add_approval_ids(std::string(id));
+    }
+  }
+  req.set_after_event_id(after);
   auto stub = v1::ApprovalService::NewStub(channel);
   int64_t printed = 0;
-  absl::Duration backoff = absl::Milliseconds(200);
-  for (;;) {
-    req.set_after_event_id(after);
-    grpc::ClientContext ctx;
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    auto reader = stub->WatchApprovals(&ctx, req);
-    v1::ApprovalEvent event;
-    while (reader->Read(&event)) {
-      approvald::client::PrintEvent(event, json);
-      after = event.event_id();
-      backoff = absl::Milliseconds(200);
-      if (count > 0 && ++printed >= count) {
-        ctx.TryCancel();
-        return 0;
-      }
-    }
-    const grpc::Status st = reader->Finish();
-    const auto code = st.error_code();
-    // Errors that a retry cannot fix end the command; the rest reconnect and resume.
-    if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::INVALID_ARGUMENT ||
-        code == grpc::StatusCode::PERMISSION_DENIED || code == grpc::StatusCode::UNIMPLEMENTED) {
-      return approvald::client::PrintError(approvald::client::ToAbslStatus(st), json);
-    }
-    std::cerr << "approvalctl: stream ended ("
-              << absl::StatusCodeToString(static_cast<absl::StatusCode>(code))
-              << (st.error_message().empty() ? "" : ": " + st.error_message())
-              << "); resuming after event " << after << "\n";
-    absl::SleepFor(backoff);
-    backoff = std::min(backoff * 2, absl::Seconds(5));
+  const absl::Status st = approvald::client::FollowEvents(
+      *stub, token, req, absl::InfiniteFuture(), [&](const v1::ApprovalEvent& event) {
+        approvald::client::PrintEvent(event, json);
+        return count == 0 || ++printed < count;
+      });
+  return st.ok() ? 0 : approvald::client::PrintError(st, json);
+}
+
+// Exit codes: 0 approved (and executed), 1 decided otherwise, 2 timed out, 3 cannot wait (an
+// unknown id, no access).
+int Wait(ApprovalClient& client, const std::shared_ptr<grpc::Channel>& channel,
+         const std::string& token, const CliArgs& args, absl::Time deadline, bool json) {
+  if (args.positional.size() < 2) return Usage("wait needs an approval ID");
+  const std::string& id = args.positional[1];
+  auto exit_code = [&](const v1::Approval& a) {
+    approvald::client::PrintApprovalResult(a, json);
+    return a.status() == v1::APPROVAL_STATUS_APPROVED ? 0 : 1;
+  };
+  absl::StatusOr<v1::Approval> now = client.Get(id);
+  if (!now.ok()) {
+    approvald::client::PrintError(now.status(), json);
+    return now.status().code() == absl::StatusCode::kDeadlineExceeded ? 2 : 3;
   }
+  if (approvald::client::IsFinal(now->status())) return exit_code(*now);
+  v1::WatchApprovalsRequest req;
+  req.add_approval_ids(now->id());  // from its first event: no decision can slip past
+  auto stub = v1::ApprovalService::NewStub(channel);
+  std::optional<v1::Approval> final_state;
+  const absl::Status st = approvald::client::FollowEvents(
+      *stub, token, req, deadline, [&](const v1::ApprovalEvent& event) {
+        if (!approvald::client::IsFinal(event.approval().status())) return true;
+        final_state = event.approval();
+        return false;
+      });
+  if (final_state) return exit_code(*final_state);
+  if (st.code() == absl::StatusCode::kDeadlineExceeded) {
+    std::cerr << "approvalctl: approval " << id << " is still pending\n";
+    return 2;
+  }
+  approvald::client::PrintError(st, json);
+  return 3;
 }
 
 int Decide(ApprovalClient& client, const std::string& command, const CliArgs& args, bool json) {
@@ -287,6 +315,13 @@ int main(int argc, char** argv) {
   }
   if (command == "list") return List(client, args, json);
   if (command == "watch") return Watch(channel, token, args, json);
+  if (command == "wait") {
+    // --timeout bounds the whole wait here (each call's own deadline stays 10 s at most).
+    const bool bounded = args.Get("timeout").has_value();
+    ApprovalClient bounded_client(channel, token, std::min(timeout, absl::Seconds(10)));
+    return Wait(bounded_client, channel, token, args,
+                bounded ? absl::Now() + timeout : absl::InfiniteFuture(), json);
+  }
   if (command == "types") {
     auto types = client.ListActionTypes();
     if (!types.ok()) return approvald::client::PrintError(types.status(), json);

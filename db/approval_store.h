@@ -96,6 +96,8 @@ struct ListCursor {
 struct ListInput {
   std::vector<std::string> statuses;  ///< empty = all
   std::optional<std::string> action_type;
+  std::optional<std::string> requested_by;
+  std::optional<std::string> decided_by;
   int limit = 50;
   std::optional<ListCursor> after;
   absl::Time deadline = absl::InfiniteFuture();
@@ -139,6 +141,12 @@ class ApprovalStore {
   /// an event is deliverable once no older transaction is running).
   virtual absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                               absl::Time deadline) = 0;
+
+  /// Where a stream of these approvals' events starts (an event id after which every event of
+  /// theirs lies): just before the first event of each, or, for an id with no event yet (an
+  /// approval not created or not committed yet), no later than the newest deliverable event.
+  virtual absl::StatusOr<int64_t> EventsStartOf(const std::vector<std::string>& approval_ids,
+                                                absl::Time deadline) = 0;
 
   /// The id of the newest committed event, deliverable or not (0 if the log is empty): no
   /// client can have been given an event id above it.

@@ -109,7 +109,8 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     ServerConfig config, std::shared_ptr<const handlers::HandlerRegistry> registry) {
   std::unique_ptr<ApprovalServer> s(new ApprovalServer());
   s->config_ = std::move(config);
-  s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size);
+  s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size,
+                                                      s->config_.db_schema);
   s->pool_->SetCommitGroups(s->config_.commit_batches);
   {
     ASSIGN_OR_RETURN(db::pg::PoolLease lease, s->pool_->Acquire(absl::Now() + absl::Seconds(30)));
@@ -130,8 +131,9 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   });
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
-  s->hub_ = std::make_unique<EventHub>(db::pg::PgEventLogConnector(s->config_.dsn),
-                                       s->config_.service.logger, s->config_.event_poll_interval);
+  s->hub_ =
+      std::make_unique<EventHub>(db::pg::PgEventLogConnector(s->config_.dsn, s->config_.db_schema),
+                                 s->config_.service.logger, s->config_.event_poll_interval);
   // The listener notices a lost database first: health follows it (NOT_SERVING while down).
   s->hub_->SetOnDatabaseState([server = s.get()](bool up) { server->SetDatabaseUp(up); });
   RETURN_IF_ERROR(s->hub_->Start());
@@ -173,6 +175,13 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
                    ServerCredentials(s->config_.tls, s->config_.listen));
   builder.AddListeningPort(s->config_.listen, creds, &s->port_);
   builder.SetMaxReceiveMessageSize(s->config_.max_message_bytes);
+  // A watch may wait hours for its event: clients may ping every 10 s or more (approvald's
+  // Python client does every 30 s), and the server pings a silent connection each minute, so
+  // a peer that vanished is found and its stream ended.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   builder.RegisterService(s->service_.get());
   {
     std::lock_guard<std::mutex> lock(

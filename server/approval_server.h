@@ -37,8 +37,9 @@ struct TlsConfig {
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  ///< port 0 picks a free port
   std::string dsn;                         ///< libpq connection string; empty: PG* variables
-  int pool_size = 32;                      ///< database connections = executor workers
-  size_t max_queue = 1024;                 ///< queued calls beyond which RESOURCE_EXHAUSTED
+  std::string db_schema = db::pg::kDefaultSchema;  ///< where approvald's tables live
+  int pool_size = 32;                              ///< database connections = executor workers
+  size_t max_queue = 1024;                         ///< queued calls beyond which RESOURCE_EXHAUSTED
   int commit_batches = 2;  ///< group commits of one-statement transactions in flight; 0: off
   int max_message_bytes = 4 * 1024 * 1024;
   std::shared_ptr<const TokenStore> tokens;

@@ -40,6 +40,8 @@ static const approvald::server::ServerConfig kServerDefaults;
 
 ABSL_FLAG(std::string, listen, kServerDefaults.listen, "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG* variables");
+ABSL_FLAG(std::string, db_schema, approvald::db::pg::kDefaultSchema,
+          "the PostgreSQL schema that holds approvald's tables and functions");
 ABSL_FLAG(int, pool_size, kServerDefaults.pool_size,
           "database connections (and worker threads); with group commit most of them wait for "
           "a batch, so about 16 per database CPU core");
@@ -105,8 +107,8 @@ int Fail(const absl::Status& st) {
   return 1;
 }
 
-int RunMigrate(const std::string& dsn) {
-  auto conn = approvald::db::pg::PgConnection::Connect(dsn);
+int RunMigrate(const std::string& dsn, const std::string& schema) {
+  auto conn = approvald::db::pg::PgConnection::Connect(dsn, schema);
   if (!conn.ok()) return Fail(conn.status());
   auto applied = approvald::db::pg::Migrate(**conn, approvald::db::Migrations());
   if (!applied.ok()) return Fail(applied.status());
@@ -174,6 +176,7 @@ int Serve() {
   approvald::server::ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
   config.dsn = absl::GetFlag(FLAGS_dsn);
+  config.db_schema = absl::GetFlag(FLAGS_db_schema);
   config.pool_size = std::max(1, absl::GetFlag(FLAGS_pool_size));
   config.max_queue = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_queue)));
   config.commit_batches = std::max(0, absl::GetFlag(FLAGS_commit_batches));
@@ -221,7 +224,7 @@ int Serve() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (absl::GetFlag(FLAGS_migrate)) {
-    if (int rc = RunMigrate(config.dsn); rc != 0) return rc;
+    if (int rc = RunMigrate(config.dsn, config.db_schema); rc != 0) return rc;
   }
   auto server = ApprovalServer::Start(config, *registry);
   if (!server.ok()) return Fail(server.status());
@@ -302,9 +305,18 @@ int main(int argc, char** argv) {
     std::cerr << "--log-format must be text or json\n";
     return 2;
   }
+  if (const std::string schema = absl::GetFlag(FLAGS_db_schema);
+      !approvald::db::pg::IsValidSchemaName(schema)) {
+    std::cerr << "--db-schema must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 "
+                 "bytes), not public and not pg_*: \""
+              << schema << "\"\n";
+    return 2;
+  }
   if (args.size() > 1) {
     const std::string command = args[1];
-    if (command == "migrate" && args.size() == 2) return RunMigrate(absl::GetFlag(FLAGS_dsn));
+    if (command == "migrate" && args.size() == 2) {
+      return RunMigrate(absl::GetFlag(FLAGS_dsn), absl::GetFlag(FLAGS_db_schema));
+    }
     if (command == "check-config" && args.size() == 3) return CheckConfig(args[2]);
     std::cerr << "unknown command: " << command << "\n" << absl::ProgramUsageMessage() << "\n";
     return 2;

@@ -162,4 +162,19 @@ ErrorMetadata StateMetadata(const ApprovalRecord& approval) {
           {"action_type", approval.action_type}};
 }
 
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 }  // namespace approvald::db::pg

@@ -19,4 +19,7 @@ absl::StatusOr<EventRecord> ParseEventRow(const Rows& rows, size_t row);
 /// ErrorInfo metadata describing the approval's current state: status and version.
 ErrorMetadata StateMetadata(const ApprovalRecord& approval);
 
+/// A text[] parameter in PostgreSQL's array literal form, each element quoted.
+std::string TextArray(const std::vector<std::string>& items);
+
 }  // namespace approvald::db::pg

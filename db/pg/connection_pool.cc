@@ -30,7 +30,7 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
     }
     ++open_;  // reserve a slot; connect outside the lock
   }
-  absl::StatusOr<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(dsn_);
+  absl::StatusOr<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(dsn_, schema_);
   if (conn.ok() && on_connect_) {
     if (absl::Status st = on_connect_(**conn); !st.ok()) conn = st;
   }

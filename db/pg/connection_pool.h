@@ -40,7 +40,9 @@ class PoolLease {
 /// At most `max_size` connections, opened lazily and reopened after a loss. Thread-safe.
 class ConnectionPool {
  public:
-  ConnectionPool(std::string dsn, int max_size) : dsn_(std::move(dsn)), max_size_(max_size) {}
+  /// `schema`: where approvald's objects live (see PgConnection::Connect).
+  ConnectionPool(std::string dsn, int max_size, std::string schema = kDefaultSchema)
+      : dsn_(std::move(dsn)), schema_(std::move(schema)), max_size_(max_size) {}
 
   /// Runs on every new connection before it is handed out (e.g. to prepare statements); a
   /// connection whose hook fails is closed and Acquire returns the error. Set before use.
@@ -74,6 +76,7 @@ class ConnectionPool {
   void Release(std::unique_ptr<PgConnection> conn);
 
   const std::string dsn_;
+  const std::string schema_;
   std::function<absl::Status(PgConnection&)> on_connect_;
   const int max_size_;
   std::unique_ptr<CommitGroup> commit_group_;

@@ -17,11 +17,43 @@ absl::Status RefuseNewer(int current, int known) {
                                                     ": upgrade approvald"));
 }
 
+// BEGIN, the migration lock, and the search_path of approvald's schema for the transaction:
+// a migration creates and names its objects there, never in the application's schemas.
+absl::Status Begin(PgConnection& conn) {
+  RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  RETURN_IF_ERROR(conn.Exec(queries::kMigrationLock, {}).status());
+  return conn.ExecScript(absl::StrCat("SET LOCAL search_path TO ", conn.schema()));
+}
+
+// Creates approvald's schema if needed, and moves a layout of an older release from public
+// into it (db/queries/adopt_public_layout.sql).
+absl::Status PrepareSchema(PgConnection& conn) {
+  if (!IsValidSchemaName(conn.schema())) {
+    return absl::InvalidArgumentError(absl::StrCat("not a valid schema name: ", conn.schema()));
+  }
+  RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  absl::Status st = conn.Exec(queries::kMigrationLock, {}).status();
+  if (st.ok()) {
+    absl::StatusOr<Rows> exists = conn.Exec(queries::kSchemaExists, {conn.schema()});
+    st = exists.status();
+    if (st.ok() && !exists->GetBool(0, "present")) {
+      st = conn.ExecScript(absl::StrCat("CREATE SCHEMA IF NOT EXISTS ", conn.schema()));
+    }
+  }
+  if (st.ok()) st = conn.ExecScript(absl::StrCat("SET LOCAL search_path TO ", conn.schema()));
+  if (st.ok()) st = conn.ExecScript(queries::kAdoptPublicLayout.text);
+  if (!st.ok()) {
+    (void)conn.ExecScript("ROLLBACK");
+    return absl::Status(st.code(),
+                        absl::StrCat("preparing schema ", conn.schema(), ": ", st.message()));
+  }
+  return conn.ExecScript("COMMIT");
+}
+
 absl::Status ApplyOne(PgConnection& conn, const Migration& m, bool& applied) {
   applied = false;
-  RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  RETURN_IF_ERROR(Begin(conn));
   auto body = [&]() -> absl::Status {
-    RETURN_IF_ERROR(conn.Exec(queries::kMigrationLock, {}).status());
     ASSIGN_OR_RETURN(int current, SchemaVersion(conn));  // re-read under the lock
     if (current >= m.version) return absl::OkStatus();
     if (current != m.version - 1) {
@@ -47,7 +79,7 @@ absl::Status ApplyOne(PgConnection& conn, const Migration& m, bool& applied) {
 }  // namespace
 
 absl::StatusOr<int> SchemaVersion(PgConnection& conn) {
-  ASSIGN_OR_RETURN(Rows exists, conn.Exec(queries::kSchemaMigrationsExists, {}));
+  ASSIGN_OR_RETURN(Rows exists, conn.Exec(queries::kSchemaMigrationsExists, {conn.schema()}));
   if (!exists.GetBool(0, "present")) return 0;
   ASSIGN_OR_RETURN(Rows rows, conn.Exec(queries::kSchemaVersion, {}));
   ASSIGN_OR_RETURN(int64_t version, rows.GetInt(0, "version"));
@@ -55,6 +87,7 @@ absl::StatusOr<int> SchemaVersion(PgConnection& conn) {
 }
 
 absl::StatusOr<int> Migrate(PgConnection& conn, const std::vector<Migration>& migrations) {
+  RETURN_IF_ERROR(PrepareSchema(conn));
   ASSIGN_OR_RETURN(int current, SchemaVersion(conn));
   if (current > Newest(migrations)) return RefuseNewer(current, Newest(migrations));
   int count = 0;

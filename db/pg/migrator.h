@@ -8,8 +8,10 @@
 
 namespace approvald::db::pg {
 
-/// Applies the migrations the database lacks, each in its own transaction under an advisory
-/// lock, with its schema_migrations row. Returns how many were applied.
+/// Applies the migrations the database lacks to approvald's schema (the connection's; created if
+/// missing, and a layout of an older release moved into it from public first), each in its own
+/// transaction under an advisory lock, with its schema_migrations row. Returns how many were
+/// applied.
 /// FAILED_PRECONDITION if the database is newer than `migrations` know.
 absl::StatusOr<int> Migrate(PgConnection& conn, const std::vector<Migration>& migrations);
 

@@ -150,22 +150,6 @@ void ReportChange(const DecisionRules& rules, const absl::StatusOr<ApprovalRecor
   }
 }
 
-// A text[] parameter in PostgreSQL's array literal form, each element quoted.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const std::string& item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,

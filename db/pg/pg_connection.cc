@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "db/pg/internal/pg_result.h"
 #include "db/pg/pg_error.h"
@@ -79,7 +81,46 @@ Rows ReadRows(const PGresult* res) {
 
 void PgConnCloser::operator()(pg_conn* conn) const { PQfinish(conn); }
 
-absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn) {
+bool IsValidSchemaName(absl::string_view name) {
+  if (name.empty() || name.size() > 63 || absl::StartsWith(name, "pg_") ||
+      name == "information_schema" || name == "public" ||
+      absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  for (char c : name) {
+    if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
+          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// `text` with each `approvald.` qualifier (one not inside a longer name) naming `schema`.
+std::string InSchema(absl::string_view text, absl::string_view schema) {
+  constexpr absl::string_view kQualifier = "approvald.";
+  std::string out;
+  size_t from = 0;
+  for (size_t at = text.find(kQualifier); at != absl::string_view::npos;
+       at = text.find(kQualifier, at + 1)) {
+    const char before = at == 0 ? ' ' : text[at - 1];
+    if (absl::ascii_isalnum(static_cast<unsigned char>(before)) || before == '_' || before == '.' ||
+        before == '"' || before == '\'') {
+      continue;
+    }
+    absl::StrAppend(&out, text.substr(from, at - from), schema, ".");
+    from = at + kQualifier.size();
+  }
+  absl::StrAppend(&out, text.substr(from));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
+                                                                    const std::string& schema) {
   // Defaults come first so that the connection string, expanded from "dbname", overrides them.
   // Keepalives and tcp_user_timeout bound how long a call can hang on a dead network peer.
   const char* keys[] = {
@@ -92,7 +133,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
     return absl::UnavailableError(
         absl::StrCat("cannot connect to the database: ", ConnectionMessage(conn.get())));
   }
-  std::unique_ptr<PgConnection> out(new PgConnection(std::move(conn)));
+  std::unique_ptr<PgConnection> out(new PgConnection(std::move(conn), schema));
   if (absl::Status st = out->ExecScript(kSessionSetup); !st.ok()) return st;
   absl::StatusOr<Rows> identity = out->Exec(queries::kConnectionIdentity, {});
   if (!identity.ok()) return identity.status();
@@ -197,7 +238,8 @@ absl::StatusOr<std::vector<Rows>> PgConnection::ExecPipeline(const std::vector<S
 absl::Status PgConnection::Prepare(const Query& query) {
   const std::string name(query.name);
   if (prepared_.contains(name)) return absl::OkStatus();
-  const std::string text(query.text);
+  const std::string text =
+      schema_ == kDefaultSchema ? std::string(query.text) : InSchema(query.text, schema_);
   PgResultPtr prep(PQprepare(conn_.get(), name.c_str(), text.c_str(), 0, nullptr));
   if (!prep || PQresultStatus(prep.get()) != PGRES_COMMAND_OK) {
     return ResultError(conn_.get(), prep.get(), query.name);

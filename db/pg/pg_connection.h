@@ -21,6 +21,16 @@ struct PgConnCloser {
 /// The statement_timeout and lock_timeout every connection's session starts with.
 inline constexpr int64_t kSessionTimeoutMs = 30000;
 
+/// The PostgreSQL schema that holds approvald's tables and functions unless --db-schema names
+/// another. approvald's statements (db/queries) name their objects as `approvald.<name>`; on a
+/// connection to another schema that qualifier is rewritten when a statement is prepared.
+inline constexpr char kDefaultSchema[] = "approvald";
+
+/// Whether `name` may name approvald's schema: a lower-case identifier that needs no quoting
+/// ([a-z_][a-z0-9_]*, at most 63 bytes), not one of PostgreSQL's own (pg_*, information_schema),
+/// and not public, where approvald's tables would meet the application's.
+bool IsValidSchemaName(absl::string_view name);
+
 /// One libpq connection (RAII, move-only). Used by one thread at a time. Each named Query is
 /// prepared once per connection, on first use.
 class PgConnection {
@@ -28,7 +38,12 @@ class PgConnection {
   /// Connects with a libpq connection string (empty: libpq's PG* environment variables), then
   /// sets the session to UTC and ISO dates so timestamps parse the same everywhere.
   /// UNAVAILABLE if the server cannot be reached or refuses the login.
-  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& dsn);
+  /// `schema`: where approvald's objects live (see kDefaultSchema); the session's search_path
+  /// is left as the connection string or the role sets it, for the operators' `sql` actions.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      const std::string& dsn, const std::string& schema = kDefaultSchema);
+
+  const std::string& schema() const { return schema_; }
 
   PgConnection(PgConnection&&) = default;
   PgConnection& operator=(PgConnection&&) = default;
@@ -64,9 +79,11 @@ class PgConnection {
   const std::string& backend_start() const { return backend_start_; }
 
  private:
-  explicit PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn) : conn_(std::move(conn)) {}
+  PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn, std::string schema)
+      : conn_(std::move(conn)), schema_(std::move(schema)) {}
 
   std::unique_ptr<pg_conn, PgConnCloser> conn_;
+  std::string schema_;
   absl::flat_hash_set<std::string> prepared_;
   bool broken_ = false;
   int backend_pid_ = 0;

@@ -109,7 +109,9 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
   ASSIGN_OR_RETURN(Rows rows,
                    lease->Exec(queries::kListApprovals,
                                {statuses, in.action_type ? Param(*in.action_type) : Param(),
-                                after_micros, after_id, absl::StrCat(in.limit)}));
+                                after_micros, after_id, absl::StrCat(in.limit),
+                                in.requested_by ? Param(*in.requested_by) : Param(),
+                                in.decided_by ? Param(*in.decided_by) : Param()}));
   std::vector<ApprovalRecord> out;
   out.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -123,6 +125,13 @@ absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t aft
                                                                      absl::Time deadline) {
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
   return ReadEventBatch(*lease, after_id, limit);
+}
+
+absl::StatusOr<int64_t> PgApprovalStore::EventsStartOf(const std::vector<std::string>& approval_ids,
+                                                       absl::Time deadline) {
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
+  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kEventsStart, {TextArray(approval_ids)}));
+  return rows.GetInt(0, "start");
 }
 
 absl::StatusOr<int64_t> PgApprovalStore::NewestEventId(absl::Time deadline) {

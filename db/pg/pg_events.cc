@@ -51,9 +51,10 @@ class PgEventLogReader final : public EventLogReader {
 
 }  // namespace
 
-EventLogConnector PgEventLogConnector(std::string dsn) {
-  return [dsn = std::move(dsn)]() -> absl::StatusOr<std::unique_ptr<EventLogReader>> {
-    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(dsn));
+EventLogConnector PgEventLogConnector(std::string dsn, std::string schema) {
+  return [dsn = std::move(dsn),
+          schema = std::move(schema)]() -> absl::StatusOr<std::unique_ptr<EventLogReader>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, PgConnection::Connect(dsn, schema));
     RETURN_IF_ERROR(NameListenerSession(*conn));
     return std::make_unique<PgEventLogReader>(std::move(conn));
   };

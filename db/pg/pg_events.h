@@ -22,6 +22,6 @@ absl::StatusOr<int64_t> NewestEventId(PgConnection& conn);
 
 /// Readers of the event log on connections of their own to `dsn` (their sessions named
 /// 'approvald-listener').
-EventLogConnector PgEventLogConnector(std::string dsn);
+EventLogConnector PgEventLogConnector(std::string dsn, std::string schema = kDefaultSchema);
 
 }  // namespace approvald::db::pg

@@ -18,22 +18,22 @@
 --   $12 the call's own token, written into the event's detail: after a commit lost with its
 --       connection, it tells whether this call's decision committed.
 WITH target AS (
-    SELECT id, version, action_type FROM ai_approvals
+    SELECT id, version, action_type FROM approvald.approvals
     WHERE id = $1::uuid
       AND status = 'pending'
       AND expires_at > now()
       AND ($2::bigint = 0 OR version = $2::bigint)
-      AND NOT EXISTS (SELECT FROM decision_requests r WHERE r.actor = $4 AND r.request_id = $10)
+      AND NOT EXISTS (SELECT FROM approvald.decision_requests r WHERE r.actor = $4 AND r.request_id = $10)
       AND CASE WHEN $9::boolean THEN requested_by = $4
                ELSE action_type = ANY ($7::text[])
                     OR (action_type = ANY ($8::text[]) AND requested_by <> $4) END
     FOR UPDATE
 ), decided AS (
     SELECT (d.decided).*, d.votes
-    FROM target, approval_decide(target.id, target.version, $3, $4, $5,
+    FROM target, approvald.approval_decide(target.id, target.version, $3, $4, $5,
                                  $6::jsonb -> target.action_type, NULL, $4, $10, $12) d
 ), recorded AS (
-    INSERT INTO decision_requests (actor, request_id, approval_id, method, code)
+    INSERT INTO approvald.decision_requests (actor, request_id, approval_id, method, code)
     SELECT $4, $10, id, $11, 0 FROM decided WHERE $10::text IS NOT NULL
 )
 SELECT * FROM decided

@@ -1,1 +1,1 @@
-SELECT *, approval_votes_json(id) AS votes FROM ai_approvals WHERE id = $1::uuid
+SELECT *, approvald.approval_votes_json(id) AS votes FROM approvald.approvals WHERE id = $1::uuid

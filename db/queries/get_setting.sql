@@ -1,1 +1,1 @@
-SELECT value FROM approvald_settings WHERE name = $1
+SELECT value FROM approvald.settings WHERE name = $1

@@ -1,1 +1,1 @@
-INSERT INTO schema_migrations (version, name) VALUES ($1::integer, $2)
+INSERT INTO approvald.schema_migrations (version, name) VALUES ($1::integer, $2)

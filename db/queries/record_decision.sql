@@ -5,4 +5,4 @@
 -- $7 execution error, $8 the event's actor, $9 request id, $10 the deciding call's token (see
 -- decide_at_once.sql).
 SELECT (d.decided).*, d.votes
-FROM approval_decide($1::uuid, $2::bigint, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) d
+FROM approvald.approval_decide($1::uuid, $2::bigint, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) d

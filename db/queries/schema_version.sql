@@ -1,1 +1,1 @@
-SELECT coalesce(max(version), 0) AS version FROM schema_migrations
+SELECT coalesce(max(version), 0) AS version FROM approvald.schema_migrations

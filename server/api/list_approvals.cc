@@ -68,6 +68,8 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
   std::sort(in.statuses.begin(), in.statuses.end());
   in.statuses.erase(std::unique(in.statuses.begin(), in.statuses.end()), in.statuses.end());
   if (!req.action_type().empty()) in.action_type = req.action_type();
+  if (!req.requested_by().empty()) in.requested_by = req.requested_by();
+  if (!req.decided_by().empty()) in.decided_by = req.decided_by();
   if (!req.page_token().empty()) {
     ASSIGN_OR_RETURN(in.after, page_tokens_.Decode(req.page_token(), req));
   }

@@ -28,6 +28,14 @@ std::string Fingerprint(const approvals::v1::ListApprovalsRequest& f) {
   statuses.erase(std::unique(statuses.begin(), statuses.end()), statuses.end());
   std::string canonical = absl::StrCat("type=", f.action_type(), ";statuses=");
   for (int s : statuses) absl::StrAppend(&canonical, s, ",");
+  // Length-prefixed (a principal may hold any printable character), and only when set, so
+  // that tokens of requests without them stay valid across an upgrade.
+  if (!f.requested_by().empty()) {
+    absl::StrAppend(&canonical, ";requested_by=", f.requested_by().size(), ":", f.requested_by());
+  }
+  if (!f.decided_by().empty()) {
+    absl::StrAppend(&canonical, ";decided_by=", f.decided_by().size(), ":", f.decided_by());
+  }
   return Sha256Hex(canonical).substr(0, 2 * kFingerprintBytes);
 }
 

@@ -203,6 +203,8 @@ absl::Status ValidateGet(const approvals::v1::GetApprovalRequest& req) {
 absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
   Violations v;
   CheckFilters(req.statuses(), req.action_type(), v);
+  CheckKey("requested_by", req.requested_by(), kMaxPrincipalBytes, v);
+  CheckKey("decided_by", req.decided_by(), kMaxPrincipalBytes, v);
   if (req.page_size() < 0) v.emplace_back("page_size", "must not be negative");
   if (req.page_token().size() > 1024) v.emplace_back("page_token", "is not a valid page token");
   return Check(v);
@@ -212,6 +214,14 @@ absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req) {
   Violations v;
   CheckFilters(req.statuses(), req.action_type(), v);
   if (req.after_event_id() < 0) v.emplace_back("after_event_id", "must not be negative");
+  CheckKey("requested_by", req.requested_by(), kMaxPrincipalBytes, v);
+  if (req.approval_ids_size() > kMaxWatchedIds) {
+    v.emplace_back("approval_ids", absl::StrCat("must list at most ", kMaxWatchedIds, " ids"));
+  } else {
+    for (int i = 0; i < req.approval_ids_size(); ++i) {
+      CheckId(absl::StrCat("approval_ids[", i, "]"), req.approval_ids(i), v);
+    }
+  }
   return Check(v);
 }
 

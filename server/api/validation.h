@@ -21,6 +21,10 @@ struct Limits {
 
 inline constexpr int kDefaultPageSize = 50;
 inline constexpr int kMaxPageSize = 500;
+/// A principal name in a filter (requested_by, decided_by).
+inline constexpr size_t kMaxPrincipalBytes = 256;
+/// approval_ids of one WatchApprovals stream.
+inline constexpr int kMaxWatchedIds = 100;
 
 [[nodiscard]] bool IsUuid(absl::string_view s);
 

@@ -1,5 +1,8 @@
 // WatchApprovals: the event stream, replayed from the log and then live from the event hub.
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/approval_service.h"
 #include "server/status_conversion.h"
@@ -32,8 +35,15 @@ grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals
     RecordRpc(call, st, absl::StrCat(after, " sent=0"));
     return new FailedStream(ToGrpcStatus(st));
   }
+  // Ids compared as stored (lower case), each once.
+  v1::WatchApprovalsRequest filter = *req;
+  for (std::string& id : *filter.mutable_approval_ids()) absl::AsciiStrToLower(&id);
+  std::sort(filter.mutable_approval_ids()->begin(), filter.mutable_approval_ids()->end());
+  filter.mutable_approval_ids()->erase(
+      std::unique(filter.mutable_approval_ids()->begin(), filter.mutable_approval_ids()->end()),
+      filter.mutable_approval_ids()->end());
   auto* reactor = new WatchReactor(
-      *options_.hub, store_, executor_, *req,
+      *options_.hub, store_, executor_, std::move(filter),
       WatchLimits{options_.watch_buffer, options_.watch_buffer_bytes, options_.budget},
       options_.logger);
   // Logged and counted when the stream ends, like a unary call when it answers.

@@ -27,6 +27,15 @@ bool EventMatches(const approvals::v1::ApprovalEvent& event,
   if (!filter.action_type().empty() && event.approval().action_type() != filter.action_type()) {
     return false;
   }
+  if (!filter.requested_by().empty() && event.approval().requested_by() != filter.requested_by()) {
+    return false;
+  }
+  // Ids as canonical (lower case): the reactor's filter is normalised when the stream starts.
+  if (filter.approval_ids_size() > 0 &&
+      std::find(filter.approval_ids().begin(), filter.approval_ids().end(),
+                event.approval().id()) == filter.approval_ids().end()) {
+    return false;
+  }
   if (filter.statuses_size() == 0) return true;
   return std::find(filter.statuses().begin(), filter.statuses().end(), event.approval().status()) !=
          filter.statuses().end();

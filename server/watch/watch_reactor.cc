@@ -32,8 +32,8 @@ WatchReactor::~WatchReactor() {
 }
 
 void WatchReactor::Begin() {
-  int64_t start = filter_.after_event_id();
-  if (start == 0) {
+  const int64_t start = filter_.after_event_id();
+  if (start == 0 && filter_.approval_ids_size() == 0) {
     // From now on: live at once at the hub's head, with no replay task, so that a thousand
     // watchers starting together cost no database work (the hub's lock is never taken under
     // ours; OnAttached sets the cursor under the hub's).
@@ -42,9 +42,21 @@ void WatchReactor::Begin() {
     FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
     return;
   }
+  // With approval ids and no resume point, the replay task first finds where their events
+  // start, so that "create, then watch it" misses nothing.
   std::lock_guard<std::mutex> lock(mu_);
   cursor_ = last_sent_ = start;
+  start_known_ = start != 0;
   ScheduleReplay();
+}
+
+absl::Status WatchReactor::FindStart() {
+  const std::vector<std::string> ids(filter_.approval_ids().begin(), filter_.approval_ids().end());
+  ASSIGN_OR_RETURN(int64_t start, store_.EventsStartOf(ids, absl::Now() + absl::Seconds(30)));
+  std::lock_guard<std::mutex> lock(mu_);
+  cursor_ = last_sent_ = start;
+  start_known_ = true;
+  return absl::OkStatus();
 }
 
 void WatchReactor::ScheduleReplay() {
@@ -90,6 +102,13 @@ absl::Status WatchReactor::ReadMore(int64_t from) {
 }
 
 void WatchReactor::ReplayBatch() {
+  absl::Status st;
+  bool start_known = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    start_known = start_known_ || finished_;
+  }
+  if (!start_known) st = FindStart();
   int64_t from = 0;
   bool finished = false;
   {
@@ -97,8 +116,7 @@ void WatchReactor::ReplayBatch() {
     from = cursor_;
     finished = finished_;
   }
-  absl::Status st;
-  if (!finished && pending_.empty()) st = ReadMore(from);
+  if (st.ok() && !finished && pending_.empty()) st = ReadMore(from);
   // Converted a few at a time, as the client reads: at most about kReplayBytes (at least one
   // event, however large), charged to the budget while they wait to be sent.
   std::vector<Queued> converted;

@@ -248,16 +248,16 @@ class Chaos:
 def check(dsn, psql, load, printable):
     """The SQL checks. Returns [(name, offenders)]; printable(offender) -> str."""
     rows = {r[0]: (r[1], int(r[2]), r[3]) for r in psql(
-        "SELECT id, status, version, action_type FROM ai_approvals", dsn)}
+        "SELECT id, status, version, action_type FROM approvald.approvals", dsn)}
     effects = collections.Counter(r[0] for r in psql("SELECT approval_id FROM effects", dsn))
     events = collections.defaultdict(list)
     xacts = collections.defaultdict(list)
     for approval_id, version, kind, xact in psql(
-            "SELECT approval_id, version, type, xact_id FROM approval_events"
+            "SELECT approval_id, version, type, xact_id FROM approvald.events"
             " ORDER BY approval_id, id", dsn):
         events[approval_id].append((int(version), kind))
         xacts[approval_id].append(xact)
-    votes = collections.Counter(r[0] for r in psql("SELECT approval_id FROM approval_votes", dsn))
+    votes = collections.Counter(r[0] for r in psql("SELECT approval_id FROM approvald.votes", dsn))
 
     duplicate = ["%s: %d effects rows" % (a, n) for a, n in effects.items() if n > 1]
     lost = [a for a, (status, _, _) in rows.items() if status == "approved" and not effects[a]]
@@ -382,7 +382,7 @@ def main():
         results += [("approvald exits of its own", ["exit %s" % c for c in
                                                      chaos.unexpected_exits]),
                     ("calls that never returned", ["%d threads" % load.hung] if load.hung else [])]
-        statuses = dict(harness.psql("SELECT status, count(*) FROM ai_approvals"
+        statuses = dict(harness.psql("SELECT status, count(*) FROM approvald.approvals"
                                      " GROUP BY 1 ORDER BY 1", dsn))
         effects_rows = harness.psql("SELECT count(*) FROM effects", dsn)[0][0]
 

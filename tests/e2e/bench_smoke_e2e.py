@@ -77,9 +77,9 @@ class BenchSmokeTest(harness.DatabaseTestCase):
         counts = psql("SELECT count(*) FILTER (WHERE status = 'pending' AND summary = "
                       "'approval-bench' AND requested_by = 'perf'), count(*) FILTER (WHERE "
                       "status = 'approved' AND decided_by = 'perf-reviewer' AND "
-                      "execution_result = '{\"ok\": true}') FROM ai_approvals", self.dsn)
+                      "execution_result = '{\"ok\": true}') FROM approvald.approvals", self.dsn)
         self.assertEqual(counts, "3|3")
-        events = psql("SELECT count(*) FROM approval_events e JOIN ai_approvals a ON "
+        events = psql("SELECT count(*) FROM approvald.events e JOIN approvald.approvals a ON "
                       "a.id = e.approval_id WHERE a.decided_by = 'perf-reviewer' AND "
                       "e.type = 'approved'", self.dsn)
         self.assertEqual(events, "3")

@@ -238,7 +238,7 @@ class DaemonTest(harness.DatabaseTestCase):
             mig = subprocess.run([APPROVALD, "migrate", "--dsn", dsn], capture_output=True,
                                  text=True, timeout=30)
             self.assertEqual(mig.returncode, 0, mig.stderr)
-            psql("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", other)
+            psql("INSERT INTO approvald.schema_migrations (version, name) VALUES (999, 'future')", other)
             run = subprocess.run([APPROVALD, "--dsn", dsn, "--tokens", self.tokens_file,
                                   "--listen", "127.0.0.1:0"], capture_output=True, text=True,
                                  timeout=30)

@@ -133,7 +133,7 @@ class OutageTest(unittest.TestCase):
         self.assertIn("OK", codes)
         self.assertLess(max(took for _, _, took in results), 3.0)
         rows = subprocess.run(["psql", self.dsn, "-Atc",
-                               "SELECT id, status, version FROM ai_approvals"],
+                               "SELECT id, status, version FROM approvald.approvals"],
                               capture_output=True, text=True, check=True).stdout.split()
         state = {r.split("|")[0]: (r.split("|")[1], int(r.split("|")[2])) for r in rows}
         for approval_id, code, _ in results:
@@ -144,7 +144,7 @@ class OutageTest(unittest.TestCase):
             if code == "OK":
                 self.assertEqual(status, "approved")
         events = subprocess.run(["psql", self.dsn, "-Atc",
-                                 "SELECT count(*) FROM approval_events WHERE type = 'approved'"],
+                                 "SELECT count(*) FROM approvald.events WHERE type = 'approved'"],
                                 capture_output=True, text=True, check=True).stdout.strip()
         self.assertEqual(int(events), sum(1 for s, _ in state.values() if s == "approved"))
 

@@ -171,7 +171,7 @@ class ReplicasTest(harness.DatabaseTestCase):
                 psql("SELECT approval_id, count(*) FROM effects GROUP BY approval_id", self.dbname)}
 
     def row(self, approval_id):
-        rows = psql("SELECT status, version FROM ai_approvals WHERE id = '%s'" % approval_id,
+        rows = psql("SELECT status, version FROM approvald.approvals WHERE id = '%s'" % approval_id,
                     self.dbname)
         return tuple(rows[0]) if rows else None
 
@@ -188,7 +188,7 @@ class ReplicasTest(harness.DatabaseTestCase):
         where = " AND e.approval->>'status' IN (%s)" % ",".join(
             "'%s'" % s for s in statuses) if statuses else ""
         rows = psql("SELECT e.id, upper(e.type), e.approval_id, upper(e.approval->>'status'),"
-                    " e.version FROM approval_events e JOIN ai_approvals a ON a.id = e.approval_id"
+                    " e.version FROM approvald.events e JOIN approvald.approvals a ON a.id = e.approval_id"
                     " WHERE a.action_type = '%s' AND e.id > %d%s ORDER BY e.id"
                     % (action_type, after, where), self.dbname)
         return [(int(i), "EVENT_TYPE_" + t, a, "APPROVAL_STATUS_" + st, int(v))
@@ -390,12 +390,12 @@ class ReplicasTest(harness.DatabaseTestCase):
 
         def statuses():
             return dict(tuple(r) for r in psql(
-                "SELECT status, count(*) FROM ai_approvals WHERE action_type = 'expiry.note'"
+                "SELECT status, count(*) FROM approvald.approvals WHERE action_type = 'expiry.note'"
                 " GROUP BY status", self.dbname))
         wait_until(lambda: "pending" not in statuses(), 20, "no approval to be pending")
         self.assertEqual(statuses(), {"expired": str(count)})
         self.assertEqual(psql("SELECT count(*), count(DISTINCT id), min(version), max(version),"
-                              " count(decided_at) FROM ai_approvals"
+                              " count(decided_at) FROM approvald.approvals"
                               " WHERE action_type = 'expiry.note'", self.dbname),
                          [[str(count), str(count), "2", "2", str(count)]])
         # Exactly one EXPIRED event per approval, by approvald, at version 2, with the approval
@@ -403,12 +403,12 @@ class ReplicasTest(harness.DatabaseTestCase):
         rows = psql("SELECT e.type, count(*), count(DISTINCT e.approval_id),"
                     " count(*) FILTER (WHERE e.actor = 'approvald' AND e.version = 2"
                     " AND e.approval->>'status' = 'expired')"
-                    " FROM approval_events e JOIN ai_approvals a ON a.id = e.approval_id"
+                    " FROM approvald.events e JOIN approvald.approvals a ON a.id = e.approval_id"
                     " WHERE a.action_type = 'expiry.note' GROUP BY e.type ORDER BY 1", self.dbname)
         self.assertEqual(rows, [["created", str(count), str(count), "0"],
                                 ["expired", str(count), str(count), str(count)]])
         expired_ids = {r[0] for r in psql(
-            "SELECT approval_id FROM approval_events WHERE type = 'expired'", self.dbname)}
+            "SELECT approval_id FROM approvald.events WHERE type = 'expired'", self.dbname)}
         self.assertEqual(expired_ids & ids, ids)
 
         # Each sweep logs "expired N approvals": the two logs add up to exactly 1,000. Which

@@ -159,7 +159,7 @@ db::Rows ApprovalRow(const std::string& action_data, const std::string& result) 
 }
 
 void CheckReadBack(const pb::Struct& data, const std::string& stored) {
-  // A row of ai_approvals.
+  // A row of approvald.approvals.
   absl::StatusOr<db::ApprovalRecord> record =
       db::pg::ParseApprovalRow(ApprovalRow(stored, stored), 0);
   FUZZ_CHECK(record.ok(), "ParseApprovalRow: %s", std::string(record.status().message()).c_str());

@@ -503,7 +503,7 @@ def check_database(formation, primary, calls, t_kill):
     errors = []
     rows = formation.psql(primary, """
         SELECT a.id, a.status, a.version, count(e.approval_id)
-        FROM ai_approvals a LEFT JOIN ha_effects e ON e.approval_id = a.id
+        FROM approvald.approvals a LEFT JOIN ha_effects e ON e.approval_id = a.id
         GROUP BY a.id, a.status, a.version""", timeout=60).split()
     state = {}
     for r in rows:
@@ -515,13 +515,13 @@ def check_database(formation, primary, calls, t_kill):
         errors.append("side effect run more than once: %s" % ", ".join(dup[:20]))
     orphans = formation.psql(primary, """
         SELECT e.approval_id || ':' || coalesce(a.status, 'missing') FROM ha_effects e
-        LEFT JOIN ai_approvals a ON a.id = e.approval_id
+        LEFT JOIN approvald.approvals a ON a.id = e.approval_id
         WHERE a.status IS DISTINCT FROM 'approved'""").split()
     if orphans:
         errors.append("side-effect rows without an approved approval: %s" % ", ".join(orphans[:20]))
     events = formation.psql(primary, """
-        SELECT a.id || ':' || a.status || ':' || count(ev.id) FROM ai_approvals a
-        LEFT JOIN approval_events ev ON ev.approval_id = a.id AND ev.type = 'approved'
+        SELECT a.id || ':' || a.status || ':' || count(ev.id) FROM approvald.approvals a
+        LEFT JOIN approvald.events ev ON ev.approval_id = a.id AND ev.type = 'approved'
         GROUP BY a.id, a.status
         HAVING count(ev.id) <> (CASE WHEN a.status = 'approved' THEN 1 ELSE 0 END)""").split()
     if events:

@@ -3,10 +3,10 @@
 -- (one transaction holds at most 65,535 events) and creates perf_approve_seq, which the
 -- pgbench script uses to take them in order.
 WITH inserted AS (
-    INSERT INTO ai_approvals (id, action_type, action_data, summary, requested_by, expires_at)
+    INSERT INTO approvald.approvals (id, action_type, action_data, summary, requested_by, expires_at)
     SELECT md5(g::text)::uuid, 'noop', '{}'::jsonb, 'approval-bench', 'perf', now() + interval '1 day'
     FROM generate_series(:lo, :hi) AS g
     RETURNING *
 )
-INSERT INTO approval_events (approval_id, type, actor, version, approval)
+INSERT INTO approvald.events (approval_id, type, actor, version, approval)
 SELECT id, 'created', requested_by, version, to_jsonb(inserted) || '{"votes": []}' FROM inserted;

@@ -316,7 +316,7 @@ TEST_F(ActionTypesTest, QuorumVotesThenExecutesOnce) {
   EXPECT_EQ(done.decided_by(), "bob");
   EXPECT_EQ(done.votes_size(), 2);
   EXPECT_EQ(Q("SELECT granted_by FROM grants"), "bob");
-  EXPECT_EQ(Q("SELECT string_agg(type, ',' ORDER BY id) FROM approval_events"),
+  EXPECT_EQ(Q("SELECT string_agg(type, ',' ORDER BY id) FROM approvald.events"),
             "created,voted,approved");
   // One reject by an eligible reviewer rejects.
   ASSERT_OK_AND_ASSIGN(v1::Approval b, Create("agent", "grant.role", R"({"role": "admin"})"));
@@ -389,7 +389,7 @@ TEST_F(ActionTypesTest, QuorumTwoOfThreeRacingExecutesOnceAtTheSecondVote) {
     EXPECT_EQ(processed, 1) << "round " << round;
     EXPECT_EQ(Q("SELECT count(*) FROM grants WHERE approval_id = '" + a.id() + "'"), "1");
     EXPECT_EQ(Q("SELECT granted_by FROM grants WHERE approval_id = '" + a.id() + "'"), executor);
-    EXPECT_EQ(Q("SELECT count(*) FROM approval_votes WHERE approval_id = '" + a.id() +
+    EXPECT_EQ(Q("SELECT count(*) FROM approvald.votes WHERE approval_id = '" + a.id() +
                 "' AND voter = 'agent'"),
               "0");
   }

@@ -138,11 +138,11 @@ class DecideAtOnceTest : public ::testing::Test {
             "version || '/' || (detail - 'request_id' - 'call')::text || '/' || (detail ? "
             "'request_id') || '/' || (detail ? 'call') || '/' || (approval - " +
             drop +
-            ")::text, ', ' ORDER BY e.id) FROM approval_events e WHERE e.approval_id = "
+            ")::text, ', ' ORDER BY e.id) FROM approvald.events e WHERE e.approval_id = "
             "a.id) || ' request: ' || coalesce((SELECT string_agg(actor || '/' || "
             "method || '/' || code || '/' || reason || '/' || message || '/' || "
-            "metadata::text, ',') FROM decision_requests d WHERE d.approval_id = a.id), "
-            "'none') FROM ai_approvals a WHERE id = $id",
+            "metadata::text, ',') FROM approvald.decision_requests d WHERE d.approval_id = a.id), "
+            "'none') FROM approvald.approvals a WHERE id = $id",
         id);
   }
 
@@ -208,12 +208,12 @@ TEST_F(DecideAtOnceTest, ARequestIdDecidedAtOnceIsReplayedAndNeverReusedForAnoth
   ASSERT_OK_AND_ASSIGN(v1::Approval again, Approve(*alice_, a.id(), "req-a"));
   EXPECT_EQ(again.status(), v1::APPROVAL_STATUS_APPROVED);
   EXPECT_EQ(again.version(), first.version());
-  EXPECT_EQ(Scalar("SELECT count(*) FROM approval_events WHERE approval_id = $id", a.id()), "2");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM approvald.events WHERE approval_id = $id", a.id()), "2");
   // The same request id on another approval, or by the same actor for another method.
   const v1::Approval b = Create("noop");
   auto reused = Approve(*alice_, b.id(), "req-a");
   EXPECT_CODE(reused, absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", b.id()), "pending");
+  EXPECT_EQ(Scalar("SELECT status FROM approvald.approvals WHERE id = $id", b.id()), "pending");
   // Another actor's request id of the same text is theirs.
   ASSERT_OK(Approve(*bob_, b.id(), "req-a"));
   // A first outcome that was an error is replayed too, even once the call could succeed.
@@ -222,7 +222,7 @@ TEST_F(DecideAtOnceTest, ARequestIdDecidedAtOnceIsReplayedAndNeverReusedForAnoth
   EXPECT_EQ(client::ReasonOf(stale.status()), "VERSION_MISMATCH");
   auto replayed = Approve(*alice_, c.id(), "req-c");
   EXPECT_EQ(client::ReasonOf(replayed.status()), "VERSION_MISMATCH");
-  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", c.id()), "pending");
+  EXPECT_EQ(Scalar("SELECT status FROM approvald.approvals WHERE id = $id", c.id()), "pending");
 }
 
 // A request id whose first use commits while the statement waits for it (another approval):
@@ -233,10 +233,11 @@ TEST_F(DecideAtOnceTest, ARequestIdFirstUsedConcurrentlyElsewhereGetsTheFullPath
   const v1::Approval second = Create("noop");
   auto holder = ts_->db().Connect();
   ASSERT_NE(holder, nullptr);
-  ASSERT_OK(holder->ExecScript(
-      "BEGIN; INSERT INTO decision_requests (actor, request_id, approval_id, method, code) "
-      "VALUES ('alice', 'req-x', '" +
-      first.id() + "', 'approve', 0)"));
+  ASSERT_OK(
+      holder->ExecScript("BEGIN; INSERT INTO approvald.decision_requests (actor, request_id, "
+                         "approval_id, method, code) "
+                         "VALUES ('alice', 'req-x', '" +
+                         first.id() + "', 'approve', 0)"));
   absl::StatusOr<v1::Approval> answer;
   std::thread call([&] { answer = Approve(*alice_, second.id(), "req-x"); });
   // The statement waits on the key the open transaction inserted.
@@ -251,7 +252,8 @@ TEST_F(DecideAtOnceTest, ARequestIdFirstUsedConcurrentlyElsewhereGetsTheFullPath
   ASSERT_OK(holder->ExecScript("COMMIT"));
   call.join();
   EXPECT_CODE(answer, absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", second.id()), "pending");
+  EXPECT_EQ(Scalar("SELECT status FROM approvald.approvals WHERE id = $id", second.id()),
+            "pending");
 }
 
 TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
@@ -287,14 +289,15 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   // Expired by the database clock: EXPIRED, and the expiry is recorded.
   const v1::Approval late = Create("noop");
   Scalar(
-      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' "
+      "UPDATE approvald.approvals SET expires_at = created_at + interval '1 microsecond' "
       "WHERE id = $id RETURNING 1",
       late.id());
   auto expired = Approve(*alice_, late.id());
   EXPECT_CODE(expired, absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(client::ReasonOf(expired.status()), "EXPIRED");
-  EXPECT_EQ(Scalar("SELECT status || ' v' || version FROM ai_approvals WHERE id = $id", late.id()),
-            "expired v2");
+  EXPECT_EQ(
+      Scalar("SELECT status || ' v' || version FROM approvald.approvals WHERE id = $id", late.id()),
+      "expired v2");
   EXPECT_EQ(AtOnce(late.id()), "f");
 
   // Already decided, another version, not found.
@@ -320,7 +323,7 @@ TEST_F(DecideAtOnceTest, EveryDecisionItMayNotMakeGetsTheFullPathsAnswer) {
   // Only the requester cancels.
   const v1::Approval other = Create("noop");
   EXPECT_CODE(Cancel(*bob_, other.id()), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(Scalar("SELECT status FROM ai_approvals WHERE id = $id", other.id()), "pending");
+  EXPECT_EQ(Scalar("SELECT status FROM approvald.approvals WHERE id = $id", other.id()), "pending");
 
   // A type whose handler writes is never decided at once.
   const v1::Approval effect = Create("test.effect");
@@ -346,7 +349,7 @@ TEST_F(DecideAtOnceTest, VotesCastBeforeTheQuorumWasLoweredAreInTheAnswerAndTheE
   EXPECT_EQ(AtOnce(quorum.id()), "t");
   ASSERT_EQ(done.votes_size(), 1);
   EXPECT_EQ(done.votes(0).voter(), "alice");
-  EXPECT_EQ(Scalar("SELECT string_agg(v->>'voter', ',') FROM approval_events e, "
+  EXPECT_EQ(Scalar("SELECT string_agg(v->>'voter', ',') FROM approvald.events e, "
                    "jsonb_array_elements(e.approval->'votes') v "
                    "WHERE e.approval_id = $id AND e.type = 'approved'",
                    quorum.id()),

@@ -60,7 +60,7 @@ TEST_P(HandlerErrorsTest, TheCodeDecidesPendingOrFailed) {
   EXPECT_EQ(runs, 1);  // a handler's own "not now" is the caller's to retry, not the store's
   const std::string row = db_->Scalar(
       "SELECT status || ' v' || version || ' ' || coalesce(execution_error, '-') || ' effects ' ||"
-      " (SELECT count(*) FROM handler_errors_effects) FROM ai_approvals WHERE id = '" +
+      " (SELECT count(*) FROM handler_errors_effects) FROM approvald.approvals WHERE id = '" +
       id + "'");
   if (not_now) {
     EXPECT_EQ(decided.status().code(), code) << decided.status();

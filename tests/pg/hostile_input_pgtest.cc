@@ -56,7 +56,7 @@ namespace v1 = approvals::v1;
 namespace pb = google::protobuf;
 using Stub = v1::ApprovalService::Stub;
 
-constexpr char kEvilSql[] = "'; DROP TABLE ai_approvals; --";
+constexpr char kEvilSql[] = "'; DROP TABLE approvald.votes; --";
 
 // A readable label for a (possibly huge or binary) input in failure messages.
 std::string Show(const std::string& s) {
@@ -250,7 +250,7 @@ class HostileInputTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << CodeName(st) << ": " << st.error_message();
     EXPECT_EQ(got.status(), v1::APPROVAL_STATUS_PENDING);
     EXPECT_EQ(got.version(), 1);
-    EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',') FROM approval_events WHERE "
+    EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',') FROM approvald.events WHERE "
                                "approval_id = '" +
                                id + "'"),
               "created");
@@ -314,7 +314,7 @@ TEST_F(HostileInputTest, MessagesOverMaxMessageBytesAreResourceExhaustedAndChang
   watch.set_action_type(huge);
   EXPECT_TRUE(IsPlainError(Watch(Bearer("alice"), watch), grpc::StatusCode::RESOURCE_EXHAUSTED));
 
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
   ExpectUntouched(a.id());
   ExpectStillServing();
@@ -393,9 +393,9 @@ TEST_F(HostileInputTest, OversizedFieldsUnderTheMessageLimitNameTheField) {
   EXPECT_TRUE(IsFieldError(Watch(Bearer("alice"), watch), "action_type"));
 
   // Only the two at-limit creates were written; the target approval is untouched.
-  EXPECT_EQ(Count("ai_approvals"), "3");
+  EXPECT_EQ(Count("approvald.approvals"), "3");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
-  EXPECT_EQ(Count("decision_requests"), "0");
+  EXPECT_EQ(Count("approvald.decision_requests"), "0");
   ExpectUntouched(a.id());
   ExpectStillServing();
 }
@@ -424,7 +424,7 @@ TEST_F(HostileInputTest, OversizedActionDataIsInvalidActionData) {
   EXPECT_TRUE(
       IsFieldError(Create(Bearer("agent"), long_key), "action_data", "INVALID_ACTION_DATA"));
 
-  EXPECT_EQ(Count("ai_approvals"), "0");
+  EXPECT_EQ(Count("approvald.approvals"), "0");
   ExpectStillServing();
 }
 
@@ -453,7 +453,7 @@ TEST_F(HostileInputTest, ActionDataNestedDeeperThanTwentyLevelsIsInvalidActionDa
     EXPECT_TRUE(IsFieldError(Create(Bearer("agent"), NestedLists(levels)), "action_data",
                              "INVALID_ACTION_DATA"));
   }
-  EXPECT_EQ(Count("ai_approvals"), "2");
+  EXPECT_EQ(Count("approvald.approvals"), "2");
   ExpectStillServing();
 }
 
@@ -471,7 +471,7 @@ TEST_F(HostileInputTest, HandSerializedRequestsReachTheServer) {
   get.set_id("00000000-0000-4000-8000-000000000000");
   EXPECT_TRUE(IsPlainError(RawUnary("GetApproval", get.SerializeAsString(), Bearer("alice")),
                            grpc::StatusCode::NOT_FOUND));
-  EXPECT_EQ(ts_->db().Scalar("SELECT summary FROM ai_approvals"), kMarker);
+  EXPECT_EQ(ts_->db().Scalar("SELECT summary FROM approvald.approvals"), kMarker);
 }
 
 // --- Values PostgreSQL or JSON cannot hold -----------------------------------------------------
@@ -521,7 +521,7 @@ TEST_F(HostileInputTest, NonFiniteNumbersInActionDataAreInvalidActionData) {
             std::numeric_limits<double>::lowest());
   EXPECT_EQ(got.action_data().fields().at("tiny").number_value(),
             std::numeric_limits<double>::denorm_min());
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   ExpectStillServing();
 }
 
@@ -546,7 +546,7 @@ TEST_F(HostileInputTest, NulInAnActionDataKeyIsInvalidActionData) {
     EXPECT_TRUE(
         IsFieldError(Create(Bearer("agent"), nested), "action_data", "INVALID_ACTION_DATA"));
   }
-  EXPECT_EQ(Count("ai_approvals"), "0");
+  EXPECT_EQ(Count("approvald.approvals"), "0");
   ExpectStillServing();
 }
 
@@ -603,8 +603,8 @@ TEST_F(HostileInputTest, NulAndControlCharactersInOtherFieldsNameTheField) {
     reject_key.set_request_id(key);
     EXPECT_TRUE(IsFieldError(Reject(Bearer("alice"), reject_key), "request_id"));
   }
-  EXPECT_EQ(Count("ai_approvals"), "1");
-  EXPECT_EQ(Count("decision_requests"), "0");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
+  EXPECT_EQ(Count("approvald.decision_requests"), "0");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
   ExpectUntouched(a.id());
   ExpectStillServing();
@@ -655,7 +655,7 @@ TEST_F(HostileInputTest, MalformedIdsAreInvalidArgumentOnEveryCall) {
     approve.set_id(id);
     EXPECT_TRUE(IsPlainError(Approve(Bearer("alice"), approve), grpc::StatusCode::NOT_FOUND)) << id;
   }
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
   ExpectUntouched(a.id());
   ExpectStillServing();
@@ -695,7 +695,7 @@ TEST_F(HostileInputTest, MalformedForgedAndTamperedPageTokensNameThePageToken) {
                    server::PageTokenCodec("attacker-key").Encode({0, p1.approvals(0).id()}, first));
   // Signed with the server's real key (an insider), but the cursor id is not a UUID.
   const std::string key =
-      ts_->db().Scalar("SELECT value FROM approvald_settings WHERE name = 'page_token_key'");
+      ts_->db().Scalar("SELECT value FROM approvald.settings WHERE name = 'page_token_key'");
   ASSERT_FALSE(key.empty());
   bad.emplace_back(
       "signed, SQL in the cursor",
@@ -724,15 +724,15 @@ TEST_F(HostileInputTest, MalformedForgedAndTamperedPageTokensNameThePageToken) {
   ASSERT_TRUE(List(Bearer("alice"), next, &p2).ok());
   ASSERT_EQ(p2.approvals_size(), 1);
   EXPECT_NE(p2.approvals(0).id(), p1.approvals(0).id());
-  EXPECT_EQ(Count("ai_approvals"), "3");
+  EXPECT_EQ(Count("approvald.approvals"), "3");
   ExpectStillServing();
 }
 
 TEST_F(HostileInputTest, PageSizesAreCappedAt500AndNegativeOnesNameThePageSize) {
   ts_->db().Scalar(
-      "INSERT INTO ai_approvals (action_type, requested_by, expires_at) "
+      "INSERT INTO approvald.approvals (action_type, requested_by, expires_at) "
       "SELECT 'noop', 'agent', now() + interval '1 day' FROM generate_series(1, 510)");
-  ASSERT_EQ(Count("ai_approvals"), "510");
+  ASSERT_EQ(Count("approvald.approvals"), "510");
   for (int size : {std::numeric_limits<int32_t>::max(), 100000, 501}) {
     SCOPED_TRACE(size);
     v1::ListApprovalsRequest req;
@@ -799,8 +799,8 @@ TEST_F(HostileInputTest, APageOfApprovalsAtTheSizeLimitsFitsADefaultClient) {
 
 TEST_F(HostileInputTest, SqlLookingStringsAreStoredAndReturnedVerbatim) {
   const std::string evil = kEvilSql;
-  const std::string bobby = "Robert'); DROP TABLE approval_events;--";
-  const std::string dollars = "$$; DROP TABLE ai_approvals; $$ \\x00 E'\\'' :order_id $1";
+  const std::string bobby = "Robert'); DROP TABLE approvald.events;--";
+  const std::string dollars = "$$; DROP TABLE approvald.approvals; $$ \\x00 E'\\'' :order_id $1";
   const std::string key = "';DROP_TABLE_ai_approvals;--";  // printable, no spaces: a valid key
 
   v1::CreateApprovalRequest req;
@@ -824,15 +824,16 @@ TEST_F(HostileInputTest, SqlLookingStringsAreStoredAndReturnedVerbatim) {
   EXPECT_EQ(again.id(), a.id());
 
   // Stored verbatim (read with psql-like SQL, not through approvald).
-  const std::string where = " FROM ai_approvals WHERE id = '" + a.id() + "'";
+  const std::string where = " FROM approvald.approvals WHERE id = '" + a.id() + "'";
   EXPECT_EQ(ts_->db().Scalar("SELECT summary" + where), evil);
   EXPECT_EQ(ts_->db().Scalar("SELECT idempotency_key" + where), key);
   EXPECT_EQ(ts_->db().Scalar("SELECT action_data->>'note'" + where), evil);
   EXPECT_EQ(ts_->db().Scalar("SELECT action_data->'nested'->>'q'" + where), bobby);
   EXPECT_EQ(ts_->db().Scalar("SELECT action_data->>'dollars'" + where), dollars);
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM ai_approvals, jsonb_object_keys(action_data) k "
-                             "WHERE k = '''; DROP TABLE ai_approvals; --'"),
-            "1");
+  EXPECT_EQ(
+      ts_->db().Scalar("SELECT count(*) FROM approvald.approvals, jsonb_object_keys(action_data) k "
+                       "WHERE k = '''; DROP TABLE approvald.votes; --'"),
+      "1");
   // Returned verbatim.
   v1::Approval got;
   ASSERT_TRUE(Get(Bearer("alice"), a.id(), &got).ok());
@@ -857,9 +858,9 @@ TEST_F(HostileInputTest, SqlLookingStringsAreStoredAndReturnedVerbatim) {
   reject.set_id(b.id());
   reject.set_reason(evil);
   ASSERT_TRUE(Reject(Bearer("alice"), reject).ok());
-  EXPECT_EQ(
-      ts_->db().Scalar("SELECT decision_reason FROM ai_approvals WHERE id = '" + b.id() + "'"),
-      evil);
+  EXPECT_EQ(ts_->db().Scalar("SELECT decision_reason FROM approvald.approvals WHERE id = '" +
+                             b.id() + "'"),
+            evil);
 
   // Where the value is an identifier, it is refused by its pattern before any SQL runs.
   v1::CreateApprovalRequest bad_type;
@@ -873,8 +874,8 @@ TEST_F(HostileInputTest, SqlLookingStringsAreStoredAndReturnedVerbatim) {
   EXPECT_TRUE(IsFieldError(Watch(Bearer("alice"), watch), "action_type"));
 
   // Every table is still there, with exactly what was written.
-  EXPECT_EQ(Count("ai_approvals"), "2");
-  EXPECT_EQ(Count("approval_events"), "4");  // created, approved, created, rejected
+  EXPECT_EQ(Count("approvald.approvals"), "2");
+  EXPECT_EQ(Count("approvald.events"), "4");  // created, approved, created, rejected
   EXPECT_EQ(Count("test_effects"), "1");
   ExpectStillServing();
 }
@@ -931,7 +932,7 @@ TEST_F(HostileInputTest, OutOfRangeNumbersAndEnumsNameTheField) {
   create.mutable_expire_time()->set_nanos(-1);
   EXPECT_TRUE(IsFieldError(Create(Bearer("agent"), create), "expire_time"));
 
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   ExpectUntouched(a.id());
   ExpectStillServing();
 }
@@ -980,7 +981,7 @@ TEST_F(HostileInputTest, MissingAuthorizationIsUnauthenticatedOnEveryCallBeforeV
   watch.set_after_event_id(-1);
   EXPECT_TRUE(IsPlainError(Watch("", watch), grpc::StatusCode::UNAUTHENTICATED));
 
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
   ExpectUntouched(a.id());
   ExpectStillServing();
@@ -1014,7 +1015,7 @@ TEST_F(HostileInputTest, ForgedAndMalformedBearerTokensAreUnauthenticated) {
     EXPECT_TRUE(IsPlainError(Watch(header, v1::WatchApprovalsRequest()),
                              grpc::StatusCode::UNAUTHENTICATED));
   }
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   EXPECT_EQ(ts_->Effects(a.id()), 0);
   ExpectUntouched(a.id());
   ExpectStillServing();
@@ -1049,7 +1050,7 @@ TEST_F(HostileInputTest, ARevokedTokenIsUnauthenticatedAfterAReload) {
   v1::Approval got;
   grpc::Status st = Get(Bearer("bob"), a.id(), &got);
   EXPECT_TRUE(st.ok()) << CodeName(st) << ": " << st.error_message();
-  EXPECT_EQ(Count("ai_approvals"), "1");
+  EXPECT_EQ(Count("approvald.approvals"), "1");
   ExpectUntouched(a.id());
   ExpectStillServing();
 }
@@ -1133,7 +1134,7 @@ TEST(HostileKeyTest, ALongNonAsciiKeyKeepsTheErrorDetailsDecodable) {
     const grpc::Status st = stub->CreateApproval(&ctx, req, &out);
     EXPECT_TRUE(IsFieldError(st, "action_data." + key, "INVALID_ACTION_DATA"));
   }
-  EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM ai_approvals"), "0");
+  EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM approvald.approvals"), "0");
   EXPECT_OK(ts->Client("alice")->ListActionTypes());
 }
 
@@ -1168,7 +1169,7 @@ TEST(HostileKeyTest, ControlCharactersInAKeyCannotForgeALogLine) {
   absl::StatusOr<v1::Approval> r = ts->Client("agent")->Create(req);
   EXPECT_CODE(r, absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client::ReasonOf(r.status()), "INVALID_ACTION_DATA");
-  EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM ai_approvals"), "0");
+  EXPECT_EQ(ts->db().Scalar("SELECT count(*) FROM approvald.approvals"), "0");
   ts.reset();  // every server thread is gone: the log is complete and nobody writes to it
   const std::string text = log.str();
   ASSERT_NE(text.find("rpc method=CreateApproval code=INVALID_ARGUMENT"), std::string::npos)
@@ -1321,8 +1322,8 @@ TEST_F(MutualTlsHostileTest, ClientCertificatesTheCaDidNotSignAreRefusedAtTheHan
   // The trusted certificate still works, and only its approvals exist.
   st = CreateNoop(TlsChannel(Target(), "client"), &mine);
   EXPECT_TRUE(st.ok()) << CodeName(st) << ": " << st.error_message();
-  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "2");
-  EXPECT_EQ(db_->Scalar("SELECT string_agg(DISTINCT requested_by, ',') FROM ai_approvals"),
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "2");
+  EXPECT_EQ(db_->Scalar("SELECT string_agg(DISTINCT requested_by, ',') FROM approvald.approvals"),
             kAgentIdentity);
 }
 
@@ -1332,7 +1333,7 @@ TEST_F(MutualTlsHostileTest, ATlsClientOnAPlaintextPortIsUnavailable) {
   v1::Approval out;
   EXPECT_TRUE(IsPlainError(CreateNoop(TlsChannel(plain->target(), ""), &out, "Bearer tok-agent"),
                            grpc::StatusCode::UNAVAILABLE));
-  EXPECT_EQ(plain->db().Scalar("SELECT count(*) FROM ai_approvals"), "0");
+  EXPECT_EQ(plain->db().Scalar("SELECT count(*) FROM approvald.approvals"), "0");
   absl::StatusOr<v1::ListActionTypesResponse> types = plain->Client("agent")->ListActionTypes();
   EXPECT_OK(types);
 }

@@ -98,7 +98,7 @@ class LostCommitTest : public ::testing::Test {
   std::string Row(const std::string& id) {
     return db_->Scalar(
         "SELECT status || ' v' || version || ' effects ' || (SELECT count(*) "
-        "FROM lost_commit_effects WHERE approval_id = a.id) FROM ai_approvals a "
+        "FROM lost_commit_effects WHERE approval_id = a.id) FROM approvald.approvals a "
         "WHERE id = '" +
         id + "'");
   }
@@ -263,7 +263,7 @@ TEST_P(LostCreateTest, CreateWhoseReplyIsLostReturnsTheApproval) {
   ASSERT_OK(created);
   EXPECT_TRUE(created->created);
   EXPECT_EQ(Row(created->approval.id), "pending v1 effects 0");
-  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "1");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "1");
 }
 
 TEST_P(LostCreateTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
@@ -271,9 +271,9 @@ TEST_P(LostCreateTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
   auto lost = store_->Create(Input());
   EXPECT_EQ(proxy_->cuts(), 1);
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
-  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "0");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "0");
   EXPECT_OK(store_->Create(Input()));
-  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM ai_approvals"), "1");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "1");
 }
 
 INSTANTIATE_TEST_SUITE_P(DeadlineForms, LostCreateTest, ::testing::Bool(),

@@ -20,7 +20,8 @@ class RowLock {
  public:
   RowLock(TestDatabase& db, const std::string& id) : conn_(db.Connect()) {
     EXPECT_OK(conn_->ExecScript("BEGIN"));
-    EXPECT_OK(conn_->ExecScript("SELECT 1 FROM ai_approvals WHERE id = '" + id + "' FOR UPDATE"));
+    EXPECT_OK(
+        conn_->ExecScript("SELECT 1 FROM approvald.approvals WHERE id = '" + id + "' FOR UPDATE"));
   }
   ~RowLock() { (void)conn_->ExecScript("ROLLBACK"); }
 

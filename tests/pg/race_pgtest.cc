@@ -85,10 +85,10 @@ TEST(RaceTest, ThirtyTwoConcurrentApprovesExecuteOnce) {
   }
   EXPECT_EQ(ok, 1);
   EXPECT_EQ(ts->Effects(a.id()), 1);
-  EXPECT_EQ(ts->db().Scalar("SELECT status FROM ai_approvals WHERE id = '" + a.id() + "'"),
+  EXPECT_EQ(ts->db().Scalar("SELECT status FROM approvald.approvals WHERE id = '" + a.id() + "'"),
             "approved");
   EXPECT_EQ(
-      ts->db().Scalar("SELECT count(*) FROM approval_events WHERE approval_id = '" + a.id() + "'"),
+      ts->db().Scalar("SELECT count(*) FROM approvald.events WHERE approval_id = '" + a.id() + "'"),
       "2");
 }
 
@@ -224,13 +224,14 @@ TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) 
     at_once.replace(at_once.find("$id"), 3, "'" + id + "'");
     EXPECT_EQ(ts->db().Scalar(at_once), winner % 4 >= 2 ? "f" : "t") << "round " << round;
     EXPECT_EQ(full_path_executions.load(), winner % 4 == 2 ? 1 : 0) << "round " << round;
-    EXPECT_EQ(ts->db().Scalar("SELECT status || ' v' || version || ' by ' || decided_by || ' ' || "
-                              "(execution_result IS NOT NULL) FROM ai_approvals WHERE id = '" +
-                              id + "'"),
-              want + " v2 by racer" + std::to_string(winner) + " " +
-                  (winner % 2 == 0 ? "true" : "false"));
+    EXPECT_EQ(
+        ts->db().Scalar("SELECT status || ' v' || version || ' by ' || decided_by || ' ' || "
+                        "(execution_result IS NOT NULL) FROM approvald.approvals WHERE id = '" +
+                        id + "'"),
+        want + " v2 by racer" + std::to_string(winner) + " " +
+            (winner % 2 == 0 ? "true" : "false"));
     EXPECT_EQ(ts->db().Scalar("SELECT string_agg(type || ':' || actor, ',' ORDER BY id) FROM "
-                              "approval_events WHERE approval_id = '" +
+                              "approvald.events WHERE approval_id = '" +
                               id + "'"),
               "created:agent," + want + ":racer" + std::to_string(winner));
   }

@@ -25,7 +25,8 @@ TEST(MigratorTest, MigratedDatabaseIsCurrentAndMigrateIsIdempotent) {
 TEST(MigratorTest, RefusesASchemaNewerThanTheBinary) {
   auto db = TestDatabase::Create();
   ASSERT_NE(db, nullptr);
-  db->Scalar("INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')");
+  db->Scalar(
+      "INSERT INTO approvald.schema_migrations (version, name) VALUES (9999, 'from_the_future')");
   auto conn = db->Connect();
   EXPECT_CODE(db::pg::CheckSchema(*conn, db::Migrations()), absl::StatusCode::kFailedPrecondition);
   EXPECT_CODE(db::pg::Migrate(*conn, db::Migrations()), absl::StatusCode::kFailedPrecondition);
@@ -55,7 +56,7 @@ class SchemaTest : public ::testing::Test {
     conn_ = db_->Connect();
     ASSERT_NE(conn_, nullptr);
     id_ = db_->Scalar(
-        "INSERT INTO ai_approvals (action_type, requested_by, expires_at) "
+        "INSERT INTO approvald.approvals (action_type, requested_by, expires_at) "
         "VALUES ('noop', 'agent', now() + interval '1 hour') RETURNING id");
     ASSERT_FALSE(id_.empty());
   }
@@ -69,47 +70,47 @@ class SchemaTest : public ::testing::Test {
 TEST_F(SchemaTest, CheckConstraintsRejectInconsistentRows) {
   const std::string where = " WHERE id = '" + id_ + "'";
   // approved without decided_by / executed_at
-  absl::Status st = Exec("UPDATE ai_approvals SET status = 'approved'" + where);
+  absl::Status st = Exec("UPDATE approvald.approvals SET status = 'approved'" + where);
   EXPECT_CODE(st, absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("23514"), absl::string_view::npos) << st;
   // rejected without a reason
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET status = 'rejected', decided_by = 'bob', "
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET status = 'rejected', decided_by = 'bob', "
                    "decided_at = now()" +
                    where),
               absl::StatusCode::kFailedPrecondition);
   // rejected but executed
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET status = 'rejected', decided_by = 'bob', "
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET status = 'rejected', decided_by = 'bob', "
                    "decided_at = now(), decision_reason = 'no', executed_at = now()" +
                    where),
               absl::StatusCode::kFailedPrecondition);
   // pending with decision fields
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET decided_by = 'bob'" + where),
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET decided_by = 'bob'" + where),
               absl::StatusCode::kFailedPrecondition);
   // cancelled by someone other than the requester
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET status = 'cancelled', decided_by = 'bob', "
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET status = 'cancelled', decided_by = 'bob', "
                    "decided_at = now()" +
                    where),
               absl::StatusCode::kFailedPrecondition);
   // failed without an error
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET status = 'failed', decided_by = 'bob', "
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET status = 'failed', decided_by = 'bob', "
                    "decided_at = now()" +
                    where),
               absl::StatusCode::kFailedPrecondition);
   // unknown status
-  EXPECT_CODE(Exec("UPDATE ai_approvals SET status = 'maybe'" + where),
+  EXPECT_CODE(Exec("UPDATE approvald.approvals SET status = 'maybe'" + where),
               absl::StatusCode::kFailedPrecondition);
   // A consistent decision is accepted.
   EXPECT_OK(
-      Exec("UPDATE ai_approvals SET status = 'approved', decided_by = 'bob', "
+      Exec("UPDATE approvald.approvals SET status = 'approved', decided_by = 'bob', "
            "decided_at = now(), executed_at = now()" +
            where));
 }
 
 TEST_F(SchemaTest, EventsAreAppendOnly) {
-  EXPECT_OK(Exec("INSERT INTO approval_events (approval_id, type, actor, version) VALUES ('" + id_ +
-                 "', 'created', 'agent', 1)"));
-  EXPECT_FALSE(Exec("UPDATE approval_events SET actor = 'mallory'").ok());
-  EXPECT_FALSE(Exec("DELETE FROM approval_events").ok());
+  EXPECT_OK(Exec("INSERT INTO approvald.events (approval_id, type, actor, version) VALUES ('" +
+                 id_ + "', 'created', 'agent', 1)"));
+  EXPECT_FALSE(Exec("UPDATE approvald.events SET actor = 'mallory'").ok());
+  EXPECT_FALSE(Exec("DELETE FROM approvald.events").ok());
 }
 
 // An event that would sort below one already in the log for the same approval (its transaction
@@ -118,25 +119,25 @@ TEST_F(SchemaTest, EventsAreAppendOnly) {
 // happened. Events of other approvals are not concerned.
 TEST_F(SchemaTest, AnApprovalsEventsCannotBeWrittenOutOfOrder) {
   auto event = [&](const std::string& approval, const std::string& id) {
-    return Exec("INSERT INTO approval_events (id, approval_id, type, actor, version) VALUES (" +
+    return Exec("INSERT INTO approvald.events (id, approval_id, type, actor, version) VALUES (" +
                 id + ", '" + approval + "', 'voted', 'bob', 2)");
   };
   EXPECT_OK(event(id_, "(pg_current_xact_id()::text::bigint + 1000) << 16"));
   EXPECT_CODE(event(id_, "DEFAULT"), absl::StatusCode::kAborted);  // 40001: retried
   const std::string other = db_->Scalar(
-      "INSERT INTO ai_approvals (action_type, requested_by, expires_at) "
+      "INSERT INTO approvald.approvals (action_type, requested_by, expires_at) "
       "VALUES ('noop', 'agent', now() + interval '1 hour') RETURNING id");
   EXPECT_OK(event(other, "DEFAULT"));
   EXPECT_OK(event(id_, "((pg_current_xact_id()::text::bigint + 1000) << 16) + 1"));
 }
 
 TEST_F(SchemaTest, IdempotencyKeyIsUniquePerRequester) {
-  EXPECT_OK(Exec("UPDATE ai_approvals SET idempotency_key = 'k' WHERE id = '" + id_ + "'"));
-  EXPECT_CODE(Exec("INSERT INTO ai_approvals (action_type, requested_by, idempotency_key, "
+  EXPECT_OK(Exec("UPDATE approvald.approvals SET idempotency_key = 'k' WHERE id = '" + id_ + "'"));
+  EXPECT_CODE(Exec("INSERT INTO approvald.approvals (action_type, requested_by, idempotency_key, "
                    "expires_at) VALUES ('noop', 'agent', 'k', now() + interval '1 hour')"),
               absl::StatusCode::kAlreadyExists);
   EXPECT_OK(
-      Exec("INSERT INTO ai_approvals (action_type, requested_by, idempotency_key, "
+      Exec("INSERT INTO approvald.approvals (action_type, requested_by, idempotency_key, "
            "expires_at) VALUES ('noop', 'other', 'k', now() + interval '1 hour')"));
 }
 

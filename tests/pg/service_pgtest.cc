@@ -69,7 +69,7 @@ TEST_F(ServiceTest, CreateGetApproveRoundTrip) {
 
   ASSERT_OK_AND_ASSIGN(v1::Approval got, bob_->Get(a.id()));
   EXPECT_EQ(got.SerializeAsString(), approved.SerializeAsString());
-  EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',' ORDER BY id) FROM approval_events"),
+  EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',' ORDER BY id) FROM approvald.events"),
             "created,approved");
 }
 
@@ -110,7 +110,7 @@ TEST_F(ServiceTest, ExpiryIsJudgedByTheDatabaseClockAndRecorded) {
   v1::Approval a = Create("test.effect");
   // Make it expire by the database's clock (the daemon's clock is never consulted).
   ts_->db().Scalar(
-      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' "
+      "UPDATE approvald.approvals SET expires_at = created_at + interval '1 microsecond' "
       "WHERE id = '" +
       a.id() + "'");
   auto r = Approve(*alice_, a.id());
@@ -128,7 +128,7 @@ TEST_F(ServiceTest, ExpiryIsJudgedByTheDatabaseClockAndRecorded) {
   auto rejected = bob_->Reject(reject);
   EXPECT_EQ(client::ReasonOf(rejected.status()), "EXPIRED");
   EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type || ':' || actor, ',' ORDER BY id) FROM "
-                             "approval_events"),
+                             "approvald.events"),
             "created:agent,expired:approvald");
 }
 
@@ -217,7 +217,8 @@ TEST_F(ServiceTest, HandlerSqlErrorIsAPermanentFailure) {
 TEST_F(ServiceTest, ExpiredErrorCarriesTheStateInMetadata) {
   v1::Approval a = Create("test.effect");
   ts_->db().Scalar(
-      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' WHERE id = '" +
+      "UPDATE approvald.approvals SET expires_at = created_at + interval '1 microsecond' WHERE id "
+      "= '" +
       a.id() + "'");
   auto stub = v1::ApprovalService::NewStub(ts_->NewChannel());
   auto decode = [&](const std::string& who) {
@@ -262,7 +263,7 @@ TEST_F(ServiceTest, ASerializationFailureRunsTheWholeTransactionAgain) {
   EXPECT_EQ(approved.version(), 2);
   EXPECT_EQ(ts_->db().Scalar("SELECT last_value FROM test_conflict_probe"), "2");
   EXPECT_EQ(ts_->Effects(a.id()), 1);
-  EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',' ORDER BY id) FROM approval_events "
+  EXPECT_EQ(ts_->db().Scalar("SELECT string_agg(type, ',' ORDER BY id) FROM approvald.events "
                              "WHERE approval_id = '" +
                              a.id() + "'"),
             "created,approved");
@@ -305,7 +306,7 @@ TEST_F(ServiceTest, IdempotentCreate) {
   (*other.mutable_action_data()->mutable_fields())["order_id"].set_number_value(42);
   ASSERT_OK_AND_ASSIGN(v1::Approval bobs, bob_->Create(other));
   EXPECT_NE(bobs.id(), first.id());
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approval_events WHERE type = 'created'"), "2");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approvald.events WHERE type = 'created'"), "2");
 }
 
 TEST_F(ServiceTest, RequestIdReplaysTheFirstAnswer) {
@@ -369,7 +370,7 @@ TEST_F(ServiceTest, PaginationReturnsEveryRowExactlyOnce) {
   std::set<std::string> created;
   for (int i = 0; i < 23; ++i) created.insert(Create(i % 3 == 0 ? "test.effect" : "noop").id());
   // Same created_at for several rows exercises the id tie-breaker.
-  ts_->db().Scalar("UPDATE ai_approvals SET created_at = date_trunc('second', created_at)");
+  ts_->db().Scalar("UPDATE approvald.approvals SET created_at = date_trunc('second', created_at)");
   v1::ListApprovalsRequest req;
   req.set_page_size(5);
   std::set<std::string> seen;
@@ -421,7 +422,7 @@ TEST_F(ServiceTest, PaginationReturnsEveryRowExactlyOnce) {
 
 TEST_F(ServiceTest, BadInputIsInvalidArgumentAndTheServerKeepsServing) {
   EXPECT_CODE(alice_->Get("not-a-uuid"), absl::StatusCode::kInvalidArgument);
-  EXPECT_CODE(Approve(*alice_, "'; DROP TABLE ai_approvals; --"),
+  EXPECT_CODE(Approve(*alice_, "'; DROP TABLE approvald.approvals; --"),
               absl::StatusCode::kInvalidArgument);
 
   v1::CreateApprovalRequest bad_type;
@@ -473,7 +474,7 @@ TEST_F(ServiceTest, BadInputIsInvalidArgumentAndTheServerKeepsServing) {
   // Still serving.
   v1::Approval ok = Create("noop");
   EXPECT_OK(alice_->Get(ok.id()));
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM ai_approvals"), "1");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approvald.approvals"), "1");
 }
 
 TEST_F(ServiceTest, FieldViolationsNameTheField) {

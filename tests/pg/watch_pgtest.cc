@@ -20,81 +20,12 @@
 #include "server/watch/event_hub.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
+#include "tests/testing/watch_stream.h"
 
 namespace approvald::testing {
 namespace {
 
 namespace v1 = approvals::v1;
-
-// Reads a stream on its own thread; the test waits for events with a bounded timeout.
-class Watch {
- public:
-  Watch(TestServer& ts, v1::WatchApprovalsRequest req, const std::string& who = "alice")
-      : stub_(v1::ApprovalService::NewStub(ts.NewChannel())) {
-    ctx_.AddMetadata("authorization", "Bearer tok-" + who);
-    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    reader_ = stub_->WatchApprovals(&ctx_, req);
-    thread_ = std::thread([this] {
-      v1::ApprovalEvent e;
-      while (reader_->Read(&e)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        events_.push_back(e);
-        changed_.notify_all();
-      }
-      grpc::Status st = reader_->Finish();
-      std::lock_guard<std::mutex> lock(mu_);
-      status_ = st;
-      ended_ = true;
-      changed_.notify_all();
-    });
-  }
-  ~Watch() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-
-  // The first `n` events (waits up to 10 s); fewer if the stream ended or time ran out.
-  std::vector<v1::ApprovalEvent> Take(size_t n, absl::Duration timeout = absl::Seconds(10)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                      [&] { return events_.size() >= n || ended_; });
-    std::vector<v1::ApprovalEvent> out;
-    while (!events_.empty() && out.size() < n) {
-      out.push_back(events_.front());
-      events_.pop_front();
-    }
-    return out;
-  }
-  size_t Pending() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_.size();
-  }
-  grpc::Status WaitEnd() {
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait_for(lock, std::chrono::seconds(20), [&] { return ended_; });
-    return status_;
-  }
-
- private:
-  std::unique_ptr<v1::ApprovalService::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::ApprovalEvent>> reader_;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<v1::ApprovalEvent> events_ ABSL_GUARDED_BY(mu_);
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// Waits until the hub has `n` live watchers (the stream is attached).
-bool AwaitWatchers(TestServer& ts, size_t n) {
-  for (int i = 0; i < 1000; ++i) {
-    if (ts.server().hub().sinks() == n) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
 
 class WatchTest : public ::testing::Test {
  protected:
@@ -204,9 +135,9 @@ TEST_F(WatchTest, AnEventIsHeldBackWhileAnOlderTransactionIsOpen) {
   v1::Approval later = Create();
   // T1 now writes its event, below T2's, and is still open.
   ASSERT_OK(t1->ExecScript(
-      "INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) VALUES "
+      "INSERT INTO approvald.approvals (id, action_type, requested_by, expires_at) VALUES "
       "('11111111-1111-4111-8111-111111111111', 'noop', 'agent', now() + interval '1 hour');"
-      "INSERT INTO approval_events (approval_id, type, actor, version) VALUES "
+      "INSERT INTO approvald.events (approval_id, type, actor, version) VALUES "
       "('11111111-1111-4111-8111-111111111111', 'created', 'agent', 1)"));
   // T2's event must not be delivered yet: a reader that resumed after it would lose T1's.
   EXPECT_EQ(watch.Take(1, absl::Milliseconds(500)).size(), 0u);
@@ -312,13 +243,14 @@ TEST_F(WatchTest, ShutdownEndsEveryLiveStreamWithWhereToResume) {
 TEST_F(WatchTest, AStreamStillReplayingWhenTheHubStopsEndsAtItsNextBatch) {
   // 1,500 events in the log: three replay batches of 500.
   ts_->db().Scalar(
-      "WITH inserted AS (INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) "
+      "WITH inserted AS (INSERT INTO approvald.approvals (id, action_type, requested_by, "
+      "expires_at) "
       "SELECT gen_random_uuid(), 'test.effect', 'agent', now() + interval '1 hour' "
-      "FROM generate_series(1, 1500) RETURNING *), events AS (INSERT INTO approval_events "
+      "FROM generate_series(1, 1500) RETURNING *), events AS (INSERT INTO approvald.events "
       "(approval_id, type, actor, version, approval) SELECT id, 'created', requested_by, version, "
       "to_jsonb(inserted) || '{\"votes\": []}' FROM inserted RETURNING id) "
       "SELECT count(*) FROM events");
-  const int64_t first = std::stoll(ts_->db().Scalar("SELECT min(id) FROM approval_events"));
+  const int64_t first = std::stoll(ts_->db().Scalar("SELECT min(id) FROM approvald.events"));
   ts_->server().hub().Stop();  // shutting down
   v1::WatchApprovalsRequest resume;
   resume.set_after_event_id(first - 1);
@@ -361,8 +293,8 @@ TEST_F(WatchTest, SweeperExpiresEachDueApprovalExactlyOnceAcrossReplicas) {
   for (int i = 0; i < kDue; ++i) Create("noop");
   Create("noop");  // not due
   ts_->db().Scalar(
-      "UPDATE ai_approvals SET expires_at = created_at + interval '1 microsecond' "
-      "WHERE id IN (SELECT id FROM ai_approvals ORDER BY created_at LIMIT 150)");
+      "UPDATE approvald.approvals SET expires_at = created_at + interval '1 microsecond' "
+      "WHERE id IN (SELECT id FROM approvald.approvals ORDER BY created_at LIMIT 150)");
   // Two "replicas" sweep the same database at once.
   db::pg::ConnectionPool pool_a(ts_->db().dsn(), 2), pool_b(ts_->db().dsn(), 2);
   db::pg::PgApprovalStore store_a(pool_a), store_b(pool_b);
@@ -383,9 +315,11 @@ TEST_F(WatchTest, SweeperExpiresEachDueApprovalExactlyOnceAcrossReplicas) {
   ASSERT_OK(ra);
   ASSERT_OK(rb);
   EXPECT_EQ(*ra + *rb, kDue);
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM ai_approvals WHERE status = 'expired'"), "150");
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approval_events WHERE type = 'expired'"), "150");
-  EXPECT_EQ(ts_->db().Scalar("SELECT count(DISTINCT approval_id) FROM approval_events "
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approvald.approvals WHERE status = 'expired'"),
+            "150");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(*) FROM approvald.events WHERE type = 'expired'"),
+            "150");
+  EXPECT_EQ(ts_->db().Scalar("SELECT count(DISTINCT approval_id) FROM approvald.events "
                              "WHERE type = 'expired'"),
             "150");
   ASSERT_OK_AND_ASSIGN(int again, sweeper_a.SweepOnce());
@@ -573,8 +507,10 @@ class CountingSink : public server::EventSink {
 void CommitEvent(TestDatabase& db, const std::string& id) {
   auto conn = db.Connect();
   ASSERT_OK(conn->ExecScript(absl::StrCat(
-      "BEGIN; INSERT INTO ai_approvals (id, action_type, requested_by, expires_at) VALUES ('", id,
-      "', 'noop', 'agent', now() + interval '1 hour'); INSERT INTO approval_events (approval_id, "
+      "BEGIN; INSERT INTO approvald.approvals (id, action_type, requested_by, expires_at) VALUES "
+      "('",
+      id,
+      "', 'noop', 'agent', now() + interval '1 hour'); INSERT INTO approvald.events (approval_id, "
       "type, actor, version) VALUES ('",
       id, "', 'created', 'agent', 1); COMMIT")));
 }
@@ -589,7 +525,7 @@ TEST(EventHubTest, NoNotifyTriggerSlowsCommitsAndTheListenerPollsTheLog) {
           db::Query{
               "notify_triggers",
               "SELECT count(*)::int AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
-              "WHERE t.tgrelid = 'approval_events'::regclass AND p.prosrc LIKE '%pg_notify%'"},
+              "WHERE t.tgrelid = 'approvald.events'::regclass AND p.prosrc LIKE '%pg_notify%'"},
           {}));
   EXPECT_EQ(rows.GetInt(0, "n").value_or(-1), 0);
 

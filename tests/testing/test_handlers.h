@@ -21,13 +21,13 @@ inline constexpr char kCreateEffectsTable[] =
 /// (current_query(), the prepared statement's text) in decision_statements, so that a test can
 /// tell which path decided an approval: DecidedAtOnce(id) below.
 inline constexpr char kLogDecisionStatements[] =
-    "CREATE TABLE decision_statements (approval_id uuid NOT NULL, status text NOT NULL, "
+    "CREATE TABLE public.decision_statements (approval_id uuid NOT NULL, status text NOT NULL, "
     "statement text NOT NULL); "
-    "CREATE FUNCTION log_decision_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "INSERT INTO decision_statements VALUES (NEW.id, NEW.status, current_query()); "
+    "CREATE FUNCTION public.log_decision_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO public.decision_statements VALUES (NEW.id, NEW.status, current_query()); "
     "RETURN NULL; END $$; "
-    "CREATE TRIGGER log_decision_statement AFTER UPDATE ON ai_approvals FOR EACH ROW "
-    "EXECUTE FUNCTION log_decision_statement()";
+    "CREATE TRIGGER log_decision_statement AFTER UPDATE ON approvald.approvals FOR EACH ROW "
+    "EXECUTE FUNCTION public.log_decision_statement()";
 /// A query for one text: 'true' if approval $id reached its final status by
 /// db/queries/decide_at_once.sql, 'false' if by another statement, NULL if not decided.
 inline constexpr char kDecidedAtOnce[] =

@@ -6,8 +6,8 @@ Run client/python/generate.sh first (or point APPROVALD_PY_GEN at its output): t
 protobuf and gRPC modules are not committed. See client/python/README.md.
 """
 
-from .client import (ApprovalClient, error_details_pb2, error_info, pb, pb_grpc, status_details,
-                     status_pb2)
+from .client import (ApprovalClient, error_details_pb2, error_info, is_final, pb, pb_grpc,
+                     status_details, status_pb2)
 
-__all__ = ["ApprovalClient", "error_info", "status_details", "pb", "pb_grpc", "status_pb2",
-           "error_details_pb2"]
+__all__ = ["ApprovalClient", "error_info", "is_final", "status_details", "pb", "pb_grpc",
+           "status_pb2", "error_details_pb2"]

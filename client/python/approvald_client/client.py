@@ -14,6 +14,7 @@ client/python/gen (generate.sh's default output) is tried last.
 import datetime
 import os
 import sys
+import time
 
 import grpc
 
@@ -81,12 +82,25 @@ def _status(value):
     return pb.ApprovalStatus.Value(name)
 
 
+# Keepalive pings every 30 s, with or without data, so that a watch that waits for hours notices
+# a dead connection (approvald accepts pings this often).
+_CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30000),
+    ("grpc.keepalive_timeout_ms", 10000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+def is_final(status):
+    """Whether an ApprovalStatus is final (approved, rejected, expired, cancelled, failed)."""
+    return status not in (pb.APPROVAL_STATUS_UNSPECIFIED, pb.APPROVAL_STATUS_PENDING)
+
+
 class ApprovalClient:
     """A client of approvals.v1.ApprovalService.
 
-    target: "host:port". token: the bearer token. timeout: the deadline of each call, in
-    seconds. credentials: grpc.ChannelCredentials (e.g. grpc.ssl_channel_credentials(ca)) for
-    TLS; None means plaintext.
+    target: "host:port". token: the bearer token. timeout: the deadline of each unary call, in
+    seconds (watch() has none unless given one). credentials: grpc.ChannelCredentials (e.g.
+    grpc.ssl_channel_credentials(ca)) for TLS; None means plaintext.
     """
 
     def __init__(self, target, token, timeout=10, credentials=None):
@@ -94,9 +108,9 @@ class ApprovalClient:
         self.timeout = timeout
         self._metadata = (("authorization", "Bearer " + token),)
         if credentials is None:
-            self.channel = grpc.insecure_channel(target)
+            self.channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         else:
-            self.channel = grpc.secure_channel(target, credentials)
+            self.channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
         self.stub = pb_grpc.ApprovalServiceStub(self.channel)
 
     def close(self):
@@ -134,11 +148,13 @@ class ApprovalClient:
     def get(self, approval_id, timeout=None):
         return self._call(self.stub.GetApproval, pb.GetApprovalRequest(id=approval_id), timeout)
 
-    def list(self, statuses=(), action_type="", page_size=0, page_token="", timeout=None):
+    def list(self, statuses=(), action_type="", page_size=0, page_token="", requested_by="",
+             decided_by="", timeout=None):
         """One page, newest first: a ListApprovalsResponse (approvals, next_page_token)."""
         req = pb.ListApprovalsRequest(statuses=[_status(s) for s in statuses],
                                       action_type=action_type, page_size=page_size,
-                                      page_token=page_token)
+                                      page_token=page_token, requested_by=requested_by,
+                                      decided_by=decided_by)
         return self._call(self.stub.ListApprovals, req, timeout)
 
     def approve(self, approval_id, comment="", expected_version=0, request_id="", timeout=None):
@@ -161,12 +177,59 @@ class ApprovalClient:
         resp = self._call(self.stub.ListActionTypes, pb.ListActionTypesRequest(), timeout)
         return list(resp.action_types)
 
-    def watch(self, after_event_id=0, statuses=(), action_type="", timeout=None):
+    def watch(self, after_event_id=0, statuses=(), action_type="", approval_ids=(),
+              requested_by="", timeout=None):
         """A WatchApprovals stream: iterate it for ApprovalEvents, call .cancel() to stop.
 
-        Like every call it has a deadline (the client's timeout unless `timeout` is given); when
-        it passes, or the server ends the stream, iterating raises grpc.RpcError. Resume with
-        after_event_id set to the last event_id handled."""
+        No deadline unless `timeout` (seconds) is given: the stream stays open while events
+        come or not (keepalive pings watch the connection). When the server ends the stream
+        (it restarts, or the watcher fell too far behind), iterating raises grpc.RpcError:
+        resume with after_event_id set to the last event_id handled. With approval_ids and
+        after_event_id 0, the stream starts with every event those approvals already have."""
         req = pb.WatchApprovalsRequest(statuses=[_status(s) for s in statuses],
-                                       action_type=action_type, after_event_id=after_event_id)
-        return self._call(self.stub.WatchApprovals, req, timeout)
+                                       action_type=action_type, after_event_id=after_event_id,
+                                       approval_ids=list(approval_ids),
+                                       requested_by=requested_by)
+        return self.stub.WatchApprovals(req, metadata=self._metadata, timeout=timeout)
+
+    def wait(self, approval_id, timeout=None):
+        """Blocks until the approval is final and returns it (an Approval: check .status).
+
+        timeout: seconds, or None to wait as long as it takes; when it passes, raises
+        TimeoutError. A dropped stream is resumed where it stopped. Errors that waiting cannot
+        fix (NOT_FOUND, UNAUTHENTICATED, ...) raise grpc.RpcError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining():
+            if deadline is None:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("approval %s is still pending" % approval_id)
+            return left
+
+        left = remaining()
+        approval = self.get(approval_id, timeout=self.timeout if left is None
+                            else min(self.timeout, left))
+        if is_final(approval.status):
+            return approval
+        after, backoff = 0, 0.2
+        while True:
+            stream = self.watch(after_event_id=after, approval_ids=[approval.id],
+                                timeout=remaining())
+            try:
+                for event in stream:
+                    after, backoff = event.event_id, 0.2
+                    if is_final(event.approval.status):
+                        stream.cancel()
+                        return event.approval
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise TimeoutError("approval %s is still pending" % approval_id) from err
+                if err.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                      grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+                    raise
+            left = remaining()
+            time.sleep(backoff if left is None else min(backoff, left))
+            backoff = min(backoff * 2, 5)
