@@ -88,6 +88,14 @@ class DecisionRules {
   }
 };
 
+/// Some approvals' events (ApprovalStore::ReadEventsOf).
+struct EventsOf {
+  std::vector<EventRecord> events;  ///< in id order
+  /// Every deliverable event of these approvals up to this id is in `events` (or was before
+  /// the `after_id` asked for): a reader of the whole log may go on from here.
+  int64_t read_to = 0;
+};
+
 struct ListCursor {
   int64_t create_time_micros = 0;
   std::string id;
@@ -142,10 +150,10 @@ class ApprovalStore {
   virtual absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                               absl::Time deadline) = 0;
 
-  /// Where a stream of these approvals' events starts (an event id after which every event of
-  /// theirs lies): just before the first event of each, or, for an id with no event yet (an
-  /// approval not created or not committed yet), no later than the newest deliverable event.
-  virtual absl::StatusOr<int64_t> EventsStartOf(const std::vector<std::string>& approval_ids,
+  /// As ReadEvents, only the events of `approval_ids` (read by approval, not by scanning the
+  /// log).
+  virtual absl::StatusOr<EventsOf> ReadEventsOf(const std::vector<std::string>& approval_ids,
+                                                int64_t after_id, int limit,
                                                 absl::Time deadline) = 0;
 
   /// The id of the newest committed event, deliverable or not (0 if the log is empty): no

@@ -21,8 +21,8 @@ class PgApprovalStore final : public ApprovalStore {
                                                       absl::Time deadline) override;
   absl::StatusOr<std::map<std::string, int>> ExpireDue(int batch) override;
   absl::StatusOr<int64_t> NewestEventId(absl::Time deadline) override;
-  absl::StatusOr<int64_t> EventsStartOf(const std::vector<std::string>& approval_ids,
-                                        absl::Time deadline) override;
+  absl::StatusOr<EventsOf> ReadEventsOf(const std::vector<std::string>& approval_ids,
+                                        int64_t after_id, int limit, absl::Time deadline) override;
 
  private:
   // What a decision answers if its COMMIT, lost with the connection, turns out to have

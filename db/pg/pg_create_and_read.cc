@@ -1,6 +1,8 @@
 // PgApprovalStore: creating approvals, reading them and the event log, expiry and settings
 // (the decisions are in pg_approval_store.cc, a lost COMMIT's settling in lost_commit.cc).
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "db/errors.h"
 #include "db/pg/approval_row.h"
@@ -127,11 +129,28 @@ absl::StatusOr<std::vector<EventRecord>> PgApprovalStore::ReadEvents(int64_t aft
   return ReadEventBatch(*lease, after_id, limit);
 }
 
-absl::StatusOr<int64_t> PgApprovalStore::EventsStartOf(const std::vector<std::string>& approval_ids,
+absl::StatusOr<EventsOf> PgApprovalStore::ReadEventsOf(const std::vector<std::string>& approval_ids,
+                                                       int64_t after_id, int limit,
                                                        absl::Time deadline) {
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
-  ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kEventsStart, {TextArray(approval_ids)}));
-  return rows.GetInt(0, "start");
+  ASSIGN_OR_RETURN(Rows rows,
+                   lease->Exec(queries::kReadEventsOf, {absl::StrCat(after_id), absl::StrCat(limit),
+                                                        TextArray(approval_ids)}));
+  EventsOf out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i == 0) {
+      ASSIGN_OR_RETURN(out.read_to, rows.GetInt(0, "read_to"));
+    }
+    if (!rows.Get(i, "id")) continue;  // no event: the row of read_to alone
+    ASSIGN_OR_RETURN(EventRecord e, ParseEventRow(rows, i));
+    out.events.push_back(std::move(e));
+  }
+  // A full batch was read up to its last event only.
+  if (!out.events.empty() && static_cast<int>(out.events.size()) >= limit) {
+    out.read_to = out.events.back().id;
+  }
+  out.read_to = std::max(out.read_to, after_id);
+  return out;
 }
 
 absl::StatusOr<int64_t> PgApprovalStore::NewestEventId(absl::Time deadline) {

@@ -1,8 +1,26 @@
--- Moves a locked approval ($1, read at version $2) to its final status $3 and appends the event
--- (see approval_decide in 0007_decide_function.sql). Returns no row if the version moved, which
--- the caller treats as a bug.
+-- Moves a locked approval ($1, read at version $2) to its final status $3 and appends the event,
+-- in one statement. Returns no row if the version moved, which the caller treats as a bug.
 -- $4 decided_by (NULL for expiry), $5 decision reason, $6 execution result (jsonb),
 -- $7 execution error, $8 the event's actor, $9 request id, $10 the deciding call's token (see
--- decide_at_once.sql).
-SELECT (d.decided).*, d.votes
-FROM approvald.approval_decide($1::uuid, $2::bigint, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) d
+-- decide_at_once.sql). The columns a decision writes are fragments/decision_columns.sql, shared
+-- with decide_at_once.sql.
+WITH decided AS (
+    UPDATE approvald.approvals
+    -- @include decision_columns
+        execution_result = $6::jsonb,
+        execution_error = $7
+    WHERE id = $1::uuid AND version = $2::integer
+    RETURNING *
+), votes AS (
+    SELECT approvald.approval_votes_json(id) AS list FROM decided  -- once, for event and answer
+), event AS (
+    INSERT INTO approvald.events (approval_id, type, actor, version, detail, approval)
+    SELECT id, status, $8, version,
+           jsonb_strip_nulls(jsonb_build_object('reason', $5::text, 'error', $7::text,
+                                                'request_id', $9::text, 'call', $10::text)),
+           to_jsonb(decided) || jsonb_build_object('votes', (SELECT list FROM votes))
+    FROM decided
+    RETURNING id
+)
+SELECT decided.*, (SELECT id FROM event) AS event_id, (SELECT list FROM votes) AS votes
+FROM decided

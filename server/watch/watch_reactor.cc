@@ -42,21 +42,11 @@ void WatchReactor::Begin() {
     FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "approvald is shutting down"));
     return;
   }
-  // With approval ids and no resume point, the replay task first finds where their events
-  // start, so that "create, then watch it" misses nothing.
+  // With approval ids and no resume point: replayed from their first event (read by approval,
+  // so from 0 costs nothing), so that "create, then watch it" misses nothing.
   std::lock_guard<std::mutex> lock(mu_);
   cursor_ = last_sent_ = start;
-  start_known_ = start != 0;
   ScheduleReplay();
-}
-
-absl::Status WatchReactor::FindStart() {
-  const std::vector<std::string> ids(filter_.approval_ids().begin(), filter_.approval_ids().end());
-  ASSIGN_OR_RETURN(int64_t start, store_.EventsStartOf(ids, absl::Now() + absl::Seconds(30)));
-  std::lock_guard<std::mutex> lock(mu_);
-  cursor_ = last_sent_ = start;
-  start_known_ = true;
-  return absl::OkStatus();
 }
 
 void WatchReactor::ScheduleReplay() {
@@ -75,8 +65,17 @@ absl::Status WatchReactor::ReadMore(int64_t from) {
   size_t rows = bytes_per_event_ == 0 ? 16 : kReplayBytes / std::max<size_t>(bytes_per_event_, 1);
   rows = std::clamp<size_t>(rows, 1, std::min<size_t>(kReplayBatch, limits_.max_events));
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  ASSIGN_OR_RETURN(std::vector<db::EventRecord> batch,
-                   store_.ReadEvents(from, static_cast<int>(rows), deadline));
+  std::vector<db::EventRecord> batch;
+  if (filter_.approval_ids_size() > 0) {
+    const std::vector<std::string> ids(filter_.approval_ids().begin(),
+                                       filter_.approval_ids().end());
+    ASSIGN_OR_RETURN(db::EventsOf of,
+                     store_.ReadEventsOf(ids, from, static_cast<int>(rows), deadline));
+    batch = std::move(of.events);
+    read_to_ = of.read_to;
+  } else {
+    ASSIGN_OR_RETURN(batch, store_.ReadEvents(from, static_cast<int>(rows), deadline));
+  }
   // A resume point beyond every event ever committed was never given to anyone (a typo, or a
   // database restored from an older backup): refused, rather than waiting for events that may
   // never come.
@@ -103,12 +102,6 @@ absl::Status WatchReactor::ReadMore(int64_t from) {
 
 void WatchReactor::ReplayBatch() {
   absl::Status st;
-  bool start_known = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    start_known = start_known_ || finished_;
-  }
-  if (!start_known) st = FindStart();
   int64_t from = 0;
   bool finished = false;
   {
@@ -144,6 +137,8 @@ void WatchReactor::ReplayBatch() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Queued& item : converted) Enqueue(std::move(item));
+    // Read by approval: the log up to read_to_ holds nothing more for this stream.
+    if (!finished_ && pending_.empty()) cursor_ = std::max(cursor_, read_to_);
     if (!finished_ && !st.ok() && st.code() == absl::StatusCode::kInvalidArgument) {
       FinishOnce(ToGrpcStatus(st));
     } else if (!finished_ && !st.ok()) {

@@ -28,8 +28,8 @@ struct WatchLimits {
   MemoryBudget* budget = nullptr;       ///< replay buffers of every stream (null: unbounded)
 };
 
-/// One WatchApprovals stream. With after_event_id = K (or, with approval_ids and K = 0, from just
-/// before the first event of those approvals) it replays events after K from the log in
+/// One WatchApprovals stream. With after_event_id = K (or approval_ids, from K = 0: every event
+/// they have, read by approval rather than by scanning the log) it replays events after K in
 /// bounded batches (on the executor, paced by the client's reads), then attaches to the hub
 /// with no gap and no duplicate (events are deduplicated by id). A replay batch holds at most
 /// about kReplayBytes of converted events (records are read from the log in batches sized by
@@ -78,8 +78,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   // when they are all the log holds now, and charges them to the budget. INVALID_ARGUMENT for a
   // resume point beyond the newest event; RESOURCE_EXHAUSTED when the budget is spent.
   absl::Status ReadMore(int64_t from);
-  // Sets the cursor where the events of the watched approvals start (replay task only).
-  absl::Status FindStart();
   void Enqueue(Queued item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(const Queued& item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClearQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,11 +103,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<approvals::v1::Approv
   std::deque<db::EventRecord> pending_;  ///< read from the log, not yet converted
   size_t pending_charge_ = 0;            ///< their HeldBytes, charged to the budget
   bool log_exhausted_ = false;           ///< the last read returned all the log had
-  size_t bytes_per_event_ = 0;           ///< what the last records read weighed, on average
+  int64_t read_to_ = 0;         ///< approval_ids: the log holds nothing more for us up to here
+  size_t bytes_per_event_ = 0;  ///< what the last records read weighed, on average
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;  ///< attached to the hub
   bool replay_scheduled_ ABSL_GUARDED_BY(mu_) = false;
-  bool start_known_ ABSL_GUARDED_BY(mu_) = true;  ///< false until FindStart ran (approval_ids)
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  ///< OnDone ran; the last replay task deletes us
 };

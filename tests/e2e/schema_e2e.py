@@ -247,7 +247,7 @@ class SchemaTest(harness.DatabaseTestCase):
                     "CREATE TABLE approvald.x (i integer)",
                     "DELETE FROM approvald.events",
                     "TRUNCATE approvald.votes",
-                    "DROP FUNCTION approvald.approval_decide"):
+                    "DROP FUNCTION approvald.approval_votes_json"):
             run = subprocess.run(["psql", as_runtime, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c",
                                   sql], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(run.returncode, 0, sql)

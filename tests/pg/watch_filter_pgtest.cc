@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/ascii.h"
+#include "db/pg/connection_pool.h"
+#include "db/pg/pg_approval_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 #include "tests/testing/watch_stream.h"
@@ -99,6 +101,30 @@ TEST_F(WatchFilterTest, AWatchOfAnIdWithNoEventWaitsForIt) {
   ASSERT_TRUE(AwaitWatchers(*ts_, 1));
   Create();
   EXPECT_EQ(watch.Take(1, absl::Milliseconds(300)).size(), 0u);
+}
+
+// The replay of a few approvals reads them by approval: their events only, and how far the log
+// holds nothing more for them (read_to), however long the rest of the log is.
+TEST_F(WatchFilterTest, TheStoreReadsTheEventsOfSomeApprovalsOnly) {
+  const v1::Approval mine = Create();
+  for (int i = 0; i < 30; ++i) Create("carol");
+  Approve(mine.id());
+  db::pg::ConnectionPool pool(ts_->db().dsn(), 1);
+  db::pg::PgApprovalStore store(pool);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  ASSERT_OK_AND_ASSIGN(db::EventsOf all, store.ReadEventsOf({mine.id()}, 0, 10, deadline));
+  ASSERT_EQ(all.events.size(), 2u);
+  EXPECT_EQ(all.events[0].type, "created");
+  EXPECT_EQ(all.events[1].type, "approved");
+  EXPECT_EQ(all.read_to, all.events[1].id);  // the approval is the newest event
+  ASSERT_OK_AND_ASSIGN(db::EventsOf first, store.ReadEventsOf({mine.id()}, 0, 1, deadline));
+  ASSERT_EQ(first.events.size(), 1u);
+  EXPECT_EQ(first.read_to, first.events[0].id);  // a full batch: read up to its last event
+  ASSERT_OK_AND_ASSIGN(
+      db::EventsOf none,
+      store.ReadEventsOf({"00000000-0000-4000-8000-000000000001"}, 0, 10, deadline));
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_EQ(none.read_to, all.read_to);  // nothing for it up to the newest event
 }
 
 TEST_F(WatchFilterTest, ByRequester) {

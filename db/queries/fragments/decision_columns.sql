@@ -1,0 +1,6 @@
+SET status = $3,
+        decided_by = $4,
+        decided_at = now(),
+        decision_reason = $5,
+        executed_at = CASE WHEN $3 = 'approved' THEN now() END,
+        version = version + 1,
