@@ -10,9 +10,8 @@
 namespace approvald::db {
 
 /// JSON text <-> google.protobuf.Struct, for the jsonb columns that hold action_data, execution
-/// results, votes and event snapshots. On RapidJSON's SAX reader and writer, straight to and
-/// from the Struct: protobuf's own JSON utilities go through a type resolver and cost more CPU
-/// than the rest of a decision (tests/perf).
+/// results, votes and event snapshots. A direct writer and parser: protobuf's own JSON utilities
+/// go through a type resolver and cost more CPU than the rest of a decision (tests/perf).
 
 /// Appends `value` as compact JSON. INVALID_ARGUMENT if it has no JSON form: a number that is NaN
 /// or infinite, or a Value with no kind set. Bytes of a string that are not UTF-8 are written
