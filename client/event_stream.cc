@@ -42,10 +42,8 @@ absl::Status FollowEvents(v1::ApprovalService::Stub& stub, const std::string& to
     }
     std::cerr << "approvalctl: stream ended ("
               << absl::StatusCodeToString(static_cast<absl::StatusCode>(code))
-              << (st.error_message().empty() ? "" : ": " + st.error_message()) << "); resuming"
-              << (req.after_event_id() > 0 ? " after event " + std::to_string(req.after_event_id())
-                                           : "")
-              << "\n";
+              << (st.error_message().empty() ? "" : ": " + st.error_message())
+              << "); resuming after event " << req.after_event_id() << "\n";
     absl::SleepFor(std::min(backoff, deadline - absl::Now()));
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
