@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -51,6 +52,23 @@ def wait_until(condition, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def read_in_background(stream):
+    """Reads a gRPC response stream on a daemon thread: returns (items, thread); items gets
+    each message, then the grpc.StatusCode the stream ended with, if it ended with an error."""
+    import grpc
+    items = []
+
+    def read():
+        try:
+            for item in stream:
+                items.append(item)
+        except grpc.RpcError as err:
+            items.append(err.code())
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return items, thread
 
 
 def logged_port(log_path):

@@ -223,17 +223,8 @@ class ReplicasTest(harness.DatabaseTestCase):
 
         # A watcher on replica 1. It starts "from now on", so probe until it is live: an
         # approval created through replica 2 shows up on it.
-        events = []
         stream = self.client(replicas[1], "agent").watch(action_type="effect.write", timeout=120)
-
-        def read():
-            try:
-                for event in stream:
-                    events.append(event)
-            except grpc.RpcError as err:
-                events.append(err.code())
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        events, reader = harness.read_in_background(stream)
         probes = []
         deadline = time.time() + 15
         while True:

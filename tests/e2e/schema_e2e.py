@@ -11,6 +11,7 @@
    resumes from a pre-upgrade event id with nothing skipped or repeated.
 3. The roles of deploy/postgres/roles.sql: migrate as the owner, serve every RPC and the
    example actions as the runtime role, which cannot drop, alter or empty approvald's tables.
+4. --db-schema: another schema holds everything, and bad names are refused.
 
 usage: schema_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
 """
@@ -254,6 +255,24 @@ class SchemaTest(harness.DatabaseTestCase):
             self.assertTrue(re.search(r"permission denied|must be owner", run.stderr),
                             sql + ": " + run.stderr)
 
+
+    def test_4_another_schema(self):
+        dsn = self.new_database()
+        for bad in ("public", "pg_x", "Upper", "a-b", ""):
+            run = subprocess.run([APPROVALD, "migrate", "--dsn", dsn, "--db-schema=" + bad],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(run.returncode, 2, bad + ": " + run.stderr)
+            self.assertIn("--db-schema", run.stderr)
+        self.psql_file(EXAMPLE_SCHEMA, dsn)
+        d = harness.Approvald(APPROVALD, dsn, self.tokens_file, CONFIG, self.tmp, name="other",
+                              args=("--db-schema=approvals_app",))
+        self.addCleanup(d.stop)
+        self.refund(d.target, 42, 100)
+        # Every statement named approvals_app, none approvald (which does not even exist).
+        self.assertEqual(psql("SELECT count(*) FROM approvals_app.approvals", dsn), [["1"]])
+        self.assertEqual(psql("SELECT count(*) FROM approvals_app.events", dsn), [["2"]])
+        self.assertEqual(psql("SELECT to_regnamespace('approvald') IS NULL", dsn), [["t"]])
+        self.assertEqual(psql("SELECT refunded_cents FROM orders WHERE id = 42", dsn), [["100"]])
 
 if __name__ == "__main__":
     harness.run_tests()

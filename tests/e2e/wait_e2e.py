@@ -105,19 +105,9 @@ class WaitTest(harness.DatabaseTestCase):
             self.assertEqual(agent.wait(a.id).status, pb.APPROVAL_STATUS_REJECTED)
 
     def test_3_an_idle_watch_stays_open(self):
-        import grpc
         with self.client("agent") as agent, self.client("alice") as watcher:
             stream = watcher.watch(action_type="noop")
-            events = []
-
-            def read():
-                try:
-                    for event in stream:
-                        events.append(event)
-                except grpc.RpcError as err:
-                    events.append(err.code())
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
+            events, reader = harness.read_in_background(stream)
             time.sleep(61)  # no events for a minute: keepalive, no deadline
             self.assertEqual(events, [])
             a = agent.create("noop", summary="after a quiet minute")

@@ -16,30 +16,13 @@ namespace {
 
 namespace v1 = approvals::v1;
 
-class WatchFilterTest : public ::testing::Test {
+class WatchFilterTest : public WatchServerTest {
  protected:
-  void SetUp() override {
-    ts_ = TestServer::Start();
-    ASSERT_NE(ts_, nullptr);
-  }
-  v1::Approval Create(const std::string& who = "agent") {
-    v1::CreateApprovalRequest req;
-    req.set_action_type("test.effect");
-    auto r = ts_->Client(who)->Create(req);
-    EXPECT_OK(r);
-    return r.ok() ? *r : v1::Approval();
-  }
-  void Approve(const std::string& id) {
-    v1::ApproveRequest req;
-    req.set_id(id);
-    EXPECT_OK(ts_->Client("alice")->Approve(req));
-  }
   static v1::WatchApprovalsRequest Ids(std::initializer_list<std::string> ids) {
     v1::WatchApprovalsRequest req;
     for (const std::string& id : ids) req.add_approval_ids(id);
     return req;
   }
-  std::unique_ptr<TestServer> ts_;
 };
 
 TEST_F(WatchFilterTest, AWatchOfApprovalIdsStartsWithEveryEventTheyAlreadyHave) {
@@ -107,7 +90,7 @@ TEST_F(WatchFilterTest, AWatchOfAnIdWithNoEventWaitsForIt) {
 // holds nothing more for them (read_to), however long the rest of the log is.
 TEST_F(WatchFilterTest, TheStoreReadsTheEventsOfSomeApprovalsOnly) {
   const v1::Approval mine = Create();
-  for (int i = 0; i < 30; ++i) Create("carol");
+  for (int i = 0; i < 30; ++i) Create("test.effect", "carol");
   Approve(mine.id());
   db::pg::ConnectionPool pool(ts_->db().dsn(), 1);
   db::pg::PgApprovalStore store(pool);
@@ -132,8 +115,8 @@ TEST_F(WatchFilterTest, ByRequester) {
   req.set_requested_by("agent");
   Watch watch(*ts_, req);
   ASSERT_TRUE(AwaitWatchers(*ts_, 1));
-  Create("carol");
-  const v1::Approval mine = Create("agent");
+  Create("test.effect", "carol");
+  const v1::Approval mine = Create("test.effect", "agent");
   auto got = watch.Take(1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].approval().id(), mine.id());
@@ -158,8 +141,8 @@ TEST_F(WatchFilterTest, BadFiltersAreInvalidArgumentsNamingTheField) {
 }
 
 TEST_F(WatchFilterTest, ListByRequesterAndDecider) {
-  const v1::Approval agents = Create("agent");
-  const v1::Approval carols = Create("carol");
+  const v1::Approval agents = Create("test.effect", "agent");
+  const v1::Approval carols = Create("test.effect", "carol");
   Approve(carols.id());
   v1::ListApprovalsRequest by_carol;
   by_carol.set_requested_by("carol");
@@ -181,7 +164,7 @@ TEST_F(WatchFilterTest, ListByRequesterAndDecider) {
 }
 
 TEST_F(WatchFilterTest, APageTokenIsBoundToTheRequesterFilter) {
-  for (int i = 0; i < 3; ++i) Create("agent");
+  for (int i = 0; i < 3; ++i) Create("test.effect", "agent");
   v1::ListApprovalsRequest req;
   req.set_requested_by("agent");
   req.set_page_size(2);

@@ -27,32 +27,7 @@ namespace {
 
 namespace v1 = approvals::v1;
 
-class WatchTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ts_ = TestServer::Start();
-    ASSERT_NE(ts_, nullptr);
-  }
-  v1::Approval Create(const std::string& type = "test.effect") {
-    v1::CreateApprovalRequest req;
-    req.set_action_type(type);
-    auto r = ts_->Client("agent")->Create(req);
-    EXPECT_OK(r);
-    return r.ok() ? *r : v1::Approval();
-  }
-  void Approve(const std::string& id) {
-    v1::ApproveRequest req;
-    req.set_id(id);
-    EXPECT_OK(ts_->Client("alice")->Approve(req));
-  }
-  void Reject(const std::string& id) {
-    v1::RejectRequest req;
-    req.set_id(id);
-    req.set_reason("no");
-    EXPECT_OK(ts_->Client("bob")->Reject(req));
-  }
-  std::unique_ptr<TestServer> ts_;
-};
+using WatchTest = WatchServerTest;
 
 TEST_F(WatchTest, CreatedThenApprovedArriveWithTheApprovalAsItStood) {
   Watch watch(*ts_, v1::WatchApprovalsRequest());

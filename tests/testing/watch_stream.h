@@ -1,6 +1,7 @@
 #pragma once
 
 #include <grpcpp/client_context.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.grpc.pb.h"
+#include "tests/testing/status_matchers.h"
 #include "tests/testing/test_server.h"
 
 namespace approvald::testing {
@@ -88,5 +90,34 @@ inline bool AwaitWatchers(TestServer& ts, size_t n) {
   }
   return false;
 }
+
+/// A test on a TestServer that creates and decides approvals to watch.
+class WatchServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ts_ = TestServer::Start();
+    ASSERT_NE(ts_, nullptr);
+  }
+  approvals::v1::Approval Create(const std::string& type = "test.effect",
+                                 const std::string& requester = "agent") {
+    approvals::v1::CreateApprovalRequest req;
+    req.set_action_type(type);
+    auto r = ts_->Client(requester)->Create(req);
+    EXPECT_OK(r);
+    return r.ok() ? *r : approvals::v1::Approval();
+  }
+  void Approve(const std::string& id) {
+    approvals::v1::ApproveRequest req;
+    req.set_id(id);
+    EXPECT_OK(ts_->Client("alice")->Approve(req));
+  }
+  void Reject(const std::string& id) {
+    approvals::v1::RejectRequest req;
+    req.set_id(id);
+    req.set_reason("no");
+    EXPECT_OK(ts_->Client("bob")->Reject(req));
+  }
+  std::unique_ptr<TestServer> ts_;
+};
 
 }  // namespace approvald::testing
