@@ -6,9 +6,11 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -49,6 +51,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) 
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+// 32 random bytes as hex, from OpenSSL's generator.
+std::string RandomSecret() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();  // no entropy: nothing is safe
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
@@ -164,6 +179,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     ASSIGN_OR_RETURN(s->metrics_server_,
                      MetricsServer::Start(s->config_.metrics_addr, s->metrics_));
   }
+  s->config_.service.gateway_cert_secret = RandomSecret();
   s->service_ = std::make_unique<ApprovalServiceImpl>(
       *s->store_, std::move(registry), s->config_.tokens, PageTokenCodec(std::move(key)),
       *s->executor_, s->config_.service);
@@ -206,6 +222,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     s->health_server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
     s->health_server_->GetHealthCheckService()->SetServingStatus(s->database_up_.load());
   }
+  if (!s->config_.http_listen.empty()) RETURN_IF_ERROR(s->StartGateway());
   if (s->config_.expiry_interval > absl::ZeroDuration()) {
     s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,
                                                   s->config_.service.logger);
@@ -218,6 +235,38 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     s->sweeper_->Start();
   }
   return s;
+}
+
+absl::Status ApprovalServer::StartGateway() {
+  const TlsConfig& tls = config_.tls;
+  GatewayOptions options;
+  options.addr = config_.http_listen;
+  options.max_body = static_cast<size_t>(config_.max_message_bytes);
+  options.budget = budget_.get();
+  options.cert_secret = config_.service.gateway_cert_secret;
+  if (tls.cert_file.empty() && !IsLoopbackAddress(options.addr) && !tls.allow_insecure) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing plaintext HTTP on ", options.addr,
+                     ": serve TLS with --tls-cert/--tls-key, listen on a loopback address, or pass "
+                     "--allow-insecure"));
+  }
+  if (!tls.cert_file.empty()) {
+    // Read at start: unlike the gRPC port, a renewed certificate needs a restart here.
+    ASSIGN_OR_RETURN(options.cert_pem, ReadFile(tls.cert_file, "--tls-cert"));
+    ASSIGN_OR_RETURN(options.key_pem, ReadFile(tls.key_file, "--tls-key"));
+    if (!tls.client_ca_file.empty()) {
+      ASSIGN_OR_RETURN(options.client_ca_pem, ReadFile(tls.client_ca_file, "--tls-client-ca"));
+    }
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the service bounds what it answers
+  ASSIGN_OR_RETURN(
+      gateway_,
+      HttpGateway::Start(
+          std::move(options),
+          *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(kServiceName),
+          server_->InProcessChannel(args)));
+  return absl::OkStatus();
 }
 
 void ApprovalServer::SetDatabaseUp(bool up) {
@@ -248,6 +297,9 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
     // gRPC's shutdown below cancels what is still running; say so rather than stay silent.
     config_.service.logger->warn("shutdown grace over with calls still running; cancelling them");
   }
+  // The HTTP answers of the calls that finished go out through the in-process channel, which
+  // works until gRPC's shutdown.
+  if (gateway_) gateway_->Stop(std::min(absl::Milliseconds(500), deadline - absl::Now()));
   // Then gRPC's own shutdown, with a short deadline: its answers are on their way, and gRPC
   // would otherwise wait for every client to close its connection, idle ones included.
   if (server_) {

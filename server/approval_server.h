@@ -15,6 +15,7 @@
 #include "server/api/approval_service.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
+#include "server/gateway/http_gateway.h"
 #include "server/ops/memory_budget.h"
 #include "server/ops/metrics.h"
 #include "server/ops/metrics_server.h"
@@ -49,6 +50,8 @@ struct ServerConfig {
   /// host:port of a plaintext listener that serves only grpc.health.v1.Health (for probes that
   /// cannot speak TLS, e.g. Kubernetes' grpc probes); empty: off.
   std::string health_listen;
+  /// host:port of the HTTP/JSON gateway (same TLS and tokens as gRPC); empty: off.
+  std::string http_listen;
   absl::Duration expiry_interval = absl::Seconds(1);  ///< zero: no expiry sweeper
   /// What replaying watch streams and list pages may hold in memory in all (MemoryBudget).
   size_t memory_budget_bytes = 128 * 1024 * 1024;
@@ -79,6 +82,8 @@ class ApprovalServer {
   Metrics& metrics() { return metrics_; }
   /// The /metrics port, or 0 without --metrics-addr.
   int metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+  /// The --http-listen port, or 0.
+  int http_port() const { return gateway_ ? gateway_->port() : 0; }
   /// The --health-listen port, or 0.
   int health_port() const { return health_port_; }
 
@@ -88,6 +93,7 @@ class ApprovalServer {
 
  private:
   ApprovalServer() = default;
+  absl::Status StartGateway();
 
   ServerConfig config_;
   std::unique_ptr<db::pg::ConnectionPool> pool_;
@@ -100,6 +106,7 @@ class ApprovalServer {
   Metrics metrics_;
   std::unique_ptr<MemoryBudget> budget_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<HttpGateway> gateway_;         ///< --http-listen
   std::unique_ptr<grpc::Server> health_server_;  ///< --health-listen
   int health_port_ = 0;
   std::atomic<bool> database_up_{true};

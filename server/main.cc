@@ -95,6 +95,9 @@ ABSL_FLAG(bool, log_action_data, false,
 ABSL_FLAG(std::string, health_listen, "",
           "host:port of an extra plaintext listener serving only the health service, for probes "
           "that cannot speak TLS (e.g. Kubernetes grpc probes); empty: off");
+ABSL_FLAG(std::string, http_listen, "",
+          "host:port of the HTTP/JSON gateway: the API as JSON on /v1/... and the watch stream "
+          "as Server-Sent Events, with the same tokens and TLS as gRPC (empty: off)");
 ABSL_FLAG(int, max_message_bytes, kServerDefaults.max_message_bytes,
           "largest accepted request message");
 
@@ -202,6 +205,7 @@ int Serve() {
   }
   config.metrics_addr = absl::GetFlag(FLAGS_metrics_addr);
   config.health_listen = absl::GetFlag(FLAGS_health_listen);
+  config.http_listen = absl::GetFlag(FLAGS_http_listen);
   config.service.log_action_data = absl::GetFlag(FLAGS_log_action_data);
   config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
@@ -233,6 +237,11 @@ int Serve() {
   if ((*server)->health_port() > 0) {
     spdlog::info("health-only listener on {} (health port {})", config.health_listen,
                  (*server)->health_port());
+  }
+  if ((*server)->http_port() > 0) {
+    spdlog::info("HTTP/JSON on {}://{}/v1/ (http port {})",
+                 config.tls.cert_file.empty() ? "http" : "https", config.http_listen,
+                 (*server)->http_port());
   }
   if ((*server)->metrics_port() > 0) {
     spdlog::info("metrics on http://{}/metrics (metrics port {})", config.metrics_addr,

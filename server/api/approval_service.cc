@@ -1,5 +1,6 @@
 #include "server/api/approval_service.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
+#include "server/api/call_metadata.h"
 #include "server/api/decision_rules.h"
 #include "server/api/proto_convert.h"
 #include "server/ops/log_format.h"
@@ -62,12 +64,12 @@ absl::StatusOr<Principal> ApprovalServiceImpl::Authenticate(
     tokens = tokens_;
   }
   if (!tokens) return absl::UnauthenticatedError("no tokens are configured");
-  if (options_.principal_from_cert) {
-    if (std::string identity = CertificateIdentity(*ctx); !identity.empty()) {
-      return tokens->AuthenticateCertificate(identity);
-    }
-  }
   const auto& md = ctx->client_metadata();
+  if (options_.principal_from_cert) {
+    std::string identity = CertificateIdentity(*ctx);
+    if (identity.empty()) identity = GatewayCertificateIdentity(md);
+    if (!identity.empty()) return tokens->AuthenticateCertificate(identity);
+  }
   auto it = md.find("authorization");
   absl::string_view value;
   if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
@@ -83,6 +85,21 @@ std::string ApprovalServiceImpl::CertificateIdentity(const grpc::CallbackServerC
     if (!values.empty()) return std::string(values.front().data(), values.front().size());
   }
   return "";
+}
+
+std::string ApprovalServiceImpl::GatewayCertificateIdentity(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& md) const {
+  // Only the HTTP gateway, in this process, knows the secret; a client that sends this
+  // metadata over the network without it is ignored.
+  const std::string& secret = options_.gateway_cert_secret;
+  auto it = md.find(kGatewayCertKey);
+  if (secret.empty() || it == md.end()) return "";
+  const absl::string_view value(it->second.data(), it->second.size());
+  if (value.size() <= secret.size() + 1 || value[secret.size()] != ' ' ||
+      CRYPTO_memcmp(value.data(), secret.data(), secret.size()) != 0) {
+    return "";
+  }
+  return std::string(value.substr(secret.size() + 1));
 }
 
 std::string ApprovalServiceImpl::RequestId(grpc::CallbackServerContext* ctx) {

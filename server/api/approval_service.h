@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,8 @@ struct ServiceOptions {
   MemoryBudget* budget = nullptr;
   /// mTLS: the verified client certificate names the principal (SAN URI or DNS, else CN).
   bool principal_from_cert = false;
+  /// The secret by which the HTTP gateway vouches for a client certificate it verified.
+  std::string gateway_cert_secret;
   Metrics* metrics = nullptr;
   /// Log each created approval's action_data (off by default: it may hold personal data).
   bool log_action_data = false;
@@ -135,6 +138,9 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                  absl::string_view extra = "") const;
   static std::string RequestId(grpc::CallbackServerContext* ctx);
   static std::string CertificateIdentity(const grpc::CallbackServerContext& ctx);
+  /// The identity of a client certificate that the HTTP gateway verified, or "".
+  std::string GatewayCertificateIdentity(
+      const std::multimap<grpc::string_ref, grpc::string_ref>& md) const;
   absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
                           const approvals::v1::CreateApprovalRequest& req,
                           std::string action_data_json, absl::Time deadline,

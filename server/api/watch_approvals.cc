@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/approval_service.h"
+#include "server/api/call_metadata.h"
 #include "server/status_conversion.h"
 #include "server/watch/watch_reactor.h"
 
@@ -53,6 +54,10 @@ grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchApprovals
         absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
         absl::StrCat(after, " sent=", sent));
   });
+  // Live now: said at once, so that a client (the HTTP gateway) tells a stream that started
+  // from a call that failed.
+  ctx->AddInitialMetadata(kStreamStartedKey, "1");
+  reactor->StartSendInitialMetadata();
   reactor->Begin();
   return reactor;
 }

@@ -1,14 +1,19 @@
 #include "server/ops/http_server.h"
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/ops/http_tls.h"
 #include "server/ops/listen_socket.h"
 #include "spdlog/spdlog.h"
 
@@ -21,9 +26,20 @@ int64_t NowMs() {
       .count();
 }
 
-// A request that gets an answer: the value set as its request context, so that a second call
-// for the same request (libmicrohttpd calls again for each piece of a body) changes nothing.
-int answered_marker;
+/// What libmicrohttpd keeps per request: the exchange, and the bytes of body charged for it.
+struct RequestState {
+  std::shared_ptr<HttpExchange> exchange;
+  size_t charged = 0;
+  bool refused = false;  ///< answered by the server before the body was read
+  bool handed = false;   ///< given to the handler
+  int overflow = 0;      ///< the refusal of a body found too large as it came (413, 503)
+};
+
+MHD_Result CollectPair(void* out, MHD_ValueKind, const char* key, const char* value) {
+  static_cast<std::vector<std::pair<std::string, std::string>>*>(out)->emplace_back(
+      key != nullptr ? key : "", value != nullptr ? value : "");
+  return MHD_YES;
+}
 
 }  // namespace
 
@@ -40,28 +56,79 @@ struct HttpCallbacks {
   }
 
   static MHD_Result Request(void* self, MHD_Connection* connection, const char* url,
-                            const char* method, const char*, const char*, size_t* upload_data_size,
-                            void** request_context) {
-    if (*request_context == &answered_marker) {
-      *upload_data_size = 0;  // a body we do not read
+                            const char* method, const char*, const char* upload_data,
+                            size_t* upload_data_size, void** request_context) {
+    auto* s = static_cast<HttpServer*>(self);
+    auto* state = static_cast<RequestState*>(*request_context);
+    if (state == nullptr) {
+      state = new RequestState{s->Receive(connection, url, method)};
+      *request_context = state;
+      if (state->exchange->answered()) {  // refused on receipt (client certificate)
+        state->refused = true;
+        return state->exchange->QueueOrSuspend() ? MHD_YES : MHD_NO;
+      }
+      // A body announced larger than allowed is refused before it is read.
+      const char* length =
+          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+      uint64_t announced = 0;
+      if (length != nullptr && absl::SimpleAtoi(length, &announced) &&
+          announced > s->options_.max_body) {
+        return Refuse(s, *state, 413, "the request body is larger than this server accepts");
+      }
       return MHD_YES;
     }
-    *request_context = &answered_marker;
-    auto* s = static_cast<HttpServer*>(self);
-    s->Asked(connection);
-    const HttpAnswer answer = s->handler_(method, url);
-    MHD_Response* response = MHD_create_response_from_buffer(
-        answer.body.size(), const_cast<char*>(answer.body.data()), MHD_RESPMEM_MUST_COPY);
-    if (response == nullptr) return MHD_NO;
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, answer.content_type.c_str());
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
-    for (const auto& [name, value] : answer.headers) {
-      MHD_add_response_header(response, name.c_str(), value.c_str());
+    HttpExchange& exchange = *state->exchange;
+    if (*upload_data_size > 0) {
+      const size_t n = *upload_data_size;
+      *upload_data_size = 0;
+      if (state->refused || state->overflow != 0) return MHD_YES;
+      std::string& body = exchange.request_.body;
+      // libmicrohttpd answers only before or after a body: the rest is discarded, then refused.
+      if (body.size() + n > s->options_.max_body) {
+        state->overflow = 413;
+      } else if (s->options_.budget != nullptr && !s->options_.budget->TryTake(n)) {
+        state->overflow = 503;
+      } else {
+        if (s->options_.budget != nullptr) state->charged += n;
+        body.append(upload_data, n);
+      }
+      return MHD_YES;
     }
-    const MHD_Result queued =
-        MHD_queue_response(connection, static_cast<unsigned>(answer.code), response);
-    MHD_destroy_response(response);
-    return queued;
+    if (state->refused) return MHD_YES;
+    if (state->overflow != 0) {
+      return Refuse(s, *state, state->overflow,
+                    state->overflow == 413 ? "the request body is larger than this server accepts"
+                                           : std::string(OverBudgetError().message()));
+    }
+    if (!state->handed) {  // the request is complete: to the handler, once
+      state->handed = true;
+      s->Asked(connection);
+      if (s->stopping_.load()) {
+        exchange.Answer(s->Refuse(503, "approvald is shutting down"));
+      } else {
+        s->handler_(state->exchange);
+      }
+    }
+    return exchange.QueueOrSuspend() ? MHD_YES : MHD_NO;
+  }
+
+  static MHD_Result Refuse(HttpServer* s, RequestState& state, int code,
+                           const std::string& message) {
+    state.refused = true;
+    state.exchange->Answer(s->Refuse(code, message));
+    return state.exchange->QueueOrSuspend() ? MHD_YES : MHD_NO;
+  }
+
+  static void Completed(void* self, MHD_Connection*, void** request_context,
+                        MHD_RequestTerminationCode) {
+    auto* state = static_cast<RequestState*>(*request_context);
+    if (state == nullptr) return;
+    auto* s = static_cast<HttpServer*>(self);
+    state->exchange->Detach();
+    if (s->options_.budget != nullptr) s->options_.budget->Give(state->charged);
+    s->Untrack(state->exchange.get());
+    delete state;
+    *request_context = nullptr;
   }
 
   static void Log(void*, const char* format, va_list args) {
@@ -71,35 +138,150 @@ struct HttpCallbacks {
   }
 };
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& flag,
-                                                              const std::string& addr,
+HttpServer::HttpServer(HttpOptions options, HttpHandler handler, int port)
+    : options_(std::move(options)), handler_(std::move(handler)), port_(port) {}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
                                                               HttpHandler handler) {
-  absl::StatusOr<ListenSocket> listen = ListenOn(flag, addr);
+  if (options.cert_pem.empty() != options.key_pem.empty() ||
+      (options.cert_pem.empty() && !options.client_ca_pem.empty())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.flag, ": a client CA needs a certificate and its key"));
+  }
+  absl::StatusOr<ListenSocket> listen = ListenOn(options.flag, options.addr);
   if (!listen.ok()) return listen.status();
-  std::unique_ptr<HttpServer> s(new HttpServer(std::move(handler), listen->port));
+  std::unique_ptr<HttpServer> s(
+      new HttpServer(std::move(options), std::move(handler), listen->port));
+  const HttpOptions& o = s->options_;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME;
+  if (!o.cert_pem.empty()) flags |= MHD_USE_TLS;
   // The hard limit is above ours, so that a new connection is accepted and can make room.
   constexpr unsigned kHardLimit = kMaxConnections + 64;
+  MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, nullptr}};
+  size_t n = 0;
+  if (!o.cert_pem.empty()) {
+    tls[n++] = {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(o.cert_pem.c_str())};
+    tls[n++] = {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(o.key_pem.c_str())};
+    if (!o.client_ca_pem.empty()) {
+      tls[n++] = {MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(o.client_ca_pem.c_str())};
+    }
+  }
+  tls[n] = {MHD_OPTION_END, 0, nullptr};
   s->daemon_ = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
-      &HttpCallbacks::Request, s.get(), MHD_OPTION_LISTEN_SOCKET, listen->fd,
+      flags, 0, nullptr, nullptr, &HttpCallbacks::Request, s.get(), MHD_OPTION_EXTERNAL_LOGGER,
+      &HttpCallbacks::Log, nullptr, MHD_OPTION_LISTEN_SOCKET, listen->fd,
       MHD_OPTION_CONNECTION_LIMIT, kHardLimit, MHD_OPTION_CONNECTION_TIMEOUT,
       static_cast<unsigned>(kConnectionTimeoutMs / 1000), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       kMaxRequestHead, MHD_OPTION_NOTIFY_CONNECTION, &HttpCallbacks::Notify, s.get(),
-      MHD_OPTION_EXTERNAL_LOGGER, &HttpCallbacks::Log, nullptr, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, &HttpCallbacks::Completed, s.get(), MHD_OPTION_ARRAY, tls,
+      MHD_OPTION_END);
   if (s->daemon_ == nullptr) {
     close(listen->fd);
-    return absl::InternalError(absl::StrCat(flag, ": cannot start the HTTP server on ", addr));
+    return absl::InvalidArgumentError(
+        absl::StrCat(s->options_.flag, ": cannot serve HTTP", o.cert_pem.empty() ? "" : "S", " on ",
+                     s->options_.addr,
+                     o.cert_pem.empty() ? "" : " (is the certificate, key or CA bundle PEM?)"));
   }
   return s;
 }
 
 HttpServer::~HttpServer() { Stop(); }
 
-void HttpServer::Stop() {
-  std::call_once(stop_once_, [this] {
-    if (daemon_ != nullptr) MHD_stop_daemon(daemon_);  // closes the socket and every connection
+void HttpServer::Stop(absl::Duration grace) {
+  std::call_once(stop_once_, [this, grace] {
+    if (daemon_ == nullptr) return;
+    stopping_.store(true);
+    const MHD_socket fd = MHD_quiesce_daemon(daemon_);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    // Streams end at once; answers in flight get the grace, then a 503.
+    const absl::Time deadline = absl::Now() + grace;
+    for (;;) {
+      bool waiting = false;
+      for (const auto& exchange : Tracked()) {
+        if (exchange->streaming()) {
+          exchange->Cancel(Refuse(503, "approvald is shutting down"));
+        } else if (!exchange->answered()) {
+          waiting = true;
+        }
+      }
+      if (!waiting || absl::Now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (const auto& exchange : Tracked()) {
+      exchange->Cancel(Refuse(503, "approvald is shutting down"));
+    }
+    // The answers go out on the server's thread (a client that does not read them gets a
+    // second); libmicrohttpd must not be stopped with a connection still suspended.
+    const absl::Time flushed = absl::Now() + absl::Seconds(1);
+    std::vector<std::shared_ptr<HttpExchange>> left;
+    while (!(left = Tracked()).empty() && absl::Now() < flushed) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (const auto& exchange : left) {
+      while (!exchange->idle()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    MHD_stop_daemon(daemon_);  // closes every connection
     daemon_ = nullptr;
   });
+}
+
+std::shared_ptr<HttpExchange> HttpServer::Receive(MHD_Connection* connection, const char* url,
+                                                  const char* method) {
+  HttpRequest request;
+  request.method = method != nullptr ? method : "";
+  request.path = url != nullptr ? url : "";
+  MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectPair, &request.headers);
+  MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectPair, &request.query);
+  if (const MHD_ConnectionInfo* info =
+          MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+      info != nullptr && info->client_addr != nullptr) {
+    char host[64] = "";
+    const sockaddr* sa = info->client_addr;
+    if (sa->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+      inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+      request.peer = absl::StrCat("ipv4:", host, ":", ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+      request.peer = absl::StrCat("ipv6:[", host, "]:", ntohs(in6->sin6_port));
+    }
+  }
+  absl::Status verified;
+  if (!options_.client_ca_pem.empty()) {
+    absl::StatusOr<std::string> identity = VerifiedClientIdentity(connection);
+    if (identity.ok()) {
+      request.client_identity = std::move(*identity);
+    } else {
+      verified = identity.status();
+    }
+  }
+  auto exchange = std::make_shared<HttpExchange>(std::move(request));
+  exchange->Attach(connection);
+  Track(exchange);
+  if (!verified.ok()) exchange->Answer(Refuse(401, std::string(verified.message())));
+  return exchange;
+}
+
+HttpAnswer HttpServer::Refuse(int code, const std::string& message) const {
+  if (options_.refusal) return options_.refusal(code, message);
+  return HttpAnswer{code, "text/plain; charset=utf-8", message + "\n", {}};
+}
+
+void HttpServer::Track(const std::shared_ptr<HttpExchange>& exchange) {
+  std::lock_guard<std::mutex> lock(exchanges_mu_);
+  exchanges_.push_back(exchange);
+}
+
+void HttpServer::Untrack(HttpExchange* exchange) {
+  std::lock_guard<std::mutex> lock(exchanges_mu_);
+  exchanges_.remove_if([exchange](const auto& e) { return e.get() == exchange; });
+}
+
+std::vector<std::shared_ptr<HttpExchange>> HttpServer::Tracked() {
+  std::lock_guard<std::mutex> lock(exchanges_mu_);
+  return {exchanges_.begin(), exchanges_.end()};
 }
 
 void HttpServer::Opened(MHD_Connection* connection, void** context) {
@@ -109,11 +291,11 @@ void HttpServer::Opened(MHD_Connection* connection, void** context) {
   open_.push_back({info != nullptr ? info->connect_fd : -1, now});
   *context = new std::list<Open>::iterator(std::prev(open_.end()));
   ++live_;
-  // A connection past its time, even one still sending, is closed (libmicrohttpd's own timeout
-  // only closes idle ones); then, if still too many, the one sending its head the longest.
+  // A connection past its time still sending its request is closed (libmicrohttpd's own
+  // timeout only closes idle ones); then, if still too many, the one sending the longest.
   for (Open& o : open_) {
     if (now - o.opened_ms < kConnectionTimeoutMs) break;
-    if (!o.closing) Shut(o);
+    if (!o.closing && !o.asked) Shut(o);
   }
   if (live_ <= kMaxConnections) return;
   for (Open& o : open_) {

@@ -184,7 +184,8 @@ def generate_stubs(root, out):
     base = ["protoc", "--python_out=" + out, "--grpc_python_out=" + out,
             "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"]
     subprocess.run(base + ["-I", os.path.join(root, "proto"), "approvals/v1/approvals.proto",
-                           "google/rpc/status.proto", "google/rpc/error_details.proto"],
+                           "google/rpc/status.proto", "google/rpc/error_details.proto",
+                           "google/api/annotations.proto", "google/api/http.proto"],
                    check=True, timeout=60)
     # From their own folder, so that no package named `grpc` shadows grpcio.
     subprocess.run(base + ["-I", os.path.join(root, "tests", "e2e", "protos"), "health.proto",
@@ -234,6 +235,33 @@ def write_tokens(approvalctl, path, principals):
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return tokens
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate whose SAN URI
+    names the principal, and client certificates for the fallbacks: only a DNS SAN, no SAN (the
+    CN), a URI and a DNS SAN."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=approvald test CA", cwd=d)
+    for name, subj, san in [
+            ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            ("client", "/CN=agent-cn", "subjectAltName=URI:spiffe://approvald.test/agent"),
+            ("stranger", "/CN=stranger", "subjectAltName=DNS:stranger.example"),
+            ("dns-client", "/CN=dns-client-cn", "subjectAltName=DNS:ops.approvald.test"),
+            ("cn-client", "/CN=cn-only-client", "basicConstraints=CA:FALSE"),
+            ("uri-dns-client", "/CN=robot-cn",
+             "subjectAltName=URI:spiffe://approvald.test/robot,DNS:robot.approvald.test")]:
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+                name + ".csr", "-subj", subj, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(san + "\n")
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
+                cwd=d)
 
 
 class Approvald:

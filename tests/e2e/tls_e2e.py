@@ -17,35 +17,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_certs(d):
-    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate whose SAN URI
-    names the principal, and client certificates for the fallbacks: only a DNS SAN, no SAN (the
-    CN), a URI and a DNS SAN."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=approvald test CA", cwd=d)
-    for name, subj, san in [
-            ("server", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-            ("client", "/CN=agent-cn", "subjectAltName=URI:spiffe://approvald.test/agent"),
-            ("stranger", "/CN=stranger", "subjectAltName=DNS:stranger.example"),
-            ("dns-client", "/CN=dns-client-cn", "subjectAltName=DNS:ops.approvald.test"),
-            ("cn-client", "/CN=cn-only-client", "basicConstraints=CA:FALSE"),
-            ("uri-dns-client", "/CN=robot-cn",
-             "subjectAltName=URI:spiffe://approvald.test/robot,DNS:robot.approvald.test")]:
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
-                name + ".csr", "-subj", subj, cwd=d)
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write(san + "\n")
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
-                cwd=d)
-
-
 def make_second_ca(d):
     """Another CA and a server certificate from it: what a renewal swaps in."""
+    openssl = harness.openssl
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca2.key", "-out",
             "ca2.pem", "-days", "2", "-subj", "/CN=approvald test CA 2", cwd=d)
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server2.key", "-out",
@@ -64,7 +38,7 @@ class TlsTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
         cls.set_up_database("tls", APPROVALCTL, {"alice": "approver"}, stubs_root=ROOT)
-        make_certs(cls.tmp)
+        harness.make_certs(cls.tmp)
         with open(cls.tokens_file, "a") as f:
             # The DNS-only certificate's CN and the URI+DNS certificate's DNS name are mapped
             # too, to other principals: the SAN URI comes first, then the DNS name, then the CN.

@@ -30,7 +30,9 @@ UUID = "5a3e5ca8-490b-4c47-a759-cd3b19f2f271"
 def load_protos():
     out = tempfile.mkdtemp(prefix="approvald-seeds-")
     subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out=" + out,
-                    os.path.join(ROOT, "proto/approvals/v1/approvals.proto")], check=True)
+                    os.path.join(ROOT, "proto/approvals/v1/approvals.proto"),
+                    os.path.join(ROOT, "proto/google/api/annotations.proto"),
+                    os.path.join(ROOT, "proto/google/api/http.proto")], check=True)
     sys.path.insert(0, out)
     from approvals.v1 import approvals_pb2  # noqa: E402
     return approvals_pb2, out
