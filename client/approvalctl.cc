@@ -23,6 +23,7 @@
 #include "client/cli_args.h"
 #include "client/event_stream.h"
 #include "client/output.h"
+#include "client/work_command.h"
 
 namespace {
 
@@ -49,10 +50,18 @@ commands:
                               stream events; on a dropped stream, reconnect and resume
                               after the last event printed (with --id: from those
                               approvals' first event unless --after is given)
-  wait ID [--timeout D]       block until the approval is decided, then print it; exit 0
-                              if approved (and executed), 1 if rejected, expired,
+  wait ID [--timeout D]       block until the approval is decided (and its action executed,
+                              for external types), then print it; exit 0 if approved and
+                              executed, 1 if rejected, expired,
                               cancelled or failed, 2 if still pending after D (default:
                               no limit), 3 if it cannot be waited for (unknown id, ...)
+  work --type T[,T2] [--concurrency N] [--lease D] [--fatal-exit 100] [--once] -- CMD ARGS...
+                              run CMD once per approved execution of the types: the
+                              approval as JSON on stdin, APPROVALD_IDEMPOTENCY_KEY (and
+                              _EXECUTION_ID, _APPROVAL_ID, _ACTION_TYPE, _ATTEMPT) in its
+                              environment; exit 0 completes it with stdout (JSON) as the
+                              result, --fatal-exit fails it for good, anything else is
+                              retried; the lease is extended while CMD runs
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
@@ -230,14 +239,14 @@ int Wait(ApprovalClient& client, const std::shared_ptr<grpc::Channel>& channel,
     approvald::client::PrintError(now.status(), json);
     return now.status().code() == absl::StatusCode::kDeadlineExceeded ? 2 : 3;
   }
-  if (approvald::client::IsFinal(now->status())) return exit_code(*now);
+  if (approvald::client::IsFinal(*now)) return exit_code(*now);
   v1::WatchApprovalsRequest req;
   req.add_approval_ids(now->id());  // from its first event: no decision can slip past
   auto stub = v1::ApprovalService::NewStub(channel);
   std::optional<v1::Approval> final_state;
   const absl::Status st = approvald::client::FollowEvents(
       *stub, token, req, deadline, [&](const v1::ApprovalEvent& event) {
-        if (!approvald::client::IsFinal(event.approval().status())) return true;
+        if (!approvald::client::IsFinal(event.approval())) return true;
         final_state = event.approval();
         return false;
       });
@@ -286,7 +295,15 @@ int Decide(ApprovalClient& client, const std::string& command, const CliArgs& ar
 }  // namespace
 
 int main(int argc, char** argv) {
-  const CliArgs args = CliArgs::Parse(argc, argv, {"json", "all", "help"});
+  // `work ... -- CMD ARGS`: what follows `--` is the program's, never approvalctl's options.
+  int own = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--") {
+      own = i;
+      break;
+    }
+  }
+  const CliArgs args = CliArgs::Parse(own, argv, {"json", "all", "help", "once"});
   if (args.Has("help") || args.positional.empty()) {
     std::cout << kUsage;
     return args.positional.empty() && !args.Has("help") ? 2 : 0;
@@ -306,7 +323,12 @@ int main(int argc, char** argv) {
   std::string error;
   std::shared_ptr<grpc::ChannelCredentials> creds = Credentials(args, &error);
   if (!error.empty()) return Usage(error);
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(addr, creds);
+  // Reconnect within seconds once a restarted server is back (gRPC's default backoff grows to
+  // two minutes): a waiting `wait` or `work` resumes promptly.
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(addr, creds, channel_args);
   ApprovalClient client(channel, token, timeout);
   if (command == "create") return Create(client, args, json);
   if (command == "get") {
@@ -321,6 +343,27 @@ int main(int argc, char** argv) {
     ApprovalClient bounded_client(channel, token, std::min(timeout, absl::Seconds(10)));
     return Wait(bounded_client, channel, token, args,
                 bounded ? absl::Now() + timeout : absl::InfiniteFuture(), json);
+  }
+  if (command == "work") {
+    approvald::client::WorkOptions work;
+    work.action_types = absl::StrSplit(args.Get("type").value_or(""), ',', absl::SkipEmpty());
+    for (int i = own + 1; i < argc; ++i) work.command.emplace_back(argv[i]);
+    if (work.action_types.empty()) return Usage("work needs --type T");
+    if (work.command.empty()) return Usage("work needs a program after --: work --type T -- CMD");
+    if (auto c = args.Get("concurrency"); c && (!absl::SimpleAtoi(*c, &work.concurrency) ||
+                                                work.concurrency < 1 || work.concurrency > 256)) {
+      return Usage("--concurrency must be 1 to 256");
+    }
+    if (auto l = args.Get("lease"); l && !absl::ParseDuration(*l, &work.lease)) {
+      return Usage("--lease must be a duration such as 30s");
+    }
+    if (auto f = args.Get("fatal-exit");
+        f && (!absl::SimpleAtoi(*f, &work.fatal_exit_code) || work.fatal_exit_code < 1 ||
+              work.fatal_exit_code > 255)) {
+      return Usage("--fatal-exit must be an exit code, 1 to 255");
+    }
+    work.once = args.Has("once");
+    return approvald::client::RunWork(channel, token, work);
   }
   if (command == "types") {
     auto types = client.ListActionTypes();

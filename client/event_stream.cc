@@ -49,8 +49,13 @@ absl::Status FollowEvents(v1::ApprovalService::Stub& stub, const std::string& to
   }
 }
 
-bool IsFinal(v1::ApprovalStatus status) {
-  return status != v1::APPROVAL_STATUS_PENDING && status != v1::APPROVAL_STATUS_UNSPECIFIED;
+bool IsFinal(const v1::Approval& a) {
+  if (a.status() == v1::APPROVAL_STATUS_PENDING || a.status() == v1::APPROVAL_STATUS_UNSPECIFIED) {
+    return false;
+  }
+  // Approved, but its external execution still under way: not done yet.
+  const v1::ExecutionState x = a.execution().state();
+  return x != v1::EXECUTION_STATE_QUEUED && x != v1::EXECUTION_STATE_RUNNING;
 }
 
 }  // namespace approvald::client

@@ -19,7 +19,8 @@ absl::Status FollowEvents(approvals::v1::ApprovalService::Stub& stub, const std:
                           approvals::v1::WatchApprovalsRequest req, absl::Time deadline,
                           const std::function<bool(const approvals::v1::ApprovalEvent&)>& on_event);
 
-/// Whether `status` is final (approved, rejected, expired, cancelled, failed).
-bool IsFinal(approvals::v1::ApprovalStatus status);
+/// Whether the approval is final: rejected, expired, cancelled, failed, or approved and
+/// executed (an external type's execution has succeeded).
+bool IsFinal(const approvals::v1::Approval& approval);
 
 }  // namespace approvald::client

@@ -31,7 +31,21 @@ struct VoteRecord {
   std::string comment;
 };
 
-/// One row of ai_approvals. JSON columns stay JSON text; the edge converts them.
+/// Execution state names as stored (executions.state, approvals.execution_state).
+inline constexpr absl::string_view kQueued = "queued";
+inline constexpr absl::string_view kRunning = "running";
+inline constexpr absl::string_view kSucceeded = "succeeded";
+
+/// Where the external execution of an approved action is (types with `handler: external`).
+struct ExecutionInfoRecord {
+  std::string id;
+  std::string state;  ///< queued, running, succeeded, failed
+  int attempts = 0;
+  std::optional<std::string> lease_holder;
+  std::optional<absl::Time> lease_expire_time;
+};
+
+/// One row of approvals. JSON columns stay JSON text; the edge converts them.
 struct ApprovalRecord {
   std::string id;
   std::string action_type;
@@ -49,13 +63,16 @@ struct ApprovalRecord {
   std::optional<absl::Time> execute_time;
   std::optional<std::string> execution_result_json;
   std::optional<std::string> execution_error;
-  std::vector<VoteRecord> votes;  ///< oldest first
+  std::vector<VoteRecord> votes;                 ///< oldest first
+  std::optional<ExecutionInfoRecord> execution;  ///< external types, once approved
 };
 
 /// One row of approval_events with the approval as it stood right after it.
 struct EventRecord {
   int64_t id = 0;
-  std::string type;  ///< created, voted, approved, rejected, expired, cancelled, failed
+  /// created, voted, approved, rejected, expired, cancelled, failed, execution_started,
+  /// execution_retry, executed
+  std::string type;
   std::string actor;
   absl::Time time;
   int64_t version = 0;

@@ -64,6 +64,12 @@ struct DecisionPolicy {
   int required_approvals = 1;
 };
 
+/// An approved action that the caller's own workers run (an external type): the decision
+/// enqueues it as an execution, in its transaction, instead of running a handler.
+struct ExternalExecution {
+  int max_attempts = 5;
+};
+
 /// The policy and the action a decision runs with, which the store calls while it holds the
 /// approval's row lock. Implemented by the caller (the service, from handlers/policy.h).
 class DecisionRules {
@@ -76,6 +82,12 @@ class DecisionRules {
   /// JSON object. Its errors follow the handler error contract of handlers/action_handler.h
   /// (ActionHandler::Execute): which leave the approval pending, which make it FAILED.
   virtual absl::StatusOr<std::string> Execute(Tx& tx, const ApprovalRecord& approval) const = 0;
+  /// Approve only, before Execute: an external type's execution to enqueue instead (Execute is
+  /// then not called); nullopt: Execute runs the action.
+  virtual std::optional<ExternalExecution> External(const ApprovalRecord& approval) const {
+    (void)approval;
+    return std::nullopt;
+  }
   /// The decisions Authorize and Execute would allow for any row of some types (see
   /// DecideAtOnce); nullopt: none.
   virtual std::optional<DecideAtOnce> AtOnce() const { return std::nullopt; }
@@ -106,6 +118,7 @@ struct ListInput {
   std::optional<std::string> action_type;
   std::optional<std::string> requested_by;
   std::optional<std::string> decided_by;
+  std::vector<std::string> execution_states;  ///< empty = any (and approvals without one)
   int limit = 50;
   std::optional<ListCursor> after;
   absl::Time deadline = absl::InfiniteFuture();

@@ -13,6 +13,8 @@
 
 namespace approvald::handlers {
 
+struct ExecutorPolicy;  // handlers/external_handler.h
+
 /// Runs one kind of action. Implementations are stateless or internally synchronised: one
 /// instance serves every worker thread at once.
 class ActionHandler {
@@ -49,6 +51,10 @@ class ActionHandler {
   /// Statements the handler runs, prepared at start-up so that a broken one stops the server
   /// (or a config reload) with an error naming the action type.
   virtual std::vector<db::Query> Statements() const { return {}; }
+
+  /// An external type's executor policy (handlers/external_handler.h): approving it enqueues
+  /// an execution for the caller's workers instead of calling Execute. Null for the others.
+  virtual const ExecutorPolicy* executor() const { return nullptr; }
 };
 
 }  // namespace approvald::handlers

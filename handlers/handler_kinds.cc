@@ -6,6 +6,7 @@ std::vector<HandlerKind> BuiltInKinds() {
   return {
       NoopKind(),
       SqlKind(),
+      ExternalKind(),
   };
 }
 

@@ -31,7 +31,8 @@ struct HandlerKind {
 std::vector<HandlerKind> BuiltInKinds();
 
 // The kinds, each defined beside its handler.
-HandlerKind NoopKind();  // noop_handler.cc
-HandlerKind SqlKind();   // sql_kind.cc
+HandlerKind NoopKind();      // noop_handler.cc
+HandlerKind SqlKind();       // sql_kind.cc
+HandlerKind ExternalKind();  // external_handler.cc
 
 }  // namespace approvald::handlers

@@ -26,6 +26,7 @@ namespace approvald::server {
 namespace {
 
 constexpr char kServiceName[] = "approvals.v1.ApprovalService";
+constexpr char kExecutionServiceName[] = "approvals.v1.ExecutionService";
 constexpr unsigned int kTlsRefreshSeconds = 5;
 
 // Prepares each handler statement once, so that a statement that does not prepare (a typo, a
@@ -183,6 +184,9 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->service_ = std::make_unique<ApprovalServiceImpl>(
       *s->store_, std::move(registry), s->config_.tokens, PageTokenCodec(std::move(key)),
       *s->executor_, s->config_.service);
+  s->execution_store_ = std::make_unique<db::pg::PgExecutionStore>(*s->pool_);
+  s->execution_service_ =
+      std::make_unique<ExecutionServiceImpl>(*s->service_, *s->execution_store_, s->hub_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -199,6 +203,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   builder.RegisterService(s->service_.get());
+  builder.RegisterService(s->execution_service_.get());
   {
     std::lock_guard<std::mutex> lock(
         s->health_mu_);  // the listener thread reads server_ for health
@@ -208,6 +213,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", s->config_.listen));
   }
   s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  s->server_->GetHealthCheckService()->SetServingStatus(kExecutionServiceName, true);
   if (!s->config_.health_listen.empty()) {
     // A second, health-only server: it exposes nothing but SERVING / NOT_SERVING.
     grpc::ServerBuilder health;
@@ -260,12 +266,11 @@ absl::Status ApprovalServer::StartGateway() {
   }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // the service bounds what it answers
-  ASSIGN_OR_RETURN(
-      gateway_,
-      HttpGateway::Start(
-          std::move(options),
-          *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(kServiceName),
-          server_->InProcessChannel(args)));
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
+  ASSIGN_OR_RETURN(gateway_, HttpGateway::Start(std::move(options),
+                                                {pool->FindServiceByName(kServiceName),
+                                                 pool->FindServiceByName(kExecutionServiceName)},
+                                                server_->InProcessChannel(args)));
   return absl::OkStatus();
 }
 
@@ -292,6 +297,7 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
   // New calls answer UNAVAILABLE at once; the calls in flight finish, within the grace.
   const absl::Time deadline = absl::Now() + grace;
   if (service_) service_->StartDraining();
+  if (execution_service_) execution_service_->Stop();  // waiting claims answer now
   if (hub_) hub_->Stop();  // ends the live streams, telling each where to resume
   if (service_ && !service_->WaitIdle(deadline) && config_.service.logger) {
     // gRPC's shutdown below cancels what is still running; say so rather than stay silent.

@@ -11,8 +11,10 @@
 #include "absl/time/time.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
+#include "db/pg/pg_execution_store.h"
 #include "handlers/handler_registry.h"
 #include "server/api/approval_service.h"
+#include "server/api/execution_service.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
 #include "server/gateway/http_gateway.h"
@@ -100,6 +102,8 @@ class ApprovalServer {
   std::unique_ptr<db::pg::PgApprovalStore> store_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ApprovalServiceImpl> service_;
+  std::unique_ptr<db::pg::PgExecutionStore> execution_store_;
+  std::unique_ptr<ExecutionServiceImpl> execution_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<ExpirySweeper> sweeper_;

@@ -100,6 +100,16 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
   a.execute_time = *executed;
   a.execution_result_json = rows.Get(row, "execution_result");
   a.execution_error = rows.Get(row, "execution_error");
+  if (const Param& state = rows.Get(row, "execution_state"); state) {
+    ExecutionInfoRecord x;
+    x.id = rows.GetString(row, "execution_id");
+    x.state = *state;
+    ASSIGN_OR_RETURN(int64_t attempts, rows.GetInt(row, "execution_attempts"));
+    x.attempts = static_cast<int>(attempts);
+    x.lease_holder = rows.Get(row, "execution_lease_holder");
+    ASSIGN_OR_RETURN(x.lease_expire_time, OptionalTime(rows, row, "execution_lease_expires_at"));
+    a.execution = std::move(x);
+  }
   if (const Param& votes = rows.Get(row, "votes"); votes) {
     absl::StatusOr<std::vector<VoteRecord>> parsed = ParseVotes(*votes);
     if (!parsed.ok()) return parsed.status();
@@ -133,6 +143,17 @@ absl::StatusOr<ApprovalRecord> ParseApprovalJson(const std::string& json) {
   ASSIGN_OR_RETURN(a.execute_time, JsonTime(s, "executed_at"));
   a.execution_result_json = JsonObject(s, "execution_result");
   a.execution_error = JsonString(s, "execution_error");
+  if (std::optional<std::string> state = JsonString(s, "execution_state")) {
+    ExecutionInfoRecord x;
+    x.id = JsonString(s, "execution_id").value_or("");
+    x.state = *state;
+    if (auto it = s.fields().find("execution_attempts"); it != s.fields().end()) {
+      x.attempts = static_cast<int>(it->second.number_value());
+    }
+    x.lease_holder = JsonString(s, "execution_lease_holder");
+    ASSIGN_OR_RETURN(x.lease_expire_time, JsonTime(s, "execution_lease_expires_at"));
+    a.execution = std::move(x);
+  }
   if (auto it = s.fields().find("votes"); it != s.fields().end() && it->second.has_list_value()) {
     a.votes = VotesFromList(it->second.list_value());
   }

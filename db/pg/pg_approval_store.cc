@@ -86,12 +86,20 @@ absl::StatusOr<ApprovalRecord> RecordDecision(PgTx& tx, const ApprovalRecord& lo
                                               absl::string_view status, Param decided_by,
                                               Param reason, Param result, Param error,
                                               absl::string_view actor, const Param& request_id,
-                                              const std::string& call, bool commit = false) {
-  Params params = {locked.id,           absl::StrCat(locked.version),
-                   std::string(status), std::move(decided_by),
-                   std::move(reason),   std::move(result),
-                   std::move(error),    std::string(actor),
-                   request_id,          call};
+                                              const std::string& call, bool commit = false,
+                                              std::optional<ExternalExecution> external = {}) {
+  Params params = {locked.id,
+                   absl::StrCat(locked.version),
+                   std::string(status),
+                   std::move(decided_by),
+                   std::move(reason),
+                   std::move(result),
+                   std::move(error),
+                   std::string(actor),
+                   request_id,
+                   call,
+                   external ? "true" : "false",
+                   absl::StrCat(external ? external->max_attempts : 1)};
   ASSIGN_OR_RETURN(Rows rows, commit ? tx.ExecAndCommit(queries::kRecordDecision, params)
                                      : tx.Exec(queries::kRecordDecision, params));
   if (rows.empty()) {
@@ -298,7 +306,9 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
   }
 
   Param result;
-  if (in.decision == Decision::kApprove) {
+  std::optional<ExternalExecution> external;
+  if (in.decision == Decision::kApprove) external = rules.External(locked);
+  if (in.decision == Decision::kApprove && !external) {
     HandlerTx htx(tx);
     absl::StatusOr<std::string> executed = rules.Execute(htx, locked);
     absl::Status failure = executed.ok() ? htx.first_error() : executed.status();
@@ -325,7 +335,7 @@ absl::Status PgApprovalStore::DecideInTx(PgTx& tx, const DecideInput& in,
   // The decision, its event (and the request id's record) go out with COMMIT: one round trip.
   ASSIGN_OR_RETURN(out, RecordDecision(tx, locked, TargetStatus(in.decision), in.actor,
                                        Opt(in.reason), result, Param(), in.actor, request_id, call,
-                                       /*commit=*/!in.request_id));
+                                       /*commit=*/!in.request_id, external));
   if (in.request_id) {
     RETURN_IF_ERROR(RecordOutcome(tx, in, locked.id, absl::OkStatus(), /*commit=*/true));
   }

@@ -108,12 +108,14 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
     after_id = in.after->id;
   }
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
-  ASSIGN_OR_RETURN(Rows rows,
-                   lease->Exec(queries::kListApprovals,
-                               {statuses, in.action_type ? Param(*in.action_type) : Param(),
-                                after_micros, after_id, absl::StrCat(in.limit),
-                                in.requested_by ? Param(*in.requested_by) : Param(),
-                                in.decided_by ? Param(*in.decided_by) : Param()}));
+  ASSIGN_OR_RETURN(
+      Rows rows,
+      lease->Exec(
+          queries::kListApprovals,
+          {statuses, in.action_type ? Param(*in.action_type) : Param(), after_micros, after_id,
+           absl::StrCat(in.limit), in.requested_by ? Param(*in.requested_by) : Param(),
+           in.decided_by ? Param(*in.decided_by) : Param(),
+           in.execution_states.empty() ? Param() : Param(TextArray(in.execution_states))}));
   std::vector<ApprovalRecord> out;
   out.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {

@@ -21,6 +21,7 @@
 WITH decided AS (
     UPDATE approvald.approvals
     -- @include decision_columns
+        executed_at = CASE WHEN $3 = 'approved' THEN now() END,
         execution_result = $6::jsonb -> action_type,
         execution_error = NULL
     WHERE id = $1::uuid

@@ -100,6 +100,7 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                                             approvals::v1::ListActionTypesResponse* resp) override;
 
  private:
+  friend class ExecutionServiceImpl;  // shares authentication, dispatch, logs and metrics
   using Work = std::function<absl::Status(absl::Time deadline)>;
 
   // What a call gets once SIGTERM has begun: retryable, elsewhere or after the restart.

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "handlers/external_handler.h"
 #include "server/api/proto_convert.h"
 
 namespace approvald::server {
@@ -35,6 +36,12 @@ absl::StatusOr<std::string> PolicyRules::Execute(db::Tx& tx, const db::ApprovalR
   }
   if (!result.ok()) return result.status();
   return StructToJson(*result);
+}
+
+std::optional<db::ExternalExecution> PolicyRules::External(const db::ApprovalRecord& a) const {
+  const handlers::ActionType* type = registry_->Find(a.action_type);
+  if (type == nullptr || type->handler->executor() == nullptr) return std::nullopt;
+  return db::ExternalExecution{type->handler->executor()->max_attempts};
 }
 
 std::optional<db::DecideAtOnce> PolicyRules::AtOnce() const {

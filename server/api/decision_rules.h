@@ -25,6 +25,7 @@ class PolicyRules final : public db::DecisionRules {
   absl::StatusOr<db::DecisionPolicy> Authorize(const db::ApprovalRecord& a) const override;
   absl::StatusOr<std::string> Execute(db::Tx& tx, const db::ApprovalRecord& a) const override;
   std::optional<db::DecideAtOnce> AtOnce() const override;
+  std::optional<db::ExternalExecution> External(const db::ApprovalRecord& a) const override;
   void Changed(const std::string& type, const std::string& status) const override;
 
  private:

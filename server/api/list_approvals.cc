@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "db/status_macros.h"
 #include "server/api/approval_service.h"
 #include "server/api/proto_convert.h"
@@ -70,6 +72,10 @@ absl::Status ApprovalServiceImpl::ListWork(const v1::ListApprovalsRequest& req, 
   if (!req.action_type().empty()) in.action_type = req.action_type();
   if (!req.requested_by().empty()) in.requested_by = req.requested_by();
   if (!req.decided_by().empty()) in.decided_by = req.decided_by();
+  for (int s : req.execution_states()) {
+    in.execution_states.push_back(
+        absl::AsciiStrToLower(v1::ExecutionState_Name(s).substr(strlen("EXECUTION_STATE_"))));
+  }
   if (!req.page_token().empty()) {
     ASSIGN_OR_RETURN(in.after, page_tokens_.Decode(req.page_token(), req));
   }

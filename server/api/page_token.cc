@@ -36,6 +36,12 @@ std::string Fingerprint(const approvals::v1::ListApprovalsRequest& f) {
   if (!f.decided_by().empty()) {
     absl::StrAppend(&canonical, ";decided_by=", f.decided_by().size(), ":", f.decided_by());
   }
+  if (f.execution_states_size() > 0) {
+    std::vector<int> states(f.execution_states().begin(), f.execution_states().end());
+    std::sort(states.begin(), states.end());
+    absl::StrAppend(&canonical, ";execution_states=");
+    for (int s : states) absl::StrAppend(&canonical, s, ",");
+  }
   return Sha256Hex(canonical).substr(0, 2 * kFingerprintBytes);
 }
 

@@ -1,5 +1,6 @@
 #include "server/api/proto_convert.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "db/struct_json.h"
 
@@ -98,6 +99,22 @@ absl::Status ToProto(const db::ApprovalRecord& r, approvals::v1::Approval* out) 
     *out->mutable_execution_result() = std::move(*result);
   }
   out->set_execution_error(r.execution_error.value_or(""));
+  if (r.execution) {
+    approvals::v1::ExecutionInfo* x = out->mutable_execution();
+    x->set_execution_id(r.execution->id);
+    approvals::v1::ExecutionState state = approvals::v1::EXECUTION_STATE_UNSPECIFIED;
+    approvals::v1::ExecutionState_Parse(
+        absl::StrCat("EXECUTION_STATE_", absl::AsciiStrToUpper(r.execution->state)), &state);
+    x->set_state(state);
+    x->set_attempts(r.execution->attempts);
+    x->set_lease_holder(r.execution->lease_holder.value_or(""));
+    if (r.execution->lease_expire_time) {
+      *x->mutable_lease_expire_time() = ToTimestamp(*r.execution->lease_expire_time);
+    }
+    // While it is retried the approval is still APPROVED: the error is the last attempt's.
+    x->set_last_error(r.execution_error.value_or(""));
+    if (r.status == db::kApproved) out->clear_execution_error();
+  }
   for (const db::VoteRecord& v : r.votes) {
     approvals::v1::Vote* vote = out->add_votes();
     vote->set_voter(v.voter);

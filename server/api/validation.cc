@@ -205,6 +205,13 @@ absl::Status ValidateList(const approvals::v1::ListApprovalsRequest& req) {
   CheckFilters(req.statuses(), req.action_type(), v);
   CheckKey("requested_by", req.requested_by(), kMaxPrincipalBytes, v);
   CheckKey("decided_by", req.decided_by(), kMaxPrincipalBytes, v);
+  for (int i = 0; i < req.execution_states_size(); ++i) {
+    const int s = req.execution_states(i);
+    if (s == approvals::v1::EXECUTION_STATE_UNSPECIFIED ||
+        !approvals::v1::ExecutionState_IsValid(s)) {
+      v.emplace_back(absl::StrCat("execution_states[", i, "]"), "is not an execution state");
+    }
+  }
   if (req.page_size() < 0) v.emplace_back("page_size", "must not be negative");
   if (req.page_token().size() > 1024) v.emplace_back("page_token", "is not a valid page token");
   return Check(v);
@@ -250,6 +257,73 @@ absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, con
   CheckText("reason", req.reason(), limits.max_reason_bytes, v);
   CheckVersion("expected_version", req.expected_version(), v);
   CheckKey("request_id", req.request_id(), limits.max_key_bytes, v);
+  return Check(v);
+}
+
+namespace {
+
+// A duration field that may be unset (0) or within [min, max].
+void CheckDuration(absl::string_view field, const pb::Duration& d, absl::Duration min,
+                   absl::Duration max, Violations& v) {
+  if (d.seconds() == 0 && d.nanos() == 0) return;
+  const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (d.nanos() < 0 || d.nanos() > 999999999 || value < min || value > max) {
+    v.emplace_back(field,
+                   absl::StrCat("must be 0 (the default) or between ", absl::FormatDuration(min),
+                                " and ", absl::FormatDuration(max)));
+  }
+}
+
+void CheckLease(absl::string_view id, absl::string_view token, Violations& v) {
+  CheckId("execution_id", id, v);
+  CheckId("lease_token", token, v);
+}
+
+}  // namespace
+
+absl::Status ValidateClaim(const approvals::v1::ClaimExecutionsRequest& req) {
+  Violations v;
+  if (req.action_types_size() == 0) v.emplace_back("action_types", "must name at least one type");
+  if (req.action_types_size() > kMaxClaimTypes) {
+    v.emplace_back("action_types", absl::StrCat("must name at most ", kMaxClaimTypes));
+  }
+  for (int i = 0; i < req.action_types_size() && i < kMaxClaimTypes; ++i) {
+    if (!handlers::IsValidActionType(req.action_types(i))) {
+      v.emplace_back(absl::StrCat("action_types[", i, "]"), "must match ^[a-z][a-z0-9_.]{0,63}$");
+    }
+  }
+  if (req.max_executions() < 0 || req.max_executions() > kMaxClaimExecutions) {
+    v.emplace_back("max_executions", absl::StrCat("must be 0 (one) to ", kMaxClaimExecutions));
+  }
+  CheckDuration("lease_duration", req.lease_duration(), absl::Seconds(1), absl::Hours(24), v);
+  CheckDuration("wait", req.wait(), absl::Milliseconds(1), kMaxClaimWait, v);
+  return Check(v);
+}
+
+absl::Status ValidateExtend(const approvals::v1::ExtendLeaseRequest& req) {
+  Violations v;
+  CheckLease(req.execution_id(), req.lease_token(), v);
+  CheckDuration("lease_duration", req.lease_duration(), absl::Seconds(1), absl::Hours(24), v);
+  return Check(v);
+}
+
+absl::Status ValidateComplete(const approvals::v1::CompleteExecutionRequest& req,
+                              const Limits& limits, std::string* result_json) {
+  Violations v;
+  CheckLease(req.execution_id(), req.lease_token(), v);
+  if (absl::Status st = Check(v); !st.ok()) return st;
+  absl::Status data = ValidateActionData(req.result(), limits, result_json);
+  if (!data.ok()) {
+    return db::FieldError("result", absl::StrCat("is not a storable result: ", data.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFail(const approvals::v1::FailExecutionRequest& req, const Limits& limits) {
+  Violations v;
+  CheckLease(req.execution_id(), req.lease_token(), v);
+  if (req.error().empty()) v.emplace_back("error", "is required (what went wrong)");
+  CheckText("error", req.error(), limits.max_reason_bytes, v);
   return Check(v);
 }
 

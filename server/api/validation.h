@@ -38,6 +38,17 @@ absl::Status ValidateReject(const approvals::v1::RejectRequest& req, const Limit
 absl::Status ValidateWatch(const approvals::v1::WatchApprovalsRequest& req);
 absl::Status ValidateCancel(const approvals::v1::CancelApprovalRequest& req, const Limits& limits);
 
+inline constexpr int kMaxClaimTypes = 20;
+inline constexpr int kMaxClaimExecutions = 100;
+inline constexpr absl::Duration kMaxClaimWait = absl::Seconds(60);
+
+absl::Status ValidateClaim(const approvals::v1::ClaimExecutionsRequest& req);
+absl::Status ValidateExtend(const approvals::v1::ExtendLeaseRequest& req);
+/// Also the result's size and depth (as action_data's); on success `*result_json` is it.
+absl::Status ValidateComplete(const approvals::v1::CompleteExecutionRequest& req,
+                              const Limits& limits, std::string* result_json);
+absl::Status ValidateFail(const approvals::v1::FailExecutionRequest& req, const Limits& limits);
+
 /// action_data: nesting depth, finite numbers, and size as JSON (the JSON is kept in `*json` if
 /// given, so that the caller need not convert it again).
 absl::Status ValidateActionData(const google::protobuf::Struct& data, const Limits& limits,

@@ -33,9 +33,9 @@ HttpGateway::HttpGateway(GatewayOptions options, HttpRoutes routes,
     : options_(std::move(options)), routes_(std::move(routes)), stub_(std::move(channel)) {}
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
-    GatewayOptions options, const pb::ServiceDescriptor& service,
+    GatewayOptions options, const std::vector<const pb::ServiceDescriptor*>& services,
     std::shared_ptr<grpc::Channel> channel) {
-  absl::StatusOr<HttpRoutes> routes = HttpRoutes::ForService(service);
+  absl::StatusOr<HttpRoutes> routes = HttpRoutes::ForServices(services);
   if (!routes.ok()) return routes.status();
   std::unique_ptr<HttpGateway> g(
       new HttpGateway(std::move(options), std::move(*routes), std::move(channel)));

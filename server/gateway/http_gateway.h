@@ -39,7 +39,8 @@ struct GatewayOptions {
 class HttpGateway {
  public:
   static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(
-      GatewayOptions options, const google::protobuf::ServiceDescriptor& service,
+      GatewayOptions options,
+      const std::vector<const google::protobuf::ServiceDescriptor*>& services,
       std::shared_ptr<grpc::Channel> channel);
   ~HttpGateway();
 

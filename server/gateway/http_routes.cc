@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "db/status_macros.h"
 #include "google/api/annotations.pb.h"
 
 namespace approvald::server {
@@ -55,8 +56,16 @@ absl::StatusOr<HttpRoute> Parse(const pb::MethodDescriptor& method, std::string 
 
 }  // namespace
 
-absl::StatusOr<HttpRoutes> HttpRoutes::ForService(const pb::ServiceDescriptor& service) {
+absl::StatusOr<HttpRoutes> HttpRoutes::ForServices(
+    const std::vector<const pb::ServiceDescriptor*>& services) {
   HttpRoutes routes;
+  for (const pb::ServiceDescriptor* service : services) {
+    RETURN_IF_ERROR(routes.Add(*service));
+  }
+  return routes;
+}
+
+absl::Status HttpRoutes::Add(const pb::ServiceDescriptor& service) {
   for (int i = 0; i < service.method_count(); ++i) {
     const pb::MethodDescriptor& method = *service.method(i);
     if (!method.options().HasExtension(google::api::http)) continue;
@@ -84,9 +93,9 @@ absl::StatusOr<HttpRoutes> HttpRoutes::ForService(const pb::ServiceDescriptor& s
     }
     absl::StatusOr<HttpRoute> route = Parse(method, pattern.first, *pattern.second, rule.body());
     if (!route.ok()) return route.status();
-    routes.routes_.push_back(std::move(*route));
+    routes_.push_back(std::move(*route));
   }
-  return routes;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RouteMatch> HttpRoutes::Match(absl::string_view verb, absl::string_view path) const {

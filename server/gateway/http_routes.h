@@ -32,7 +32,8 @@ class HttpRoutes {
  public:
   /// INVALID_ARGUMENT for a template this gateway does not serve (nested or multi-segment
   /// variables, a field that is not a string of the request).
-  static absl::StatusOr<HttpRoutes> ForService(const google::protobuf::ServiceDescriptor& service);
+  static absl::StatusOr<HttpRoutes> ForServices(
+      const std::vector<const google::protobuf::ServiceDescriptor*>& services);
 
   /// The route for `verb` on `path`; NOT_FOUND when no route has that path, and
   /// UNIMPLEMENTED with the verbs allowed (comma-separated, in the message) when others do.
@@ -41,6 +42,8 @@ class HttpRoutes {
   const std::vector<HttpRoute>& routes() const { return routes_; }
 
  private:
+  absl::Status Add(const google::protobuf::ServiceDescriptor& service);
+
   std::vector<HttpRoute> routes_;
 };
 

@@ -26,6 +26,11 @@ class TestRules final : public db::DecisionRules {
     return execute_(tx, a);
   }
   std::optional<db::DecideAtOnce> AtOnce() const override { return at_once_; }
+  std::optional<db::ExternalExecution> External(const db::ApprovalRecord&) const override {
+    return external_;
+  }
+  /// Approvals are enqueued for external workers (with these settings) instead of executed.
+  void SetExternal(std::optional<db::ExternalExecution> external) { external_ = external; }
   void Changed(const std::string&, const std::string&) const override { changes_.fetch_add(1); }
 
   /// How many changes the store reported.
@@ -34,6 +39,7 @@ class TestRules final : public db::DecisionRules {
  private:
   const ExecuteFn execute_;
   const std::optional<db::DecideAtOnce> at_once_;
+  std::optional<db::ExternalExecution> external_;
   mutable std::atomic<int> changes_{0};
 };
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "handlers/external_handler.h"
 #include "handlers/sql_template.h"
 #include "tests/testing/status_matchers.h"
 
@@ -52,12 +53,39 @@ action_types:
   EXPECT_NE(registry->Find("noop"), nullptr);
 }
 
+TEST(ActionConfigTest, AnExternalTypeHasItsExecutorPolicy) {
+  auto registry = ParseActionConfig(
+      "action_types:\n"
+      "  - name: refund.provider\n"
+      "    handler: external\n"
+      "    executor_roles: [executor]\n"
+      "    lease: 45s\n"
+      "    max_attempts: 7\n"
+      "    backoff: {initial: 2s, max: 1m, jitter: 0}\n",
+      "cfg.yaml");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const ExecutorPolicy* p = (*registry)->Find("refund.provider")->handler->executor();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->executor_roles, std::vector<std::string>{"executor"});
+  EXPECT_EQ(p->lease, absl::Seconds(45));
+  EXPECT_EQ(p->max_attempts, 7);
+  EXPECT_EQ(p->Backoff(1, 0.5), absl::Seconds(2));
+  EXPECT_EQ(p->Backoff(3, 0.5), absl::Seconds(8));
+  EXPECT_EQ(p->Backoff(30, 0.5), absl::Minutes(1));  // capped
+  EXPECT_EQ((*registry)->Find("noop"), nullptr);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: external\n").find("executor_roles"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    lease: 5s\n").find("lease"),
+            std::string::npos);  // only with handler: external
+}
+
 TEST(ActionConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(
       ErrorOf("action_types:\n  - name: a\n    handlr: noop\n"),
       "cfg.yaml:3:5: action_types[0].handlr: unknown key (allowed: additional_parameters, "
-      "allow_self_approval, approver_roles, default_ttl, description, handler, max_ttl, name, "
-      "parameters, requester_roles, required_approvals, sql)");
+      "allow_self_approval, approver_roles, backoff, default_ttl, description, executor_roles, "
+      "handler, lease, max_attempts, max_ttl, name, parameters, requester_roles, "
+      "required_approvals, sql)");
   EXPECT_EQ(ErrorOf("action_types:\n  - name: a\n    parameters:\n      - {name: p, type: text}\n"),
             "cfg.yaml:4:25: action_types[0].parameters[0].type: must be one of string, integer, "
             "number, boolean, object, array");

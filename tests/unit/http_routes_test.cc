@@ -16,9 +16,9 @@ namespace v1 = approvals::v1;
 
 const HttpRoutes& Routes() {
   static const HttpRoutes* routes = [] {
-    auto r = HttpRoutes::ForService(
-        *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            "approvals.v1.ApprovalService"));
+    const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+    auto r = HttpRoutes::ForServices({pool->FindServiceByName("approvals.v1.ApprovalService"),
+                                      pool->FindServiceByName("approvals.v1.ExecutionService")});
     EXPECT_TRUE(r.ok()) << r.status();
     return new HttpRoutes(std::move(*r));
   }();
@@ -32,7 +32,11 @@ std::string MethodOf(absl::string_view verb, absl::string_view path) {
 }
 
 TEST(HttpRoutesTest, EveryMethodHasItsResourcePath) {
-  EXPECT_EQ(Routes().routes().size(), 8u);
+  EXPECT_EQ(Routes().routes().size(), 12u);
+  EXPECT_EQ(MethodOf("POST", "/v1/executions:claim"), "ClaimExecutions");
+  EXPECT_EQ(MethodOf("POST", "/v1/executions/abc:extendLease"), "ExtendLease");
+  EXPECT_EQ(MethodOf("POST", "/v1/executions/abc:complete"), "CompleteExecution");
+  EXPECT_EQ(MethodOf("POST", "/v1/executions/abc:fail"), "FailExecution");
   EXPECT_EQ(MethodOf("POST", "/v1/approvals"), "CreateApproval");
   EXPECT_EQ(MethodOf("GET", "/v1/approvals"), "ListApprovals");
   EXPECT_EQ(MethodOf("GET", "/v1/approvals/abc"), "GetApproval");

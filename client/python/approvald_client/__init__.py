@@ -1,4 +1,4 @@
-"""Python client of approvald (approvals.v1.ApprovalService).
+"""Python client of approvald (approvals.v1.ApprovalService and ExecutionService).
 
     from approvald_client import ApprovalClient, error_info, pb
 
@@ -7,7 +7,8 @@ protobuf and gRPC modules are not committed. See client/python/README.md.
 """
 
 from .client import (ApprovalClient, error_details_pb2, error_info, is_final, pb, pb_grpc,
-                     status_details, status_pb2)
+                     status_details, status_pb2, struct_to_dict)
+from .executions import ClaimedExecution, is_lease_lost
 
-__all__ = ["ApprovalClient", "error_info", "is_final", "status_details", "pb", "pb_grpc",
-           "status_pb2", "error_details_pb2"]
+__all__ = ["ApprovalClient", "ClaimedExecution", "error_info", "is_final", "is_lease_lost",
+           "status_details", "struct_to_dict", "pb", "pb_grpc", "status_pb2", "error_details_pb2"]

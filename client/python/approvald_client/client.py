@@ -1,9 +1,19 @@
-"""ApprovalClient: a thin wrapper around the generated approvals.v1 gRPC stub.
+"""ApprovalClient: a thin wrapper around the generated approvals.v1 gRPC stubs.
 
 Every call carries `authorization: Bearer <token>` and a deadline (the client's `timeout`, or the
 `timeout` given to that call). Errors are the grpc.RpcError of the call; `error_info(err)` reads
 the google.rpc.ErrorInfo (reason, domain, metadata) that approvald puts in the
 `grpc-status-details-bin` trailer.
+
+ApprovalService: create, get, list, approve, reject, cancel, list_action_types, watch, wait.
+ExecutionService (executors of `handler: external` action types): claim, extend_lease, complete,
+fail, and executions(), a worker loop that claims one execution at a time, keeps its lease
+extended while the caller works on it and yields it as a ClaimedExecution (the loop, the lease
+extension and ClaimedExecution are in executions.py):
+
+    for ex in client.executions("refund.provider"):
+        with ex:  # an exception in the block fails it (retryable) and propagates
+            ex.complete(call_the_provider(ex.action_data, ex.idempotency_key))
 
 The generated modules (approvals.v1.approvals_pb2 and _grpc, google.rpc.status_pb2 and
 error_details_pb2) are not part of the package: make them with client/python/generate.sh. They
@@ -17,6 +27,7 @@ import sys
 import time
 
 import grpc
+from google.protobuf import json_format
 
 GEN_ENV = "APPROVALD_PY_GEN"
 _DEFAULT_GEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gen")
@@ -72,14 +83,55 @@ def error_info(rpc_error):
     return None
 
 
-def _status(value):
-    """APPROVAL_STATUS_* from an enum number or a name: 'approved', 'APPROVED' or the full one."""
+def _enum_value(enum, prefix, value):
     if isinstance(value, int):
         return value
     name = str(value).upper()
-    if not name.startswith("APPROVAL_STATUS_"):
-        name = "APPROVAL_STATUS_" + name
-    return pb.ApprovalStatus.Value(name)
+    if not name.startswith(prefix):
+        name = prefix + name
+    return enum.Value(name)
+
+
+def _status(value):
+    """APPROVAL_STATUS_* from an enum number or a name: 'approved', 'APPROVED' or the full one."""
+    return _enum_value(pb.ApprovalStatus, "APPROVAL_STATUS_", value)
+
+
+def _execution_state(value):
+    """EXECUTION_STATE_* from an enum number or a name: 'succeeded', 'QUEUED' or the full one."""
+    return _enum_value(pb.ExecutionState, "EXECUTION_STATE_", value)
+
+
+def _seconds(value):
+    """Seconds (a number or a timedelta) as a float."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def _set_duration(field, value):
+    """Sets a google.protobuf.Duration field from seconds or a timedelta."""
+    if isinstance(value, datetime.timedelta):
+        field.FromTimedelta(value)
+    else:
+        field.FromNanoseconds(int(value * 1e9))
+
+
+def _plain(value):
+    # Struct numbers are doubles: give integral ones back as int (ids, amounts in cents).
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def struct_to_dict(struct):
+    """A google.protobuf.Struct (action_data, execution_result, an execution's result) as a dict
+    of plain Python values; integral numbers come back as int, not float."""
+    return _plain(json_format.MessageToDict(struct))
 
 
 # Keepalive pings every 30 s, with or without data, so that a watch that waits for hours notices
@@ -90,17 +142,26 @@ _CHANNEL_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 
-def is_final(status):
-    """Whether an ApprovalStatus is final (approved, rejected, expired, cancelled, failed)."""
-    return status not in (pb.APPROVAL_STATUS_UNSPECIFIED, pb.APPROVAL_STATUS_PENDING)
+
+def is_final(approval):
+    """Whether an Approval is final: rejected, expired, cancelled, failed, or approved and
+    executed (for an external type, once its execution has succeeded). An ApprovalStatus is
+    accepted too, for types that run in the decision."""
+    if isinstance(approval, int):
+        return approval not in (pb.APPROVAL_STATUS_UNSPECIFIED, pb.APPROVAL_STATUS_PENDING)
+    if approval.status in (pb.APPROVAL_STATUS_UNSPECIFIED, pb.APPROVAL_STATUS_PENDING):
+        return False
+    return approval.execution.state not in (pb.EXECUTION_STATE_QUEUED,
+                                            pb.EXECUTION_STATE_RUNNING)
 
 
 class ApprovalClient:
-    """A client of approvals.v1.ApprovalService.
+    """A client of approvals.v1.ApprovalService and approvals.v1.ExecutionService.
 
     target: "host:port". token: the bearer token. timeout: the deadline of each unary call, in
-    seconds (watch() has none unless given one). credentials: grpc.ChannelCredentials (e.g.
-    grpc.ssl_channel_credentials(ca)) for TLS; None means plaintext.
+    seconds (watch() has none unless given one; a claim() that waits gets its wait on top).
+    credentials: grpc.ChannelCredentials (e.g. grpc.ssl_channel_credentials(ca)) for TLS; None
+    means plaintext.
     """
 
     def __init__(self, target, token, timeout=10, credentials=None):
@@ -112,6 +173,7 @@ class ApprovalClient:
         else:
             self.channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
         self.stub = pb_grpc.ApprovalServiceStub(self.channel)
+        self.execution_stub = pb_grpc.ExecutionServiceStub(self.channel)
 
     def close(self):
         self.channel.close()
@@ -137,10 +199,7 @@ class ApprovalClient:
         if ttl is not None and expire_time is not None:
             raise ValueError("give ttl or expire_time, not both")
         if ttl is not None:
-            if isinstance(ttl, datetime.timedelta):
-                req.ttl.FromTimedelta(ttl)
-            else:
-                req.ttl.FromNanoseconds(int(ttl * 1e9))
+            _set_duration(req.ttl, ttl)
         if expire_time is not None:
             req.expire_time.FromDatetime(expire_time)
         return self._call(self.stub.CreateApproval, req, timeout)
@@ -149,12 +208,16 @@ class ApprovalClient:
         return self._call(self.stub.GetApproval, pb.GetApprovalRequest(id=approval_id), timeout)
 
     def list(self, statuses=(), action_type="", page_size=0, page_token="", requested_by="",
-             decided_by="", timeout=None):
-        """One page, newest first: a ListApprovalsResponse (approvals, next_page_token)."""
+             decided_by="", execution_states=(), timeout=None):
+        """One page, newest first: a ListApprovalsResponse (approvals, next_page_token).
+        execution_states: only approvals whose external execution is in one of these states
+        (enum values or names: 'queued', 'RUNNING', ...)."""
         req = pb.ListApprovalsRequest(statuses=[_status(s) for s in statuses],
                                       action_type=action_type, page_size=page_size,
                                       page_token=page_token, requested_by=requested_by,
-                                      decided_by=decided_by)
+                                      decided_by=decided_by,
+                                      execution_states=[_execution_state(s)
+                                                        for s in execution_states])
         return self._call(self.stub.ListApprovals, req, timeout)
 
     def approve(self, approval_id, comment="", expected_version=0, request_id="", timeout=None):
@@ -211,7 +274,7 @@ class ApprovalClient:
         left = remaining()
         approval = self.get(approval_id, timeout=self.timeout if left is None
                             else min(self.timeout, left))
-        if is_final(approval.status):
+        if is_final(approval):
             return approval
         after, backoff = 0, 0.2
         while True:
@@ -220,7 +283,7 @@ class ApprovalClient:
             try:
                 for event in stream:
                     after, backoff = event.event_id, 0.2
-                    if is_final(event.approval.status):
+                    if is_final(event.approval):
                         stream.cancel()
                         return event.approval
             except grpc.RpcError as err:
@@ -233,3 +296,82 @@ class ApprovalClient:
             left = remaining()
             time.sleep(backoff if left is None else min(backoff, left))
             backoff = min(backoff * 2, 5)
+
+    # ExecutionService: the executors of action types with `handler: external`.
+
+    def claim(self, action_types, max_executions=1, lease=None, wait=None, timeout=None):
+        """Claims up to max_executions due executions of these action types (a name or a list
+        of names), each under a new lease; returns the list of Execution (empty if none is due).
+
+        lease: seconds or a timedelta; None is the type's `lease`. wait: long-poll up to that
+        many seconds (at most 60) for one to become due; None answers at once. The call's
+        deadline is wait plus timeout (the client's timeout unless given), so that a wait that
+        ends empty is not a DEADLINE_EXCEEDED."""
+        if isinstance(action_types, str):
+            action_types = [action_types]
+        req = pb.ClaimExecutionsRequest(action_types=list(action_types),
+                                        max_executions=max_executions)
+        if lease is not None:
+            _set_duration(req.lease_duration, lease)
+        deadline = self.timeout if timeout is None else timeout
+        if wait is not None:
+            _set_duration(req.wait, wait)
+            deadline += _seconds(wait)
+        return list(self._call(self.execution_stub.ClaimExecutions, req, deadline).executions)
+
+    def extend_lease(self, execution, lease=None, timeout=None):
+        """Moves the lease of a claimed Execution to now + lease (seconds or a timedelta; None is
+        the type's `lease`). Returns the Execution. A lease that is no longer this claim's:
+        FAILED_PRECONDITION / LEASE_LOST (see is_lease_lost)."""
+        req = pb.ExtendLeaseRequest(execution_id=execution.execution_id,
+                                    lease_token=execution.lease_token)
+        if lease is not None:
+            _set_duration(req.lease_duration, lease)
+        return self._call(self.execution_stub.ExtendLease, req, timeout)
+
+    def complete(self, execution, result=None, timeout=None):
+        """Records that the claimed Execution's action is done, with result (a JSON-like dict).
+        Returns the Execution. Repeating it with the same lease token answers the same; a stale
+        token is FAILED_PRECONDITION / LEASE_LOST."""
+        req = pb.CompleteExecutionRequest(execution_id=execution.execution_id,
+                                          lease_token=execution.lease_token)
+        if result:
+            req.result.update(result)
+        return self._call(self.execution_stub.CompleteExecution, req, timeout)
+
+    def fail(self, execution, error, retryable=True, timeout=None):
+        """Records a failed attempt of the claimed Execution. Retryable with attempts left: due
+        again after the type's backoff; otherwise the approval ends FAILED with error. Returns
+        the Execution."""
+        req = pb.FailExecutionRequest(execution_id=execution.execution_id,
+                                      lease_token=execution.lease_token, error=error,
+                                      retryable=retryable)
+        return self._call(self.execution_stub.FailExecution, req, timeout)
+
+    def executions(self, action_types, lease=30, wait=20, stop=None):
+        """A worker loop: yields the executions of these action types one at a time, as
+        ClaimedExecution, for as long as the caller iterates (or until `stop`, a
+        threading.Event, is set: it is checked between claims, so the loop ends at most `wait`
+        seconds after it is set).
+
+            for ex in client.executions("refund.provider"):
+                with ex:
+                    ex.complete(do_it(ex.action_data, ex.idempotency_key))
+
+        Each is claimed with `lease` (seconds; None: the type's) and, while the caller works on
+        it, a background thread extends the lease every lease/3 seconds, until complete() or
+        fail(). Claims long-poll for `wait` seconds; UNAVAILABLE and DEADLINE_EXCEEDED from a
+        claim are retried after a pause (0.5 s, doubling up to 10 s), other errors raise.
+
+        An execution that the caller leaves without complete() or fail() is failed (retryable):
+        - with `with ex:`, an exception raised in the block fails it with the exception's text,
+          and the exception propagates (a block that ends normally fails it too);
+        - without it, when the loop body ends or the loop is left (an exception, a break), the
+          generator fails it with a generic error when it resumes or is closed: at once for a
+          plain `for` over executions(), only later if the caller keeps the generator.
+        Either way the attempt counts, and the execution is claimed again after the type's
+        backoff while attempts are left."""
+        # The loop and ClaimedExecution are in executions.py, which imports this module: imported
+        # on first use, as a top-level import would be circular.
+        from .executions import run_executions
+        return run_executions(self, action_types, lease, wait, stop)

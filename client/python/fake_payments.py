@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""A fake payment provider for trying executors out: refunds in memory, idempotent by key.
+
+    POST /refunds   body {"order_id": int, "amount_cents": int > 0}, header Idempotency-Key
+        201 {"id": "re_1", "order_id", "amount_cents", "idempotency_key", "status": "succeeded"}
+            a new key: the refund is applied
+        200 the same body again: a key already used with the same order and amount (the refund
+            is not applied twice)
+        409 the key was used with another order or amount; 400 a bad body or no key
+    GET /refunds    200 {"refunds": [...]}: the applied refunds, oldest first
+
+Standard library only. Run it with `fake_payments.py [--host 127.0.0.1] [--port 8090]`, or in a
+test: `server = fake_payments.serve(0)` starts it on a thread (server.url, server.refunds(),
+server.fail_next(503) to answer the next POST with that status without applying it,
+server.close()).
+"""
+
+import argparse
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_MAX_BODY = 64 * 1024
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "fake-payments/1"
+
+    def log_message(self, fmt, *args):
+        if self.server.verbose:
+            super().log_message(fmt, *args)
+
+    def _answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.split("?")[0] != "/refunds":
+            return self._answer(404, {"error": "not found"})
+        self._answer(200, {"refunds": self.server.refunds()})
+
+    def do_POST(self):
+        if self.path.split("?")[0] != "/refunds":
+            return self._answer(404, {"error": "not found"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            return self._answer(413, {"error": "body too large"})
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            return self._answer(400, {"error": "the body is not JSON"})
+        status, answer = self.server.refund(self.headers.get("Idempotency-Key", ""), body)
+        self._answer(status, answer)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class FakePayments(ThreadingHTTPServer):
+    """The server: its state is guarded by one lock, so concurrent requests with the same key
+    apply the refund once."""
+
+    daemon_threads = True
+
+    def __init__(self, address, verbose=False):
+        super().__init__(address, _Handler)
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._refunds = []   # applied, oldest first
+        self._by_key = {}    # Idempotency-Key -> refund
+        self._failures = []  # statuses for the next POSTs
+        self._thread = None
+
+    @property
+    def url(self):
+        host, port = self.server_address[:2]
+        return "http://%s:%d" % (host, port)
+
+    def refunds(self):
+        """The applied refunds (copies), oldest first."""
+        with self._lock:
+            return [dict(r) for r in self._refunds]
+
+    def fail_next(self, *statuses):
+        """The next POSTs answer these statuses (e.g. 503), one each, applying nothing."""
+        with self._lock:
+            self._failures.extend(statuses)
+
+    def refund(self, key, body):
+        """(status, answer) of POST /refunds."""
+        with self._lock:
+            if self._failures:
+                return self._failures.pop(0), {"error": "injected failure"}
+            if not key:
+                return 400, {"error": "the Idempotency-Key header is required"}
+            if not isinstance(body, dict) or not _is_int(body.get("order_id")) or \
+                    not _is_int(body.get("amount_cents")) or body["amount_cents"] <= 0:
+                return 400, {"error": "order_id and amount_cents (> 0) must be integers"}
+            seen = self._by_key.get(key)
+            if seen is not None:
+                if (seen["order_id"], seen["amount_cents"]) != (body["order_id"],
+                                                                body["amount_cents"]):
+                    return 409, {"error": "Idempotency-Key %s was used for another refund" % key}
+                return 200, dict(seen)
+            refund = {"id": "re_%d" % (len(self._refunds) + 1), "order_id": body["order_id"],
+                      "amount_cents": body["amount_cents"], "idempotency_key": key,
+                      "status": "succeeded"}
+            self._refunds.append(refund)
+            self._by_key[key] = refund
+            return 201, dict(refund)
+
+    def close(self):
+        """Stops serving (if started by serve()) and closes the socket."""
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join(timeout=10)
+        self.server_close()
+
+
+def serve(port=0, host="127.0.0.1", verbose=False):
+    """A FakePayments listening on host:port (0: a free port), served on a daemon thread."""
+    server = FakePayments((host, port), verbose=verbose)
+    server._thread = threading.Thread(target=server.serve_forever, daemon=True,
+                                      name="fake-payments")
+    server._thread.start()
+    return server
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description="A fake payment provider (refunds).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args(argv[1:])
+    server = FakePayments((args.host, args.port), verbose=True)
+    print("fake payments on %s (POST /refunds, GET /refunds)" % server.url, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
