@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
     result = RunMixed(stubs, *options);
   } else if (mode == "contended") {
     result = RunContended(stubs, *options);
+  } else if (mode == "execute") {
+    result = RunExecute(stubs, *options);
   } else {
     result = RunWatchFanout(stubs, *options);
   }

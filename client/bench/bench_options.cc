@@ -10,7 +10,7 @@
 namespace approvald::bench {
 namespace {
 
-const std::set<std::string> kModes = {"create",    "approve", "reject",
+const std::set<std::string> kModes = {"create",    "approve", "reject",      "execute",
                                       "contended", "mixed",   "watch-fanout"};
 
 absl::Status Invalid(const std::string& flag, const std::string& why) {
@@ -45,6 +45,9 @@ Load generator for approvald (async gRPC client). Modes:
   mixed         create/approve/get/list in the proportions of --mix
   watch-fanout  --watchers WatchApprovals streams; creates at --rate per second; time from
                 the create call to each delivery
+  execute       approve approvals of an external --action-type at --concurrency while
+                --workers workers claim (long-polling) and complete their executions; reports
+                both rates and the time from each Approve's answer to its execution's claim
 Options:
   --target HOST:PORT        approvald (127.0.0.1:50051)
   --token TOKEN             the deciding caller's bearer token (or APPROVALD_TOKEN)
@@ -58,6 +61,8 @@ Options:
   --approvals N             approve/reject: approvals to create beforehand (estimated)
   --racers K                contended: racers per approval (64)
   --watchers W --rate R     watch-fanout: streams (1000), creates per second (20)
+  --workers N               execute: claim-and-complete loops (16)
+  --worker-token TOKEN      execute: the workers' token (an executor role; default: --token)
   --mix create=1,approve=1,get=2,list=1
   --json                    one JSON object on stdout
   --quiet                   no progress line on stderr
@@ -72,13 +77,13 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (!args.positional.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", args.positional[0]));
   }
-  static const std::set<std::string> kKnown = {"target",     "token",       "requester-token",
-                                               "mode",       "concurrency", "duration",
-                                               "warmup",     "action-type", "payload-bytes",
-                                               "json",       "channels",    "approvals",
-                                               "racers",     "watchers",    "rate",
-                                               "mix",        "quiet",       "help",
-                                               "mark-phases"};
+  static const std::set<std::string> kKnown = {"target",      "token",       "requester-token",
+                                               "mode",        "concurrency", "duration",
+                                               "warmup",      "action-type", "payload-bytes",
+                                               "json",        "channels",    "approvals",
+                                               "racers",      "watchers",    "rate",
+                                               "mix",         "quiet",       "help",
+                                               "mark-phases", "workers",     "worker-token"};
   for (const auto& [name, value] : args.options) {
     if (!kKnown.count(name)) return absl::InvalidArgumentError("unknown option --" + name);
   }
@@ -88,6 +93,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (auto v = args.Get("token")) o.token = *v;
   o.requester_token = o.token;
   if (auto v = args.Get("requester-token")) o.requester_token = *v;
+  o.worker_token = o.token;
+  if (auto v = args.Get("worker-token")) o.worker_token = *v;
   if (auto v = args.Get("mode")) o.mode = *v;
   if (!kModes.count(o.mode)) return Invalid("mode", "unknown mode " + o.mode);
   if (auto v = args.Get("action-type")) o.action_type = *v;
@@ -101,6 +108,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (auto st = ReadNumber(args, "channels", o.channels, 1); !st.ok()) return st;
   if (auto st = ReadNumber(args, "approvals", o.approvals, 0); !st.ok()) return st;
   if (auto st = ReadNumber(args, "racers", o.racers, 1); !st.ok()) return st;
+  if (auto st = ReadNumber(args, "workers", o.workers, 1); !st.ok()) return st;
   if (auto st = ReadNumber(args, "watchers", o.watchers, 1); !st.ok()) return st;
   if (auto st = ReadNumber(args, "rate", o.rate, 0.1); !st.ok()) return st;
   if (auto v = args.Get("mix")) {

@@ -12,6 +12,8 @@ struct Options {
   std::string target = "127.0.0.1:50051";
   std::string token;            ///< the deciding caller (approve, reject, contended; get, list)
   std::string requester_token;  ///< creates approvals (defaults to --token)
+  std::string worker_token;     ///< execute: claims and completes (defaults to --token)
+  int workers = 16;             ///< execute: claim-and-complete loops
   std::string mode = "approve";
   int concurrency = 16;  ///< calls in flight
   double duration_s = 10;

@@ -12,8 +12,10 @@ Stubs::Stubs(const Options& options) {
   for (int i = 0; i < options.channels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("approval_bench.channel", i);  // distinct arguments: a connection of its own
-    stubs_.push_back(v1::ApprovalService::NewStub(
-        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args)));
+    auto channel =
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+    stubs_.push_back(v1::ApprovalService::NewStub(channel));
+    execution_stubs_.push_back(v1::ExecutionService::NewStub(channel));
   }
   driver_ = std::thread([this] {
     void* tag = nullptr;
@@ -36,6 +38,10 @@ void WaitForCalls() {
 }
 
 v1::ApprovalService::Stub& Stubs::Next() { return *stubs_[next_.fetch_add(1) % stubs_.size()]; }
+
+v1::ExecutionService::Stub& Stubs::NextExecution() {
+  return *execution_stubs_[next_.fetch_add(1) % execution_stubs_.size()];
+}
 
 std::string AnswerOf(const grpc::Status& status) {
   if (status.ok()) return "OK";

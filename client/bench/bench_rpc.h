@@ -47,10 +47,12 @@ class Stubs {
   /// Shuts the queue down after the calls (WaitForCalls first).
   ~Stubs();
   v1::ApprovalService::Stub& Next();
+  v1::ExecutionService::Stub& NextExecution();
   grpc::CompletionQueue* cq() { return &cq_; }
 
  private:
   std::vector<std::unique_ptr<v1::ApprovalService::Stub>> stubs_;
+  std::vector<std::unique_ptr<v1::ExecutionService::Stub>> execution_stubs_;
   std::atomic<size_t> next_{0};
   grpc::CompletionQueue cq_;
   std::thread driver_;

@@ -25,5 +25,6 @@ absl::StatusOr<ModeResult> RunDecide(Stubs& stubs, const Options& options, bool 
 absl::StatusOr<ModeResult> RunMixed(Stubs& stubs, const Options& options);
 absl::StatusOr<ModeResult> RunContended(Stubs& stubs, const Options& options);
 absl::StatusOr<ModeResult> RunWatchFanout(Stubs& stubs, const Options& options);
+absl::StatusOr<ModeResult> RunExecute(Stubs& stubs, const Options& options);
 
 }  // namespace approvald::bench

@@ -12,10 +12,13 @@
 Standard library only. Run it with `fake_payments.py [--host 127.0.0.1] [--port 8090]`, or in a
 test: `server = fake_payments.serve(0)` starts it on a thread (server.url, server.refunds(),
 server.fail_next(503) to answer the next POST with that status without applying it,
-server.close()).
+server.requests() and server.statuses() to count the POSTs received, server.close()).
+Applied refunds and requests are counted apart: a retry that its key deduplicates, a refused POST
+or an injected failure is a request but applies nothing.
 """
 
 import argparse
+import collections
 import json
 import sys
 import threading
@@ -47,15 +50,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         if self.path.split("?")[0] != "/refunds":
             return self._answer(404, {"error": "not found"})
+        status, answer = self._post_refund()
+        self.server.count(status)
+        self._answer(status, answer)
+
+    def _post_refund(self):
         length = int(self.headers.get("Content-Length") or 0)
         if length > _MAX_BODY:
-            return self._answer(413, {"error": "body too large"})
+            return 413, {"error": "body too large"}
         try:
             body = json.loads(self.rfile.read(length) or b"null")
         except ValueError:
-            return self._answer(400, {"error": "the body is not JSON"})
-        status, answer = self.server.refund(self.headers.get("Idempotency-Key", ""), body)
-        self._answer(status, answer)
+            return 400, {"error": "the body is not JSON"}
+        return self.server.refund(self.headers.get("Idempotency-Key", ""), body)
 
 
 def _is_int(value):
@@ -75,6 +82,7 @@ class FakePayments(ThreadingHTTPServer):
         self._refunds = []   # applied, oldest first
         self._by_key = {}    # Idempotency-Key -> refund
         self._failures = []  # statuses for the next POSTs
+        self._statuses = collections.Counter()  # POST /refunds received, by status answered
         self._thread = None
 
     @property
@@ -86,6 +94,23 @@ class FakePayments(ThreadingHTTPServer):
         """The applied refunds (copies), oldest first."""
         with self._lock:
             return [dict(r) for r in self._refunds]
+
+    def requests(self):
+        """How many POST /refunds were received, whatever they were answered (applied, the
+        same refund again, refused, an injected failure); counted before the answer is sent, so
+        a client that went away counts too."""
+        with self._lock:
+            return sum(self._statuses.values())
+
+    def statuses(self):
+        """The POST /refunds received, as {HTTP status answered: count}."""
+        with self._lock:
+            return dict(self._statuses)
+
+    def count(self, status):
+        """Counts a POST /refunds answered with status (the handler calls it)."""
+        with self._lock:
+            self._statuses[status] += 1
 
     def fail_next(self, *statuses):
         """The next POSTs answer these statuses (e.g. 503), one each, applying nothing."""

@@ -1,6 +1,7 @@
 #include "server/api/claim_waiters.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 namespace approvald::server {
@@ -55,7 +56,7 @@ void ClaimWaiters::Rearm(uint64_t id, absl::Time wake) {
     }
   }
   if (last) {
-    last(/*last=*/true);
+    last(id, /*last=*/true);
     return;
   }
   cv_.notify_all();
@@ -67,13 +68,13 @@ void ClaimWaiters::Remove(uint64_t id) {
 }
 
 void ClaimWaiters::Stop() {
-  std::vector<TryAgain> last;
+  std::vector<std::pair<uint64_t, TryAgain>> last;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_ && !thread_.joinable()) return;
     stopped_ = true;
     for (auto& [id, w] : waiters_) {
-      if (!w.trying) last.push_back(w.retry);
+      if (!w.trying) last.emplace_back(id, w.retry);
       w.trying = true;
       w.end = absl::InfinitePast();  // a try in flight answers when it comes back
     }
@@ -81,7 +82,7 @@ void ClaimWaiters::Stop() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (hub_ != nullptr && attached_) hub_->Detach(this);
-  for (TryAgain& retry : last) retry(/*last=*/true);
+  for (auto& [id, retry] : last) retry(id, /*last=*/true);
 }
 
 void ClaimWaiters::OnEvent(const std::shared_ptr<const v1::ApprovalEvent>& event, size_t) {
@@ -110,19 +111,19 @@ void ClaimWaiters::Run() {
   while (!stopped_) {
     const absl::Time now = absl::Now();
     absl::Time next = absl::InfiniteFuture();
-    std::vector<std::pair<TryAgain, bool>> due;
+    std::vector<std::tuple<uint64_t, TryAgain, bool>> due;
     for (auto& [id, w] : waiters_) {
       if (w.trying) continue;
       if (w.wake <= now) {
         w.trying = true;
-        due.emplace_back(w.retry, now >= w.end);
+        due.emplace_back(id, w.retry, now >= w.end);
       } else {
         next = std::min(next, w.wake);
       }
     }
     if (!due.empty()) {
       lock.unlock();
-      for (auto& [retry, last] : due) retry(last);
+      for (auto& [id, retry, last] : due) retry(id, last);
       lock.lock();
       continue;
     }

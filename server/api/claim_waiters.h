@@ -20,8 +20,9 @@ namespace approvald::server {
 /// its wait ends. Tries run on the caller's `try_again`, never on the hub's thread.
 class ClaimWaiters final : public EventSink {
  public:
-  /// Called on the waiters' own thread: `last` when the wait is over (answer what you have).
-  using TryAgain = std::function<void(bool last)>;
+  /// Called on the waiters' own thread with the waiter's id: `last` when the wait is over
+  /// (answer what you have).
+  using TryAgain = std::function<void(uint64_t id, bool last)>;
 
   explicit ClaimWaiters(EventHub* hub);
   ~ClaimWaiters() override;

@@ -6,8 +6,8 @@
 #include <atomic>
 
 #include "absl/random/random.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "db/errors.h"
 #include "db/status_macros.h"
@@ -167,16 +167,24 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::ClaimExecutions(
   // Parked before the first try, so that an event during that try is not missed.
   const uint64_t id =
       waiters_.Park({req->action_types().begin(), req->action_types().end()}, absl::InfinitePast(),
-                    w->end, [this, w](bool last) { TryWaitingClaim(w, last); });
+                    w->end, [this, w](uint64_t id, bool last) {
+                      w->id = id;  // the first try may come before Park returns
+                      TryWaitingClaim(w, last);
+                    });
+  if (id == 0) {
+    FinishWaiting(w, ApprovalServiceImpl::ShuttingDown());
+    return w->reactor;
+  }
   w->id = id;
-  if (id == 0) FinishWaiting(w, ApprovalServiceImpl::ShuttingDown());
+  // Cancelled before its id was known here: the waiter goes now.
+  if (w->finished.load()) waiters_.Remove(id);
   return w->reactor;
 }
 
 void ExecutionServiceImpl::TryWaitingClaim(const std::shared_ptr<WaitingClaim>& w, bool last) {
-  if (w->finished.load()) return;
+  if (w->finished.load()) return waiters_.Remove(w->id);
   const bool queued = approvals_.executor_.TrySubmit([this, w, last] {
-    if (w->finished.load()) return;
+    if (w->finished.load()) return waiters_.Remove(w->id);
     if (w->ctx->IsCancelled()) return FinishWaiting(w, absl::CancelledError());
     const absl::Time now = absl::Now();
     absl::StatusOr<db::ClaimResult> result =

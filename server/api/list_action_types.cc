@@ -1,5 +1,6 @@
 // ListActionTypes: answered from memory, on the gRPC thread.
 
+#include "handlers/external_handler.h"
 #include "server/api/approval_service.h"
 #include "server/api/proto_convert.h"
 
@@ -27,6 +28,15 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
       *out->mutable_default_ttl() = ToDuration(ttl.default_ttl);
       *out->mutable_max_ttl() = ToDuration(ttl.max_ttl);
       out->set_required_approvals(t->policy.required_approvals);
+      out->set_handler(t->handler_kind);
+      if (const handlers::ExecutorPolicy* x = t->handler->executor()) {
+        v1::ExecutorPolicy* p = out->mutable_executor();
+        for (const auto& role : x->executor_roles) p->add_executor_roles(role);
+        *p->mutable_lease() = ToDuration(x->lease);
+        p->set_max_attempts(x->max_attempts);
+        *p->mutable_backoff_initial() = ToDuration(x->backoff_initial);
+        *p->mutable_backoff_max() = ToDuration(x->backoff_max);
+      }
     }
   }
   Finish(reactor, call, principal.status());

@@ -96,14 +96,18 @@ bool HttpExchange::idle() const {
 }
 
 bool HttpExchange::QueueOrSuspend() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (queued_) return true;
-  if (!answer_.has_value()) {
-    suspended_ = true;
-    MHD_suspend_connection(connection_);
-    return true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queued_) return true;
+    if (!answer_.has_value()) {
+      suspended_ = true;
+      MHD_suspend_connection(connection_);
+      return true;
+    }
+    queued_ = true;
   }
-  queued_ = true;
+  // The answer no longer changes once set; the response is made outside our lock, since the
+  // library calls Read (which takes it) under the response's own lock.
   const HttpAnswer& a = *answer_;
   MHD_Response* response;
   if (streaming_) {

@@ -116,7 +116,7 @@ class DaemonTest(harness.DatabaseTestCase):
     def test_1_health_and_reflection(self):
         import health_pb2, health_pb2_grpc, reflection_pb2, reflection_pb2_grpc
         health = health_pb2_grpc.HealthStub(self.channel)
-        for service in ("", "approvals.v1.ApprovalService"):
+        for service in ("", "approvals.v1.ApprovalService", "approvals.v1.ExecutionService"):
             resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
         # The health-only listener (--health-listen) answers health and nothing else.
@@ -136,6 +136,7 @@ class DaemonTest(harness.DatabaseTestCase):
         names = [s.name for r in refl.ServerReflectionInfo(iter(reqs), timeout=5)
                  for s in r.list_services_response.service]
         self.assertIn("approvals.v1.ApprovalService", names)
+        self.assertIn("approvals.v1.ExecutionService", names)
         self.assertIn("grpc.health.v1.Health", names)
         # grpcurl describes messages from the served descriptors, dependencies included.
         reqs = [reflection_pb2.ServerReflectionRequest(

@@ -162,9 +162,13 @@ class HttpGatewayTest(harness.DatabaseTestCase):
                                   "&pageSize=1&pageToken=" + page["nextPageToken"], alice)
         self.assertEqual(status, 200, text)
 
-        status, _, text, done = h("POST", "/v1/approvals/%s:approve" % a["id"], alice,
-                                  {"comment": "ok", "expectedVersion": a["version"]})
+        decision = {"comment": "ok", "expectedVersion": a["version"], "requestId": "curl-r1"}
+        status, _, text, done = h("POST", "/v1/approvals/%s:approve" % a["id"], alice, decision)
         self.assertEqual(status, 200, text)
+        # A retry with the same request id (a lost answer) gets the first answer, not an error.
+        status, _, text, again = h("POST", "/v1/approvals/%s:approve" % a["id"], alice, decision)
+        self.assertEqual(status, 200, text)
+        self.assertEqual(again["version"], done["version"])
         self.assertEqual(done["status"], "APPROVAL_STATUS_APPROVED")
         self.assertIn("executeTime", done)
         self.assertEqual(done["decidedBy"], "alice")

@@ -8,11 +8,9 @@ to tests/perf/RESULTS.md.
 """
 
 import argparse
-import datetime
 import glob
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -24,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402  free ports, tokens, waiting for approvald and stopping it
+from report import render  # noqa: E402
 PG_BIN = harness.PG_BIN
 # Fixed PostgreSQL settings: defaults (fsync, synchronous_commit on) plus room for the runs.
 PG_SETTINGS = ["shared_buffers=256MB", "max_connections=200", "max_wal_size=4GB",
@@ -106,12 +105,23 @@ def proc_stat(pid):
     return proc_cpu(pid), rss, hwm
 
 
+# The action type of the execute extra: run by workers (perf-worker), each claim then complete.
+EXTERNAL_CONFIG = """\
+version: 1
+action_types:
+  - name: perf.external
+    handler: external
+    executor_roles: [executor]
+"""
+
+
 class Approvald:
     def __init__(self, build, pg, tmp, extra_flags=()):
         tokens_file = os.path.join(tmp, "tokens-%d" % time.time_ns())
         self.tokens = harness.write_tokens(os.path.join(build, "client", "approvalctl"),
                                            tokens_file, {"perf-agent": "requester",
-                                                         "perf-reviewer": "approver"})
+                                                         "perf-reviewer": "approver",
+                                                         "perf-worker": "executor"})
         self.log_path = tokens_file + ".log"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
@@ -157,19 +167,6 @@ def bench(build, daemon, mode, concurrency, args):
         result["bench_cpu_s_per_1000"] = (marks["bench_end"] - marks["bench_start"]) * 1000.0 / calls
     result["peak_rss_mib"] = hwm
     return result
-
-
-def machine():
-    cpu = "unknown CPU"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read()).group(1)
-    except (OSError, AttributeError):
-        pass
-    mem = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1)) // 1024
-    pgv = subprocess.run([PG_BIN + "/postgres", "--version"], capture_output=True,
-                         text=True).stdout.strip()
-    return "%s, %d cores, %d MiB RAM, Linux %s, %s" % (cpu, os.cpu_count(), mem,
-                                                       platform.release(), pgv)
 
 
 def median(values):
@@ -283,89 +280,38 @@ def main():
                         extras[name]["all_p99"] = [r[key] for r in runs[name]]
                 finally:
                     daemon.stop()
+                config = os.path.join(tmp, "external.yaml")
+                with open(config, "w") as f:
+                    f.write(EXTERNAL_CONFIG)
+                daemon = Approvald(args.build, pg, tmp, flags + ["--config", config])
+                try:
+                    runs["execute"] = []
+                    for rep in range(args.repeat):
+                        log("execute, run %d/%d: 16 approvers, 16 workers" % (rep + 1,
+                                                                             args.repeat))
+                        runs["execute"].append(bench(
+                            args.build, daemon, "execute", 16,
+                            ["--action-type", "perf.external", "--workers", "16",
+                             "--worker-token", daemon.tokens["perf-worker"],
+                             "--duration", "10", "--warmup", "2"]))
+                    ordered = sorted(runs["execute"],
+                                     key=lambda r: r["claim_after_approve_p99_ms"])
+                    extras["execute"] = dict(ordered[len(ordered) // 2])
+                    extras["execute"]["all"] = [(r["calls_per_s"], r["executions_completed_per_s"],
+                                                 r["claim_after_approve_p99_ms"])
+                                                for r in runs["execute"]]
+                finally:
+                    daemon.stop()
             finally:
                 pg.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report = render(rows, levels, modes, extras, args)
+    report = render(rows, levels, modes, extras, args, PG_BIN, PG_SETTINGS)
     print(report)
     if args.results:
         with open(args.results, "w") as f:
             f.write(report)
     return 0
-
-
-def flag_defaults(build, names):
-    """`--name default` of each of approvald's flags `names`, as its --helpfull states them."""
-    cmd = [os.path.join(build, "server", "approvald"), "--helpfull"]
-    text = subprocess.run(cmd, capture_output=True, text=True).stdout
-    found = []
-    for name in names:
-        # Within the flag's own entry: up to the next line that starts another flag.
-        m = re.search(r"--%s \((?:(?!\n\s*--).)*?\);\s+default: ([^;]*);" % name, text, re.S)
-        if not m:
-            raise RuntimeError("approvald --helpfull does not show --%s's default" % name)
-        found.append("--%s %s" % (name.replace("_", "-"), m.group(1)))
-    return ", ".join(found)
-
-
-def render(rows, levels, modes, extras, args):
-    flags = args.approvald_flags.split()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = ["# approvald performance (tests/perf/run)", "",
-           "%s; %s." % (now, machine()),
-           "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
-           "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
-           "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
-           "approvald's own statements (tests/perf/*.pgbench): for a create and for an approve "
-           "of a noop approval, one statement that is its own transaction, as approvald sends "
-           "it. approvald runs with %s; approval-bench on one HTTP/2 connection; the load "
-           "generator's own CPU (approval-bench, pgbench) shares the 2 cores." %
-           (", ".join(PG_SETTINGS[:-1]), args.duration, args.warmup, args.repeat,
-            "flags " + " ".join(flags) if flags else
-            "its defaults (%s)" % flag_defaults(args.build, ["pool_size", "commit_batches"])), ""]
-    for mode in modes:
-        peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
-        out += ["## %s" % mode, "",
-                "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
-                "| clients | pgbench tx/s | approvald calls/s | ratio to peak | pgbench p99 ms | "
-                "approvald p99 ms | p99 ratio | approvald peak RSS MiB | CPU s / 1,000 calls | "
-                "approval-bench CPU s / 1,000 calls | errors |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for c in levels:
-            r = rows[(mode, c)]
-            b = r["bench"]
-            out.append("| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %.3f | %s |" % (
-                c, r["pg_tps"], b["calls_per_s"], b["calls_per_s"] / peak, r["pg_p99"],
-                b["p99_ms"], b["p99_ms"] / r["pg_p99"] if r["pg_p99"] else 0,
-                b["peak_rss_mib"], b["cpu_s_per_1000"], b["bench_cpu_s_per_1000"],
-                ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
-        out += ["", "Each run, pgbench tx/s / approvald calls/s: " + "; ".join(
-            "%d clients %s" % (c, ", ".join("%.0f / %.0f" % run for run in rows[(mode, c)]["runs"]))
-            for c in levels) + ".", ""]
-    out.append("Idle RSS after start: " + ", ".join(
-        "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
-    out.append("")
-    if "contended" in extras:
-        x = extras["contended"]
-        out += ["## 64 racers on one approval", "",
-                "%d rounds; executions %d (rounds without exactly one: %d); first to last answer "
-                "p50 %.1f ms, p99 %.1f ms, max %.1f ms; fire to last answer p99 %.1f ms." % (
-                    x["rounds"], x["executions"], x["rounds_without_exactly_one_execution"],
-                    x["spread_p50_ms"], x["spread_p99_ms"], x["spread_max_ms"],
-                    x["all_answered_p99_ms"]),
-                "", "First to last answer p99 of each run: %s ms (the run above is the median)." %
-                ", ".join("%.1f" % v for v in x["all_p99"]), ""]
-    if "watch" in extras:
-        x = extras["watch"]
-        out += ["## watch-fanout, 1,000 watchers", "",
-                "%d creates at 20/s; %d of %d deliveries; create sent -> delivered p50 %.1f ms, "
-                "p99 %.1f ms, max %.1f ms; approvald peak RSS %.1f MiB." % (
-                    x["creates_ok"], x["deliveries"], x["deliveries_expected"], x["p50_ms"],
-                    x["p99_ms"], x["max_ms"], x["peak_rss_mib"]),
-                "", "Delivery p99 of each run: %s ms (the run above is the median)." %
-                ", ".join("%.1f" % v for v in x["all_p99"]), ""]
-    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

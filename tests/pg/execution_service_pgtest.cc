@@ -84,6 +84,26 @@ class ExecutionServiceTest : public ::testing::Test {
   std::unique_ptr<v1::ExecutionService::Stub> stub_;
 };
 
+TEST_F(ExecutionServiceTest, ListActionTypesShowsTheKindAndWhoRunsIt) {
+  absl::StatusOr<v1::ListActionTypesResponse> types = agent_->ListActionTypes();
+  ASSERT_TRUE(types.ok()) << types.status();
+  bool found = false;
+  for (const v1::ActionType& t : types->action_types()) {
+    if (t.name() == "noop") {
+      EXPECT_EQ(t.handler(), "noop");
+      EXPECT_FALSE(t.has_executor());
+    }
+    if (t.name() != "refund.provider") continue;
+    found = true;
+    EXPECT_EQ(t.handler(), "external");
+    ASSERT_EQ(t.executor().executor_roles_size(), 1);
+    EXPECT_EQ(t.executor().executor_roles(0), "approver");
+    EXPECT_EQ(t.executor().lease().seconds(), 30);
+    EXPECT_EQ(t.executor().max_attempts(), 3);
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST_F(ExecutionServiceTest, OnlyExternalTypesAndTheirExecutorsMayClaim) {
   v1::ClaimExecutionsResponse resp;
   grpc::Status st = Claim("viewer", 0, &resp);

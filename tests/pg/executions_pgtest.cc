@@ -64,6 +64,8 @@ class ExecutionsTest : public ::testing::Test {
     return executions_->Claim(in);
   }
 
+  void ClaimRace(int round);
+
   db::LeaseCall Call(const db::ExecutionRecord& x, const std::string& worker = "worker") {
     return {x.id, x.lease_token.value_or(""), worker, Soon()};
   }
@@ -103,9 +105,57 @@ TEST_F(ExecutionsTest, ApprovingEnqueuesOneExecutionWithTheDecision) {
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "1");
 }
 
-// 200 executions, 16 workers claiming up to 5 at a time on their own connections: each
-// execution is handed out exactly once.
+TEST_F(ExecutionsTest, OnlyTheDecisiveVoteEnqueuesAndOtherEndingsNever) {
+  rules_.SetRequiredApprovals(2);
+  const std::string id = Approved();  // alice's vote: not yet
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "0");
+  db::DecideInput second;
+  second.id = id;
+  second.actor = "bob";
+  second.deadline = Soon();
+  ASSERT_OK_AND_ASSIGN(db::ApprovalRecord a, store_->Decide(second, rules_));
+  EXPECT_EQ(a.status, db::kApproved);
+  ASSERT_TRUE(a.execution.has_value());
+  EXPECT_EQ(
+      db_->Scalar("SELECT count(*) FROM approvald.executions WHERE approval_id = '" + id + "'"),
+      "1");
+  rules_.SetRequiredApprovals(1);
+  // Cancelled by the requester, and expired (a decision finds it past its expiry; the sweeper
+  // the same way): no execution.
+  db::CreateInput create;
+  create.action_type = "refund.provider";
+  create.requested_by = "agent";
+  ASSERT_OK_AND_ASSIGN(db::CreateResult cancelled, store_->Create(create));
+  db::DecideInput cancel;
+  cancel.decision = db::Decision::kCancel;
+  cancel.id = cancelled.approval.id;
+  cancel.actor = "agent";
+  cancel.deadline = Soon();
+  ASSERT_OK(store_->Decide(cancel, rules_).status());
+  create.ttl = absl::Milliseconds(1);
+  ASSERT_OK_AND_ASSIGN(db::CreateResult expiring, store_->Create(create));
+  absl::SleepFor(absl::Milliseconds(20));
+  db::DecideInput late;
+  late.id = expiring.approval.id;
+  late.actor = "alice";
+  late.deadline = Soon();
+  EXPECT_EQ(db::GetReason(store_->Decide(late, rules_).status()), approvals::v1::EXPIRED);
+  ASSERT_OK_AND_ASSIGN(db::CreateResult swept, store_->Create(create));
+  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_OK(store_->ExpireDue(100).status());
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "1");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals WHERE execution_id IS NOT NULL"),
+            "1");
+}
+
+// 200 executions, 16 workers claiming up to 5 at a time on their own connections, three
+// rounds: each execution is handed out exactly once.
 TEST_F(ExecutionsTest, ConcurrentClaimsNeverHandOneExecutionToTwoWorkers) {
+  for (int round = 0; round < 3; ++round) ClaimRace(round);
+}
+
+void ExecutionsTest::ClaimRace(int round) {
+  SCOPED_TRACE(round);
   constexpr int kApprovals = 200;
   for (int i = 0; i < kApprovals; ++i) Approved();
   std::mutex mu;
@@ -131,7 +181,7 @@ TEST_F(ExecutionsTest, ConcurrentClaimsNeverHandOneExecutionToTwoWorkers) {
   EXPECT_EQ(handed.size(), static_cast<size_t>(kApprovals));
   for (const auto& [id, n] : handed) EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.execution_attempts"),
-            std::to_string(kApprovals));
+            std::to_string(kApprovals * (round + 1)));
 }
 
 TEST_F(ExecutionsTest, CompletionIsFencedByTheLeaseTokenAndRepeatable) {

@@ -20,8 +20,10 @@ class TestRules final : public db::DecisionRules {
       : execute_(std::move(execute)), at_once_(std::move(at_once)) {}
 
   absl::StatusOr<db::DecisionPolicy> Authorize(const db::ApprovalRecord&) const override {
-    return db::DecisionPolicy{};
+    return db::DecisionPolicy{required_approvals_};
   }
+  /// Approvals need this many distinct votes.
+  void SetRequiredApprovals(int n) { required_approvals_ = n; }
   absl::StatusOr<std::string> Execute(db::Tx& tx, const db::ApprovalRecord& a) const override {
     return execute_(tx, a);
   }
@@ -40,6 +42,7 @@ class TestRules final : public db::DecisionRules {
   const ExecuteFn execute_;
   const std::optional<db::DecideAtOnce> at_once_;
   std::optional<db::ExternalExecution> external_;
+  int required_approvals_ = 1;
   mutable std::atomic<int> changes_{0};
 };
 

@@ -1,0 +1,104 @@
+"""The Markdown report of tests/perf/run (tests/perf/RESULTS.md), from perf.py's figures."""
+
+import datetime
+import os
+import platform
+import re
+import subprocess
+
+
+def machine(pg_bin):
+    cpu = "unknown CPU"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    mem = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1)) // 1024
+    pgv = subprocess.run([pg_bin + "/postgres", "--version"], capture_output=True,
+                         text=True).stdout.strip()
+    return "%s, %d cores, %d MiB RAM, Linux %s, %s" % (cpu, os.cpu_count(), mem,
+                                                       platform.release(), pgv)
+
+
+def flag_defaults(build, names):
+    """`--name default` of each of approvald's flags `names`, as its --helpfull states them."""
+    cmd = [os.path.join(build, "server", "approvald"), "--helpfull"]
+    text = subprocess.run(cmd, capture_output=True, text=True).stdout
+    found = []
+    for name in names:
+        # Within the flag's own entry: up to the next line that starts another flag.
+        m = re.search(r"--%s \((?:(?!\n\s*--).)*?\);\s+default: ([^;]*);" % name, text, re.S)
+        if not m:
+            raise RuntimeError("approvald --helpfull does not show --%s's default" % name)
+        found.append("--%s %s" % (name.replace("_", "-"), m.group(1)))
+    return ", ".join(found)
+
+
+def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
+    flags = args.approvald_flags.split()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# approvald performance (tests/perf/run)", "",
+           "%s; %s." % (now, machine(pg_bin)),
+           "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
+           "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
+           "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
+           "approvald's own statements (tests/perf/*.pgbench): for a create and for an approve "
+           "of a noop approval, one statement that is its own transaction, as approvald sends "
+           "it. approvald runs with %s; approval-bench on one HTTP/2 connection; the load "
+           "generator's own CPU (approval-bench, pgbench) shares the 2 cores." %
+           (", ".join(pg_settings[:-1]), args.duration, args.warmup, args.repeat,
+            "flags " + " ".join(flags) if flags else
+            "its defaults (%s)" % flag_defaults(args.build, ["pool_size", "commit_batches"])), ""]
+    for mode in modes:
+        peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
+        out += ["## %s" % mode, "",
+                "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
+                "| clients | pgbench tx/s | approvald calls/s | ratio to peak | pgbench p99 ms | "
+                "approvald p99 ms | p99 ratio | approvald peak RSS MiB | CPU s / 1,000 calls | "
+                "approval-bench CPU s / 1,000 calls | errors |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for c in levels:
+            r = rows[(mode, c)]
+            b = r["bench"]
+            out.append("| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %.3f | %s |" % (
+                c, r["pg_tps"], b["calls_per_s"], b["calls_per_s"] / peak, r["pg_p99"],
+                b["p99_ms"], b["p99_ms"] / r["pg_p99"] if r["pg_p99"] else 0,
+                b["peak_rss_mib"], b["cpu_s_per_1000"], b["bench_cpu_s_per_1000"],
+                ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
+        out += ["", "Each run, pgbench tx/s / approvald calls/s: " + "; ".join(
+            "%d clients %s" % (c, ", ".join("%.0f / %.0f" % run for run in rows[(mode, c)]["runs"]))
+            for c in levels) + ".", ""]
+    out.append("Idle RSS after start: " + ", ".join(
+        "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
+    out.append("")
+    if "contended" in extras:
+        x = extras["contended"]
+        out += ["## 64 racers on one approval", "",
+                "%d rounds; executions %d (rounds without exactly one: %d); first to last answer "
+                "p50 %.1f ms, p99 %.1f ms, max %.1f ms; fire to last answer p99 %.1f ms." % (
+                    x["rounds"], x["executions"], x["rounds_without_exactly_one_execution"],
+                    x["spread_p50_ms"], x["spread_p99_ms"], x["spread_max_ms"],
+                    x["all_answered_p99_ms"]),
+                "", "First to last answer p99 of each run: %s ms (the run above is the median)." %
+                ", ".join("%.1f" % v for v in x["all_p99"]), ""]
+    if "watch" in extras:
+        x = extras["watch"]
+        out += ["## watch-fanout, 1,000 watchers", "",
+                "%d creates at 20/s; %d of %d deliveries; create sent -> delivered p50 %.1f ms, "
+                "p99 %.1f ms, max %.1f ms; approvald peak RSS %.1f MiB." % (
+                    x["creates_ok"], x["deliveries"], x["deliveries_expected"], x["p50_ms"],
+                    x["p99_ms"], x["max_ms"], x["peak_rss_mib"]),
+                "", "Delivery p99 of each run: %s ms (the run above is the median)." %
+                ", ".join("%.1f" % v for v in x["all_p99"]), ""]
+    if "execute" in extras:
+        x = extras["execute"]
+        out += ["## External executions: 16 approvers, 16 workers", "",
+                "approve %.0f calls/s; executions claimed and completed %.0f/s (%.2f per "
+                "approval); approve answer -> claim p50 %.1f ms, p99 %.1f ms (%d claims timed, "
+                "workers long-polling)." % (
+                    x["calls_per_s"], x["executions_completed_per_s"],
+                    x["executions_per_approval"], x["claim_after_approve_p50_ms"],
+                    x["claim_after_approve_p99_ms"], x["claims_timed"]),
+                "", "Each run, approve/s, executions/s, claim p99 ms: %s (the run above is the "
+                "median by p99)." % "; ".join("%.0f, %.0f, %.1f" % r for r in x["all"]), ""]
+    return "\n".join(out) + "\n"
