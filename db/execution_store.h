@@ -52,6 +52,9 @@ struct LeaseCall {
   std::string lease_token;
   std::string worker;
   absl::Time deadline = absl::InfiniteFuture();
+  /// The types the caller may work on: a call that is in order is then made in one statement;
+  /// anything else (or none listed) is judged under the execution's lock, with MayExecute.
+  std::vector<std::string> types;
 };
 
 /// The queue of external executions on PostgreSQL. Thread-safe. Every call that names an

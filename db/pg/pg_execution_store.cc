@@ -15,6 +15,8 @@ namespace {
 
 // Reaped per claim: enough to keep up, bounded so that one claim stays quick.
 constexpr int kReapBatch = 100;
+// Transient failures (serialization, a lost connection before COMMIT) tried again.
+constexpr int kAttempts = 3;
 
 std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
 
@@ -91,51 +93,92 @@ absl::StatusOr<ExecutionRecord> OnLocked(
   return out;
 }
 
+// The usual call, in order (its token current, its type allowed), in one statement that is its
+// own transaction; nullopt when the statement changed nothing and the call needs judging.
+absl::StatusOr<std::optional<ExecutionRecord>> InOneStatement(ConnectionPool& pool,
+                                                              absl::Time deadline,
+                                                              const Query& query, Params params) {
+  std::optional<ExecutionRecord> out;
+  RETURN_IF_ERROR(RunInTransaction(
+      pool, deadline,
+      [&](PgTx& tx) -> absl::Status {
+        out.reset();
+        ASSIGN_OR_RETURN(Rows rows, tx.ExecAndCommit(query, params));
+        if (rows.empty()) return absl::OkStatus();
+        ASSIGN_OR_RETURN(ExecutionRecord x, ParseExecutionRow(rows, 0));
+        out = std::move(x);
+        return absl::OkStatus();
+      },
+      kAttempts, /*may_group=*/false));
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<ClaimResult> PgExecutionStore::Claim(const ClaimInput& in) {
   ClaimResult result;
   const std::string types = TextArray(in.action_types);
-  RETURN_IF_ERROR(RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {
-    result = ClaimResult();
-    RETURN_IF_ERROR(tx.Exec(queries::kReapLeases, {types, absl::StrCat(kReapBatch)}).status());
-    ASSIGN_OR_RETURN(Rows rows, tx.Exec(queries::kClaimExecutions, {types, absl::StrCat(in.max),
-                                                                    in.worker, Millis(in.lease)}));
-    for (size_t i = 0; i < rows.size(); ++i) {
-      ASSIGN_OR_RETURN(ExecutionRecord x, ParseExecutionRow(rows, i));
-      result.claimed.push_back(std::move(x));
-    }
-    if (result.claimed.empty()) {
-      ASSIGN_OR_RETURN(Rows due, tx.Exec(queries::kNextDueExecution, {types}));
-      if (due.Get(0, "due_in_ms")) {
-        ASSIGN_OR_RETURN(int64_t ms, due.GetInt(0, "due_in_ms"));
-        result.next_due = absl::Milliseconds(std::max<int64_t>(ms, 0));
-      }
-    }
-    return tx.Commit();
-  }));
+  // One statement, its own transaction: one round trip (see claim_executions.sql).
+  RETURN_IF_ERROR(RunInTransaction(
+      pool_, in.deadline,
+      [&](PgTx& tx) -> absl::Status {
+        result = ClaimResult();
+        ASSIGN_OR_RETURN(Rows rows, tx.ExecAndCommit(queries::kClaimExecutions,
+                                                     {types, absl::StrCat(in.max), in.worker,
+                                                      Millis(in.lease), absl::StrCat(kReapBatch)}));
+        for (size_t i = 0; i < rows.size(); ++i) {
+          ASSIGN_OR_RETURN(ExecutionRecord x, ParseExecutionRow(rows, i));
+          result.claimed.push_back(std::move(x));
+        }
+        return absl::OkStatus();
+      },
+      kAttempts, /*may_group=*/false));
+  if (!result.claimed.empty()) return result;
+  ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
+  ASSIGN_OR_RETURN(Rows due, lease->Exec(queries::kNextDueExecution, {types}));
+  if (due.Get(0, "due_in_ms")) {
+    ASSIGN_OR_RETURN(int64_t ms, due.GetInt(0, "due_in_ms"));
+    result.next_due = absl::Milliseconds(std::max<int64_t>(ms, 0));
+  }
   return result;
 }
 
 absl::StatusOr<ExecutionRecord> PgExecutionStore::Extend(const LeaseCall& call,
                                                          absl::Duration lease,
                                                          const MayExecute& may) {
+  const std::string types = TextArray(call.types);
+  if (!call.types.empty()) {
+    ASSIGN_OR_RETURN(std::optional<ExecutionRecord> done,
+                     InOneStatement(pool_, call.deadline, queries::kExtendLease,
+                                    {call.execution_id, Millis(lease), call.lease_token, types}));
+    if (done) return *done;
+  }
   return OnLocked(pool_, call, may, [&](const ExecutionRecord& x) -> absl::StatusOr<Step> {
     if (x.state != kRunning) return LeaseLost(x, absl::StrCat("it is ", x.state));
-    return Step{&queries::kExtendLease, {x.id, Millis(lease)}};
+    return Step{&queries::kExtendLease,
+                {x.id, Millis(lease), call.lease_token, TextArray({x.approval.action_type})}};
   });
 }
 
 absl::StatusOr<ExecutionRecord> PgExecutionStore::Complete(const LeaseCall& call,
                                                            const std::string& result_json,
                                                            const MayExecute& may) {
+  if (!call.types.empty()) {
+    ASSIGN_OR_RETURN(std::optional<ExecutionRecord> done,
+                     InOneStatement(pool_, call.deadline, queries::kCompleteExecution,
+                                    {call.execution_id, result_json, call.worker, call.lease_token,
+                                     TextArray(call.types)}));
+    if (done) return *done;
+  }
   return OnLocked(pool_, call, may, [&](const ExecutionRecord& x) -> absl::StatusOr<Step> {
     if (x.state == kSucceeded) return Step{};  // a repeat: the stored outcome
     // Queued with this token: its lease ran out, but nobody claimed it since; the work is done.
     if (x.state != kRunning && x.state != kQueued) {
       return LeaseLost(x, absl::StrCat("it is ", x.state));
     }
-    return Step{&queries::kCompleteExecution, {x.id, result_json, call.worker}};
+    return Step{
+        &queries::kCompleteExecution,
+        {x.id, result_json, call.worker, call.lease_token, TextArray({x.approval.action_type})}};
   });
 }
 

@@ -117,13 +117,15 @@ absl::Status PgTx::RollbackToSavepoint(absl::string_view name) {
 }
 
 absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
-                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts) {
+                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts,
+                              bool may_group) {
   absl::Status last;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     if (attempt > 1) pool.CountRetry();
     absl::StatusOr<PoolLease> lease = pool.Acquire(deadline);
     if (!lease.ok()) return lease.status();
-    absl::StatusOr<std::unique_ptr<PgTx>> tx = PgTx::Begin(**lease, deadline, pool.commit_group());
+    absl::StatusOr<std::unique_ptr<PgTx>> tx =
+        PgTx::Begin(**lease, deadline, may_group ? pool.commit_group() : nullptr);
     if (tx.ok()) {
       last = fn(**tx);
     } else {

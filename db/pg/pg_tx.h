@@ -57,8 +57,11 @@ class PgTx final : public Tx {
 /// within the deadline) when it fails with a transient error: serialization failure, deadlock,
 /// or a connection lost before COMMIT. `fn` commits by itself; an uncommitted transaction is
 /// rolled back. Never re-runs after a commit whose outcome is unknown.
+/// `may_group` false: a one-statement transaction is sent alone, never in a commit group (for
+/// statements that lock rows others skip: a group would hold those locks for its whole batch).
 absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
-                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3);
+                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3,
+                              bool may_group = true);
 
 /// After a CommitOutcomeUnknown: makes sure the transaction that was committing is finished for
 /// good (its backend, if still running, is terminated and waited for), retrying on other

@@ -1,9 +1,11 @@
--- Completes locked execution $1 with result $2 (jsonb) by worker $3: its approval is executed,
--- with an event.
+-- Completes execution $1 with result $2 (jsonb) by worker $3, if $4 is its lease token, it is
+-- running (or due again after its lease ran out, unclaimed since) and of one of the types $5:
+-- its approval is executed, with an event. No row otherwise (the caller finds out why).
 WITH e AS (
     UPDATE approvald.executions
     SET state = 'succeeded', result = $2::jsonb, ended_at = now(), last_error = NULL
-    WHERE id = $1::uuid
+    WHERE id = $1::uuid AND lease_token = $4::uuid AND state IN ('running', 'queued')
+      AND action_type = ANY ($5::text[])
     RETURNING *
 ), ended AS (
     UPDATE approvald.execution_attempts t SET ended_at = now(), outcome = 'succeeded'

@@ -104,6 +104,17 @@ absl::StatusOr<const handlers::ActionType*> ExecutionServiceImpl::ExecutableType
   return type;
 }
 
+std::vector<std::string> ExecutionServiceImpl::ExecutableTypes(const Principal& p) const {
+  std::vector<std::string> types;
+  for (const handlers::ActionType* t : approvals_.registry()->All()) {
+    const handlers::ExecutorPolicy* x = t->handler->executor();
+    if (x != nullptr && handlers::HasAnyRole(p.roles, x->executor_roles)) {
+      types.push_back(t->name);
+    }
+  }
+  return types;
+}
+
 db::MayExecute ExecutionServiceImpl::MayExecute(const Principal& p) const {
   return [this, p, registry = approvals_.registry()](const std::string& type) {
     return ExecutableType(*registry, p, type).status();
@@ -164,21 +175,23 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::ClaimExecutions(
   }
   w->reactor = new WaitingReactor([this, w] { FinishWaiting(w, absl::CancelledError()); });
   approvals_.in_flight_.fetch_add(1);
-  // Parked before the first try, so that an event during that try is not missed.
+  TryWaitingClaim(w, /*last=*/false);  // parked only if this first try finds nothing
+  return w->reactor;
+}
+
+void ExecutionServiceImpl::Park(const std::shared_ptr<WaitingClaim>& w) {
+  // Its first wake is at once: an event between the try that found nothing and now would
+  // otherwise be missed.
   const uint64_t id =
-      waiters_.Park({req->action_types().begin(), req->action_types().end()}, absl::InfinitePast(),
-                    w->end, [this, w](uint64_t id, bool last) {
-                      w->id = id;  // the first try may come before Park returns
+      waiters_.Park({w->request.action_types().begin(), w->request.action_types().end()},
+                    absl::InfinitePast(), w->end, [this, w](uint64_t id, bool last) {
+                      w->id = id;  // the first wake may come before Park returns
                       TryWaitingClaim(w, last);
                     });
-  if (id == 0) {
-    FinishWaiting(w, ApprovalServiceImpl::ShuttingDown());
-    return w->reactor;
-  }
+  if (id == 0) return FinishWaiting(w, absl::OkStatus());  // stopping: nothing, now
   w->id = id;
   // Cancelled before its id was known here: the waiter goes now.
   if (w->finished.load()) waiters_.Remove(id);
-  return w->reactor;
 }
 
 void ExecutionServiceImpl::TryWaitingClaim(const std::shared_ptr<WaitingClaim>& w, bool last) {
@@ -199,7 +212,12 @@ void ExecutionServiceImpl::TryWaitingClaim(const std::shared_ptr<WaitingClaim>& 
       return FinishWaiting(w, absl::OkStatus());
     }
     // Nothing due: next when the store says one will be (or an event says so first).
-    waiters_.Rearm(w->id, result->next_due ? absl::Now() + *result->next_due : w->end);
+    if (w->id == 0) return Park(w);
+    // One due but held by another claim: it is theirs in a moment; look again shortly.
+    const absl::Duration next = result->next_due
+                                    ? std::max(*result->next_due, absl::Milliseconds(10))
+                                    : w->end - absl::Now();
+    waiters_.Rearm(w->id, absl::Now() + next);
   });
   if (!queued) {
     FinishWaiting(
@@ -230,7 +248,10 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::ExtendLease(grpc::CallbackServer
           return absl::OkStatus();
         };
         ASSIGN_OR_RETURN(db::ExecutionRecord x,
-                         store_.Extend({req->execution_id(), req->lease_token(), p.name, deadline},
+                         store_.Extend({req->execution_id(), req->lease_token(), p.name, deadline,
+                                        lease == absl::ZeroDuration()
+                                            ? std::vector<std::string>()  // needs the type's
+                                            : ExecutableTypes(p)},
                                        lease, may_and_lease));
         return ExecutionToProto(x, resp);
       });
@@ -245,10 +266,10 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::CompleteExecution(
   return approvals_.Dispatch(
       ctx, "CompleteExecution", principal, valid, "", nullptr,
       [this, p = principal.value_or(Principal()), req, resp, result_json](absl::Time deadline) {
-        ASSIGN_OR_RETURN(
-            db::ExecutionRecord x,
-            store_.Complete({req->execution_id(), req->lease_token(), p.name, deadline},
-                            *result_json, MayExecute(p)));
+        ASSIGN_OR_RETURN(db::ExecutionRecord x,
+                         store_.Complete({req->execution_id(), req->lease_token(), p.name, deadline,
+                                          ExecutableTypes(p)},
+                                         *result_json, MayExecute(p)));
         approvals_.PokeEventHub();
         return ExecutionToProto(x, resp);
       });
@@ -274,7 +295,8 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::FailExecution(grpc::CallbackServ
           return absl::OkStatus();
         };
         ASSIGN_OR_RETURN(db::ExecutionRecord x,
-                         store_.Fail({req->execution_id(), req->lease_token(), p.name, deadline},
+                         store_.Fail({req->execution_id(), req->lease_token(), p.name, deadline,
+                                      /*types=*/{}},
                                      req->error(), retry, may));
         approvals_.PokeEventHub();
         return ExecutionToProto(x, resp);

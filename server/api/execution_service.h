@@ -39,6 +39,10 @@ class ExecutionServiceImpl final : public approvals::v1::ExecutionService::Callb
   /// One try of a waiting claim, on the executor; `last`: answer whatever it finds.
   void TryWaitingClaim(const std::shared_ptr<WaitingClaim>& w, bool last);
   void FinishWaiting(const std::shared_ptr<WaitingClaim>& w, const absl::Status& status);
+  /// Parks a waiting claim whose try found nothing.
+  void Park(const std::shared_ptr<WaitingClaim>& w);
+  /// The external types the caller may work on.
+  std::vector<std::string> ExecutableTypes(const Principal& p) const;
 
   /// The external type named `name`, if the caller may work on it.
   absl::StatusOr<const handlers::ActionType*> ExecutableType(

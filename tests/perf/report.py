@@ -49,7 +49,7 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
            (", ".join(pg_settings[:-1]), args.duration, args.warmup, args.repeat,
             "flags " + " ".join(flags) if flags else
             "its defaults (%s)" % flag_defaults(args.build, ["pool_size", "commit_batches"])), ""]
-    for mode in modes:
+    for mode in modes if levels else []:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
                 "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
@@ -68,9 +68,10 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
         out += ["", "Each run, pgbench tx/s / approvald calls/s: " + "; ".join(
             "%d clients %s" % (c, ", ".join("%.0f / %.0f" % run for run in rows[(mode, c)]["runs"]))
             for c in levels) + ".", ""]
-    out.append("Idle RSS after start: " + ", ".join(
-        "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
-    out.append("")
+    if levels:
+        out.append("Idle RSS after start: " + ", ".join(
+            "%.1f MiB" % rows[("idle", c)]["rss"] for c in levels) + ".")
+        out.append("")
     if "contended" in extras:
         x = extras["contended"]
         out += ["## 64 racers on one approval", "",
@@ -90,12 +91,15 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
                     x["p99_ms"], x["max_ms"], x["peak_rss_mib"]),
                 "", "Delivery p99 of each run: %s ms (the run above is the median)." %
                 ", ".join("%.1f" % v for v in x["all_p99"]), ""]
-    if "execute" in extras:
-        x = extras["execute"]
-        out += ["## External executions: 16 approvers, 16 workers", "",
+    for name, title in (("execute_waiting", "2 approvers, 16 workers waiting (latency)"),
+                        ("execute", "16 approvers, 16 workers (throughput)")):
+        if name not in extras:
+            continue
+        x = extras[name]
+        out += ["## External executions: %s" % title, "",
                 "approve %.0f calls/s; executions claimed and completed %.0f/s (%.2f per "
                 "approval); approve answer -> claim p50 %.1f ms, p99 %.1f ms (%d claims timed, "
-                "workers long-polling)." % (
+                "workers long-polling `ClaimExecutions`)." % (
                     x["calls_per_s"], x["executions_completed_per_s"],
                     x["executions_per_approval"], x["claim_after_approve_p50_ms"],
                     x["claim_after_approve_p99_ms"], x["claims_timed"]),

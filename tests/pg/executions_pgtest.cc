@@ -66,8 +66,9 @@ class ExecutionsTest : public ::testing::Test {
 
   void ClaimRace(int round);
 
+  // As the service makes it: with the types the worker may run (one statement when in order).
   db::LeaseCall Call(const db::ExecutionRecord& x, const std::string& worker = "worker") {
-    return {x.id, x.lease_token.value_or(""), worker, Soon()};
+    return {x.id, x.lease_token.value_or(""), worker, Soon(), {"refund.provider"}};
   }
 
   std::unique_ptr<TestDatabase> db_;
@@ -305,7 +306,15 @@ TEST_F(ExecutionsTest, OnlyTheTypesAWorkerMayRunAreTouched) {
   const db::MayExecute nobody = [](const std::string& type) {
     return absl::PermissionDeniedError("not for " + type);
   };
-  EXPECT_EQ(executions_->Complete(Call(got.claimed[0]), "{}", nobody).status().code(),
+  db::LeaseCall other_types = Call(got.claimed[0]);
+  other_types.types = {"email.send"};
+  EXPECT_EQ(executions_->Complete(other_types, "{}", nobody).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(executions_->Extend(other_types, absl::Seconds(5), nobody).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  db::LeaseCall judged = Call(got.claimed[0]);  // no types: always under the lock
+  judged.types.clear();
+  EXPECT_EQ(executions_->Complete(judged, "{}", nobody).status().code(),
             absl::StatusCode::kPermissionDenied);
   db::LeaseCall unknown = Call(got.claimed[0]);
   unknown.execution_id = "00000000-0000-4000-8000-000000000000";
