@@ -31,7 +31,8 @@ struct WorkOptions {
 /// - exit `fatal_exit_code`: it fails for good (the approval ends FAILED with stderr's last
 ///   line or the exit code); any other exit or a signal: the attempt fails and is retried.
 /// The lease is extended while the program runs. SIGINT or SIGTERM stops claiming; running
-/// programs (in process groups of their own, so a Ctrl-C does not reach them) finish first. Returns the process exit code (0, or 1 on an error that stops it).
+/// programs (in process groups of their own, so a Ctrl-C does not reach them) finish first. Returns
+/// the process exit code (0, or 1 on an error that stops it).
 int RunWork(std::shared_ptr<grpc::Channel> channel, const std::string& token,
             const WorkOptions& options);
 

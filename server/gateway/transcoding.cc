@@ -94,8 +94,8 @@ absl::StatusOr<std::unique_ptr<pb::Message>> BuildRequest(
       pb::util::JsonParseOptions options;
       options.ignore_unknown_fields = false;
       if (auto st = pb::util::JsonStringToMessage(body, message.get(), options); !st.ok()) {
-        return db::FieldError("body", absl::StrCat("is not a JSON ", type.name(), ": ",
-                                                   st.message().as_string()));
+        return db::FieldError(
+            "body", absl::StrCat("is not a JSON ", type.name(), ": ", st.message().as_string()));
       }
     }
   } else if (has_body) {

@@ -29,10 +29,11 @@ import threading
 import time
 import uuid
 
+import decision_checks  # tests/chaos, the folder of this script
+import report
+
 CALL_DEADLINE = 5      # seconds, every call
 RETRY_WINDOW = 60      # seconds a call is retried at most (and 200 attempts)
-FINAL = {"approved", "rejected", "cancelled", "expired", "failed"}
-DECIDES = {"Approve": "approved", "Reject": "rejected", "CancelApproval": "cancelled"}
 APPROVERS = ["alice", "bob", "carol", "dave", "boss"]
 PRINCIPALS = {"agent": "requester", "alice": "approver", "bob": "approver", "carol": "approver",
               "dave": "approver", "boss": "approver,requester"}
@@ -245,93 +246,6 @@ class Chaos:
             stop.set()
 
 
-def check(dsn, psql, load, printable):
-    """The SQL checks. Returns [(name, offenders)]; printable(offender) -> str."""
-    rows = {r[0]: (r[1], int(r[2]), r[3]) for r in psql(
-        "SELECT id, status, version, action_type FROM approvald.approvals", dsn)}
-    effects = collections.Counter(r[0] for r in psql("SELECT approval_id FROM effects", dsn))
-    events = collections.defaultdict(list)
-    xacts = collections.defaultdict(list)
-    for approval_id, version, kind, xact in psql(
-            "SELECT approval_id, version, type, xact_id FROM approvald.events"
-            " ORDER BY approval_id, id", dsn):
-        events[approval_id].append((int(version), kind))
-        xacts[approval_id].append(xact)
-    votes = collections.Counter(r[0] for r in psql("SELECT approval_id FROM approvald.votes", dsn))
-
-    duplicate = ["%s: %d effects rows" % (a, n) for a, n in effects.items() if n > 1]
-    lost = [a for a, (status, _, _) in rows.items() if status == "approved" and not effects[a]]
-    orphan = ["%s (%s)" % (a, rows[a][0] if a in rows else "no approval")
-              for a in effects if a not in rows or rows[a][0] != "approved"]
-
-    # The log of each approval, two ways. In version order it must be the whole history: one
-    # event per version 1..row version, `created` first, the newest matching the status (and an
-    # approved quorum approval has its 2 votes). In log order (event id, the order in which
-    # WatchApprovals delivers) the versions must strictly increase, so that the last event a
-    # watcher gets is the approval's state.
-    inconsistent, unordered = [], []
-    for a, (status, version, action_type) in rows.items():
-        log = events.get(a, [])
-        by_version = sorted(log)
-        expect_last = ("created", "voted") if status == "pending" else (status,)
-        problems = []
-        if [v for v, _ in by_version] != list(range(1, version + 1)):
-            problems.append("event versions %s, row version %d" % (
-                [v for v, _ in by_version], version))
-        if by_version[:1] != [(1, "created")]:
-            problems.append("first event %r, not (1, created)" % (by_version[:1],))
-        if by_version and by_version[-1][1] not in expect_last:
-            problems.append("newest event %s, status %s" % (by_version[-1][1], status))
-        if action_type == "effect.quorum" and status == "approved" and votes[a] != 2:
-            problems.append("approved with %d votes" % votes[a])
-        if problems:
-            inconsistent.append("%s: %s" % (a, "; ".join(problems)))
-        versions = [v for v, _ in log]
-        if any(x >= y for x, y in zip(versions, versions[1:])):
-            unordered.append("%s (%s): in event id order versions %s, types %s, transactions %s;"
-                             " last event %s v%d, row %s v%d" % (
-                                 a, action_type, versions, [k for _, k in log], xacts[a],
-                                 log[-1][1], log[-1][0], status, version))
-
-    # What the load was told against what the database holds.
-    contradicted = ["%s created, not in the database" % a for a in load.created if a not in rows]
-    for ans in load.answers:
-        status, version, _ = rows.get(ans.approval_id, (None, 0, None))
-        if ans.status in FINAL and (ans.status, ans.version) != (status, version):
-            contradicted.append("%s -> database %s v%d" % (printable(ans), status, version))
-        elif ans.status == "pending" and ans.version > version:
-            contradicted.append("%s -> database %s v%d" % (printable(ans), status, version))
-
-    # Two calls answered OK as having decided one approval. One call = one (principal,
-    # request_id) when it has a request_id (its replays answer the same); every call without one
-    # is a call of its own. An OK answer says that the call decided the approval when its status
-    # is the one its method makes (approved, rejected, cancelled) and, for a quorum Approve, its
-    # decided_by is the caller. Not counted, as legitimate: pending answers (votes), and a vote
-    # read back (a request_id replay, or after a lost COMMIT) once another call had decided the
-    # approval: the vote was recorded, and the answer shows the approval as it is now.
-    deciders = collections.defaultdict(dict)
-    for i, ans in enumerate(load.answers):
-        if ans.status != DECIDES[ans.method]:
-            continue
-        if (ans.action_type == "effect.quorum" and ans.method == "Approve" and
-                ans.decided_by != ans.principal):
-            continue
-        key = (ans.principal, ans.request_id) if ans.request_id else ("call", i)
-        deciders[ans.approval_id].setdefault(key, ans)
-    twice = []
-    for a, calls in deciders.items():
-        if len(calls) > 1:
-            twice.append("%s: %s" % (a, " | ".join(printable(x) for x in calls.values())))
-
-    return [("duplicate effects (>1 row)", duplicate),
-            ("lost effects (approved, 0 rows)", lost),
-            ("effects without approved approval", orphan),
-            ("events inconsistent with the row", inconsistent),
-            ("versions out of order in the log", unordered),
-            ("OK answers the database contradicts", contradicted),
-            ("approvals answered OK to two calls", twice)]
-
-
 def main():
     args = parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -378,7 +292,7 @@ def main():
         def printable(a):
             return "%s %s rid=%s -> %s v%d by %s" % (a.method, a.principal, a.request_id,
                                                     a.status, a.version, a.decided_by or "-")
-        results = check(dsn, harness.psql, load, printable)
+        results = decision_checks.check(dsn, harness.psql, load, printable)
         results += [("approvald exits of its own", ["exit %s" % c for c in
                                                      chaos.unexpected_exits]),
                     ("calls that never returned", ["%d threads" % load.hung] if load.hung else [])]
@@ -401,23 +315,11 @@ def main():
                                                           ", ".join("%s %d" % kv for kv in
                                                                     load.codes.most_common())))
         print("  %-38s %7s" % ("effects rows", effects_rows))
-        print("  %-38s %7s  %s" % ("check", "found", "result"))
-        for name, offenders in results:
-            print("  %-38s %7d  %s" % (name, len(offenders), "FAIL" if offenders else "ok"))
-        failed = [(n, o) for n, o in results if o]
-        for name, offenders in failed:
-            print("%s:" % name)
-            for o in offenders[:20]:
-                print("    " + o)
-            if len(offenders) > 20:
-                print("    ... and %d more" % (len(offenders) - 20))
+        failed = report.print_checks(results, 38)
         print("chaos: %s" % ("FAILED" if failed else "passed"))
         return 1 if failed else 0
     except BaseException:
-        for path in sorted(p for p in os.listdir(tmp) if p.endswith(".log")):
-            with open(os.path.join(tmp, path), errors="replace") as f:
-                sys.stderr.write("---- %s (last 30 lines) ----\n%s" % (
-                    path, "".join(f.readlines()[-30:])))
+        report.dump_logs(tmp)
         raise
     finally:
         # The chaos thread first: it may be restarting approvald or PostgreSQL right now.

@@ -36,77 +36,23 @@ The CI run (ctest ExecutionsChaosShort): --approvals 300 --workers 4. The long r
 
 import argparse
 import collections
-import itertools
-import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 
+import report  # tests/chaos, the folder of this script
+from execution_workers import Workers
+
 TYPE = "refund.provider"
-PRINCIPALS = {"agent": "requester", "alice": "approver", "worker": "executor"}
 RETRY_WINDOW = 60  # seconds a create or approve is retried at most
 # UNKNOWN: a call cut by a kill -9 can end as "Stream removed"; the keys make retries safe.
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "UNKNOWN")
-
-CONFIG = """\
-version: 1
-action_types:
-  - name: refund.provider
-    description: Refund through the payment provider, run by an external worker.
-    handler: external
-    parameters:
-      - {name: order_id, type: integer, required: true}
-      - {name: amount_cents, type: integer, required: true}
-    requester_roles: [requester]
-    approver_roles: [approver]
-    executor_roles: [executor]
-    lease: 3s
-    max_attempts: 20
-    backoff: {initial: 100ms, max: 1s}
-"""
-
-# One worker process (written to the temp dir): the client's executions() loop with the type's
-# lease; the refund is POSTed as example_worker.py does it, then held for up to HOLD_MS (the rest
-# of the work: a kill then leaves the refund applied and the execution not completed), then
-# completed with the provider's answer. Each claimed attempt is noted in its JSONL log before the
-# provider is called, in one write(), so that a kill -9 leaves whole lines only.
-WORKER = """\
-import json, os, random, signal, sys, threading, time
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-client_dir, target, payments_url, log_path, hold_ms = sys.argv[1:6]
-sys.path.insert(0, client_dir)
-import grpc
-import example_worker
-from approvald_client import ApprovalClient, error_info
-
-log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-with ApprovalClient(target, os.environ["APPROVALD_TOKEN"]) as client:
-    for ex in client.executions("refund.provider", lease=None, wait=2, stop=stop):
-        os.write(log, (json.dumps({"execution_id": ex.execution_id, "attempt": ex.attempt,
-                                   "key": ex.idempotency_key, "approval_id": ex.approval.id,
-                                   "order_id": ex.action_data["order_id"]}) + "\\n").encode())
-        try:
-            with ex:  # an exception fails the attempt (retryable)
-                status, answer = example_worker.post_refund(payments_url, ex.action_data,
-                                                            ex.idempotency_key)
-                time.sleep(random.uniform(0, float(hold_ms) / 1000))
-                ex.complete(answer)
-            line = "%r: completed (%d)" % (ex, status)
-        except grpc.RpcError as err:  # LEASE_LOST, or the replica is down: its lease runs out
-            info = error_info(err)
-            line = "%r: %s %s" % (ex, err.code().name, info.reason if info else "-")
-        except OSError as err:  # the provider refused it or could not be reached
-            line = "%r: %s" % (ex, err)
-        print(line, flush=True)
-"""
 
 
 def parse_args():
@@ -142,86 +88,6 @@ def retried(call, what):
         retries += 1
         time.sleep(pause)  # the replica is restarting: back off a little
         pause = min(pause * 2, 1.0)
-
-
-class Workers:
-    """The worker processes: slot i runs one at a time, each start on the next replica in
-    round-robin order. Tells the kills it made from exits of their own."""
-
-    def __init__(self, root, tmp, replicas, payments_url, token, gen, hold_ms):
-        self.script = os.path.join(tmp, "worker.py")
-        with open(self.script, "w") as f:
-            f.write(WORKER)
-        self.root, self.tmp, self.replicas, self.payments_url = root, tmp, replicas, payments_url
-        self.hold_ms = hold_ms
-        self.env = dict(os.environ, APPROVALD_TOKEN=token, APPROVALD_PY_GEN=gen)
-        self.procs = {}
-        self.next_replica = itertools.count()
-        self.killed = 0
-        self.exits = []     # (slot, code) of exits nobody asked for
-        self.no_stop = []   # slots that had to be killed after SIGTERM
-
-    def log(self, slot, kind):
-        return os.path.join(self.tmp, "worker-%d.%s" % (slot, kind))
-
-    def start(self, slot):
-        replica = self.replicas[next(self.next_replica) % len(self.replicas)]
-        with open(self.log(slot, "log"), "a") as out:
-            self.procs[slot] = subprocess.Popen(
-                [sys.executable, self.script, os.path.join(self.root, "client", "python"),
-                 replica.target, self.payments_url, self.log(slot, "jsonl"),
-                 str(self.hold_ms)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-
-    def kill9(self, slot):
-        proc = self.procs[slot]
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-            self.killed += 1
-        else:
-            self.exits.append((slot, proc.returncode))
-        self.start(slot)
-
-    def reap(self):
-        """Restarts the workers that exited on their own (recorded)."""
-        for slot, proc in list(self.procs.items()):
-            if proc.poll() is not None:
-                self.exits.append((slot, proc.returncode))
-                self.start(slot)
-
-    def stop(self):
-        """SIGTERM to all; the loop ends after its claim's long-poll (2 s)."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for slot, proc in self.procs.items():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                self.no_stop.append(slot)
-                continue
-            # -SIGTERM: a worker restarted just now, before it had set its handler.
-            if proc.returncode not in (0, -signal.SIGTERM):
-                self.exits.append((slot, proc.returncode))
-
-    def kill_all(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-
-    def attempts(self):
-        """Every attempt that a worker was handed, from their logs."""
-        notes = []
-        for slot in self.procs:
-            path = self.log(slot, "jsonl")
-            if os.path.exists(path):
-                with open(path) as f:
-                    notes.extend(json.loads(line) for line in f)
-        return notes
 
 
 class Creators:
@@ -367,9 +233,10 @@ def main():
             dsn = pg.create_database("exechaos")
         config = os.path.join(tmp, "approvald.yaml")
         with open(config, "w") as f:
-            f.write(CONFIG)
+            f.write(harness.refund_provider_config(lease="3s", max_attempts=20))
         tokens_file = os.path.join(tmp, "tokens")
-        tokens = harness.write_tokens(args.approvalctl, tokens_file, PRINCIPALS)
+        tokens = harness.write_tokens(args.approvalctl, tokens_file,
+                                     harness.REFUND_PRINCIPALS)
         gen = harness.use_python_client(args.root, tmp)
         import fake_payments
         from approvald_client import ApprovalClient
@@ -463,16 +330,7 @@ def main():
               % (", ".join("%s %d" % kv for kv in sorted(statuses.items())),
                  ", ".join("%s %s" % kv for kv in outcomes.items()), retried_executions,
                  len(notes), creators.retries))
-        print("  %-42s %7s  %s" % ("check", "found", "result"))
-        for name, offenders in results:
-            print("  %-42s %7d  %s" % (name, len(offenders), "FAIL" if offenders else "ok"))
-        failed = [(n, o) for n, o in results if o]
-        for name, offenders in failed:
-            print("%s:" % name)
-            for o in offenders[:20]:
-                print("    " + o)
-            if len(offenders) > 20:
-                print("    ... and %d more" % (len(offenders) - 20))
+        failed = report.print_checks(results, 42)
         print("summary: raw provider requests %d, applied effects %d, attempts total %d,"
               " workers killed %d, replica restarts %d, elapsed %.1f s"
               % (payments.requests(), len(payments.refunds()),
@@ -480,10 +338,10 @@ def main():
                  elapsed))
         print("executions chaos: %s" % ("FAILED" if failed else "passed"))
         if failed:
-            dump_logs(tmp)
+            report.dump_logs(tmp)
         return 1 if failed else 0
     except BaseException:
-        dump_logs(tmp)
+        report.dump_logs(tmp)
         raise
     finally:
         for by_who in clients:
@@ -500,13 +358,6 @@ def main():
         if pg:
             pg.stop("immediate")
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def dump_logs(tmp):
-    for path in sorted(p for p in os.listdir(tmp) if p.endswith(".log")):
-        with open(os.path.join(tmp, path), errors="replace") as f:
-            sys.stderr.write("---- %s (last 30 lines) ----\n%s" % (
-                path, "".join(f.readlines()[-30:])))
 
 
 if __name__ == "__main__":

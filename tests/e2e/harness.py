@@ -1,6 +1,7 @@
 """Shared pieces of the end-to-end scripts: a private PostgreSQL cluster that can be crashed and
 restarted, approvald processes that can be killed and restarted on their port, tokens, psql,
-the Python stubs of the API, and a base class for test classes on the PostgreSQL of tests/run.
+the Python stubs of the API, the config of the refund.provider tests, and a base class for test
+classes on the PostgreSQL of tests/run.
 
     sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
     import harness
@@ -236,6 +237,32 @@ def write_tokens(approvalctl, path, principals):
         f.write("\n".join(lines) + "\n")
     return tokens
 
+
+# The principals of the refund.provider tests: who creates, approves and executes refunds.
+REFUND_PRINCIPALS = {"agent": "requester", "alice": "approver", "worker": "executor"}
+
+
+def refund_provider_config(lease="5s", max_attempts=3, backoff_initial="100ms",
+                           backoff_max="1s"):
+    """The approvald YAML config with one `handler: external` action type, refund.provider
+    (order_id and amount_cents; roles requester, approver, executor), run by workers that
+    call client/python/fake_payments.py: its lease, max_attempts and retry backoff as given."""
+    return """\
+version: 1
+action_types:
+  - name: refund.provider
+    description: Refund through the payment provider, run by an external worker.
+    handler: external
+    parameters:
+      - {name: order_id, type: integer, required: true}
+      - {name: amount_cents, type: integer, required: true}
+    requester_roles: [requester]
+    approver_roles: [approver]
+    executor_roles: [executor]
+    lease: %s
+    max_attempts: %d
+    backoff: {initial: %s, max: %s}
+""" % (lease, max_attempts, backoff_initial, backoff_max)
 
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)

@@ -26,22 +26,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
 TYPE = "refund.provider"
-CONFIG = """\
-version: 1
-action_types:
-  - name: refund.provider
-    description: Refund through the payment provider, run by an external worker.
-    handler: external
-    parameters:
-      - {name: order_id, type: integer, required: true}
-      - {name: amount_cents, type: integer, required: true}
-    requester_roles: [requester]
-    approver_roles: [approver]
-    executor_roles: [executor]
-    lease: 5s
-    max_attempts: 3
-    backoff: {initial: 100ms, max: 1s}
-"""
 
 SCRIPT = r"""#!/bin/sh
 # usage: refund.sh PAYMENTS_URL LOG   (the approval as JSON on stdin)
@@ -75,13 +59,11 @@ _order_ids = itertools.count(5000)
 class WorkShellTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.set_up_database("workshell", APPROVALCTL, {"agent": "requester",
-                                                       "alice": "approver",
-                                                       "worker": "executor"})
+        cls.set_up_database("workshell", APPROVALCTL, harness.REFUND_PRINCIPALS)
         harness.use_python_client(ROOT, cls.tmp)  # also puts client/python on sys.path
         config = os.path.join(cls.tmp, "approvald.yaml")
         with open(config, "w") as f:
-            f.write(CONFIG)
+            f.write(harness.refund_provider_config())
         cls.script = os.path.join(cls.tmp, "refund.sh")
         with open(cls.script, "w") as f:
             f.write(SCRIPT)
