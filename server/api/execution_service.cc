@@ -27,35 +27,9 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
 
 }  // namespace
 
-absl::Status ExecutionToProto(const db::ExecutionRecord& x, v1::Execution* out) {
-  out->set_execution_id(x.id);
-  v1::ExecutionState state = v1::EXECUTION_STATE_UNSPECIFIED;
-  v1::ExecutionState_Parse(absl::StrCat("EXECUTION_STATE_", absl::AsciiStrToUpper(x.state)),
-                           &state);
-  out->set_state(state);
-  out->set_attempt(x.attempt);
-  out->set_max_attempts(x.max_attempts);
-  out->set_idempotency_key(x.id);
-  out->set_lease_token(x.lease_token.value_or(""));
-  if (x.lease_expire_time && x.state == db::kRunning) {
-    *out->mutable_lease_expire_time() = ToTimestamp(*x.lease_expire_time);
-  }
-  out->set_last_error(x.last_error.value_or(""));
-  if (x.result_json) {
-    absl::StatusOr<google::protobuf::Struct> result = JsonToStruct(*x.result_json);
-    if (!result.ok()) return result.status();
-    *out->mutable_result() = std::move(*result);
-  }
-  if (x.due_time && x.state == db::kQueued) {
-    *out->mutable_next_attempt_time() = ToTimestamp(*x.due_time);
-  }
-  return ToProto(x.approval, out->mutable_approval());
-}
-
 /// A ClaimExecutions call with `wait`: parked with the ClaimWaiters between tries. Shared by
 /// the reactor (for OnCancel) and the waiters' callback, which may outlive the call.
 struct ExecutionServiceImpl::WaitingClaim {
-  ExecutionServiceImpl* service = nullptr;
   grpc::CallbackServerContext* ctx = nullptr;
   grpc::ServerUnaryReactor* reactor = nullptr;
   v1::ClaimExecutionsRequest request;
@@ -162,7 +136,6 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::ClaimExecutions(
         });
   }
   auto w = std::make_shared<WaitingClaim>();
-  w->service = this;
   w->ctx = ctx;
   w->request = *req;
   w->response = resp;

@@ -58,7 +58,4 @@ class ExecutionServiceImpl final : public approvals::v1::ExecutionService::Callb
   ClaimWaiters waiters_;
 };
 
-/// An execution as the API shows it.
-absl::Status ExecutionToProto(const db::ExecutionRecord& x, approvals::v1::Execution* out);
-
 }  // namespace approvald::server

@@ -124,4 +124,29 @@ absl::Status ToProto(const db::ApprovalRecord& r, approvals::v1::Approval* out) 
   return absl::OkStatus();
 }
 
+absl::Status ExecutionToProto(const db::ExecutionRecord& x, approvals::v1::Execution* out) {
+  out->set_execution_id(x.id);
+  approvals::v1::ExecutionState state = approvals::v1::EXECUTION_STATE_UNSPECIFIED;
+  approvals::v1::ExecutionState_Parse(
+      absl::StrCat("EXECUTION_STATE_", absl::AsciiStrToUpper(x.state)), &state);
+  out->set_state(state);
+  out->set_attempt(x.attempt);
+  out->set_max_attempts(x.max_attempts);
+  out->set_idempotency_key(x.id);
+  out->set_lease_token(x.lease_token.value_or(""));
+  if (x.lease_expire_time && x.state == db::kRunning) {
+    *out->mutable_lease_expire_time() = ToTimestamp(*x.lease_expire_time);
+  }
+  out->set_last_error(x.last_error.value_or(""));
+  if (x.result_json) {
+    absl::StatusOr<google::protobuf::Struct> result = JsonToStruct(*x.result_json);
+    if (!result.ok()) return result.status();
+    *out->mutable_result() = std::move(*result);
+  }
+  if (x.due_time && x.state == db::kQueued) {
+    *out->mutable_next_attempt_time() = ToTimestamp(*x.due_time);
+  }
+  return ToProto(x.approval, out->mutable_approval());
+}
+
 }  // namespace approvald::server

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "approvals/v1/approvals.pb.h"
 #include "db/approval.h"
+#include "db/execution_store.h"
 
 namespace approvald::server {
 
@@ -31,5 +32,8 @@ google::protobuf::Duration ToDuration(absl::Duration d);
 
 /// Fills `out` from a stored approval. INTERNAL if stored JSON does not parse.
 absl::Status ToProto(const db::ApprovalRecord& record, approvals::v1::Approval* out);
+
+/// An execution as the API shows it (its idempotency key is its id), with its approval.
+absl::Status ExecutionToProto(const db::ExecutionRecord& x, approvals::v1::Execution* out);
 
 }  // namespace approvald::server

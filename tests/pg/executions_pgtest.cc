@@ -36,21 +36,35 @@ class ExecutionsTest : public ::testing::Test {
 
   absl::Time Soon() const { return absl::Now() + absl::Seconds(10); }
 
-  // A created and approved approval of the external type "refund.provider".
-  std::string Approved() {
+  // A pending approval of the external type "refund.provider", requested by agent.
+  std::string Pending(absl::Duration ttl = absl::Hours(1)) {
     db::CreateInput create;
     create.action_type = "refund.provider";
     create.action_data_json = R"({"order_id": 42})";
     create.requested_by = "agent";
+    create.ttl = ttl;
     absl::StatusOr<db::CreateResult> created = store_->Create(create);
     EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->approval.id : "";
+  }
+
+  absl::StatusOr<db::ApprovalRecord> Decide(db::Decision decision, const std::string& id,
+                                            const std::string& actor) {
     db::DecideInput in;
-    in.id = created->approval.id;
-    in.actor = "alice";
+    in.decision = decision;
+    in.id = id;
+    in.actor = actor;
+    in.reason = "because";
     in.deadline = Soon();
-    absl::StatusOr<db::ApprovalRecord> approved = store_->Decide(in, rules_);
+    return store_->Decide(in, rules_);
+  }
+
+  // A created and approved approval of the external type "refund.provider".
+  std::string Approved() {
+    const std::string id = Pending();
+    absl::StatusOr<db::ApprovalRecord> approved = Decide(db::Decision::kApprove, id, "alice");
     EXPECT_TRUE(approved.ok()) << approved.status();
-    return in.id;
+    return id;
   }
 
   absl::StatusOr<db::ClaimResult> Claim(int max, absl::Duration lease = absl::Seconds(30),
@@ -92,17 +106,7 @@ TEST_F(ExecutionsTest, ApprovingEnqueuesOneExecutionWithTheDecision) {
                         "' AND state = 'queued'"),
             "1");
   // A rejected approval never gets one.
-  db::CreateInput create;
-  create.action_type = "refund.provider";
-  create.requested_by = "agent";
-  ASSERT_OK_AND_ASSIGN(db::CreateResult other, store_->Create(create));
-  db::DecideInput reject;
-  reject.decision = db::Decision::kReject;
-  reject.id = other.approval.id;
-  reject.actor = "alice";
-  reject.reason = "no";
-  reject.deadline = Soon();
-  ASSERT_OK(store_->Decide(reject, rules_).status());
+  ASSERT_OK(Decide(db::Decision::kReject, Pending(), "alice").status());
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "1");
 }
 
@@ -110,11 +114,7 @@ TEST_F(ExecutionsTest, OnlyTheDecisiveVoteEnqueuesAndOtherEndingsNever) {
   rules_.SetRequiredApprovals(2);
   const std::string id = Approved();  // alice's vote: not yet
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "0");
-  db::DecideInput second;
-  second.id = id;
-  second.actor = "bob";
-  second.deadline = Soon();
-  ASSERT_OK_AND_ASSIGN(db::ApprovalRecord a, store_->Decide(second, rules_));
+  ASSERT_OK_AND_ASSIGN(db::ApprovalRecord a, Decide(db::Decision::kApprove, id, "bob"));
   EXPECT_EQ(a.status, db::kApproved);
   ASSERT_TRUE(a.execution.has_value());
   EXPECT_EQ(
@@ -123,27 +123,15 @@ TEST_F(ExecutionsTest, OnlyTheDecisiveVoteEnqueuesAndOtherEndingsNever) {
   rules_.SetRequiredApprovals(1);
   // Cancelled by the requester, and expired (a decision finds it past its expiry; the sweeper
   // the same way): no execution.
-  db::CreateInput create;
-  create.action_type = "refund.provider";
-  create.requested_by = "agent";
-  ASSERT_OK_AND_ASSIGN(db::CreateResult cancelled, store_->Create(create));
-  db::DecideInput cancel;
-  cancel.decision = db::Decision::kCancel;
-  cancel.id = cancelled.approval.id;
-  cancel.actor = "agent";
-  cancel.deadline = Soon();
-  ASSERT_OK(store_->Decide(cancel, rules_).status());
-  create.ttl = absl::Milliseconds(1);
-  ASSERT_OK_AND_ASSIGN(db::CreateResult expiring, store_->Create(create));
-  absl::SleepFor(absl::Milliseconds(20));
-  db::DecideInput late;
-  late.id = expiring.approval.id;
-  late.actor = "alice";
-  late.deadline = Soon();
-  EXPECT_EQ(db::GetReason(store_->Decide(late, rules_).status()), approvals::v1::EXPIRED);
-  ASSERT_OK_AND_ASSIGN(db::CreateResult swept, store_->Create(create));
-  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_OK(Decide(db::Decision::kCancel, Pending(), "agent").status());
+  const std::string late = Pending(absl::Milliseconds(1));
+  const std::string swept = Pending(absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(20));  // past their expiry by the database clock
+  EXPECT_EQ(db::GetReason(Decide(db::Decision::kApprove, late, "alice").status()),
+            approvals::v1::EXPIRED);
   ASSERT_OK(store_->ExpireDue(100).status());
+  ASSERT_OK_AND_ASSIGN(db::ApprovalRecord expired, store_->Get(swept, Soon()));
+  EXPECT_EQ(expired.status, db::kExpired);
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.executions"), "1");
   EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals WHERE execution_id IS NOT NULL"),
             "1");
