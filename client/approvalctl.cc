@@ -23,6 +23,7 @@
 #include "client/cli_args.h"
 #include "client/event_stream.h"
 #include "client/output.h"
+#include "client/webhooks_command.h"
 #include "client/work_command.h"
 
 namespace {
@@ -62,6 +63,8 @@ commands:
                               environment; exit 0 completes it with stdout (JSON) as the
                               result, --fatal-exit fails it for good, anything else is
                               retried; the lease is extended while CMD runs
+  webhooks list               the event webhook subscriptions: cursor, failures, dead letter
+  webhooks redeliver NAME     resume a dead-lettered subscription at the event it stopped at
   token new --principal P [--roles r1,r2]
 
 --token defaults to $APPROVALD_TOKEN; --addr to $APPROVALD_ADDR or 127.0.0.1:50051.
@@ -373,6 +376,10 @@ int main(int argc, char** argv) {
   }
   if (command == "approve" || command == "reject" || command == "cancel") {
     return Decide(client, command, args, json);
+  }
+  if (command == "webhooks") {
+    return approvald::client::RunWebhooks(
+        channel, token, timeout, {args.positional.begin() + 1, args.positional.end()}, json);
   }
   return Usage("unknown command: " + command);
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "db/utf8.h"
 #include "handlers/config_reader.h"
 #include "handlers/handler_kinds.h"
+#include "handlers/webhook_subscriptions.h"
 
 namespace approvald::handlers {
 namespace {
@@ -198,13 +200,15 @@ absl::Status ParseActionType(const ConfigReader& r, const YAML::Node& node, cons
   }
   CONFIG_TRY(ParsePolicy(r, node, path, &t->policy));
 
+  // A kind's own keys are for the kinds that have them only (external and webhook share some).
+  std::map<std::string, std::vector<std::string>> owners;
   for (const HandlerKind& kind : BuiltInKinds()) {
-    // A kind's own keys are for that kind only.
-    for (const std::string& key : kind.keys) {
-      if (node[key] && kind.name != t->handler_kind) {
-        return r.Error(node[key], path + "." + key,
-                       absl::StrCat("is only for handler: ", kind.name));
-      }
+    for (const std::string& key : kind.keys) owners[key].push_back(kind.name);
+  }
+  for (const auto& [key, kinds] : owners) {
+    if (node[key] && std::find(kinds.begin(), kinds.end(), t->handler_kind) == kinds.end()) {
+      return r.Error(node[key], path + "." + key,
+                     absl::StrCat("is only for handler: ", absl::StrJoin(kinds, ", ")));
     }
   }
   for (const HandlerKind& kind : BuiltInKinds()) {
@@ -230,7 +234,7 @@ absl::StatusOr<std::shared_ptr<HandlerRegistry>> ParseRoot(const YAML::Node& roo
                                                            const ConfigReader& r,
                                                            const CppHandlers& cpp) {
   if (!root.IsMap()) return r.Error(root, "(top level)", "must be a mapping with action_types");
-  CONFIG_TRY(r.CheckKeys(root, "", {"version", "action_types"}));
+  CONFIG_TRY(r.CheckKeys(root, "", {"version", "action_types", "webhooks"}));
   const YAML::Node& types = root["action_types"];
   if (!types) return r.Error(root, "action_types", "is required");
   if (!types.IsSequence()) return r.Error(types, "action_types", "must be a list");
@@ -244,6 +248,13 @@ absl::StatusOr<std::shared_ptr<HandlerRegistry>> ParseRoot(const YAML::Node& roo
       return r.Error(types[i]["name"], path + ".name",
                      absl::StrCat("\"", name, "\" is declared twice"));
     }
+  }
+  if (const YAML::Node hooks = root["webhooks"]) {
+    std::set<std::string> names;
+    for (const ActionType* t : registry->All()) names.insert(t->name);
+    std::vector<WebhookSubscription> subscriptions;
+    CONFIG_TRY(ParseWebhookSubscriptions(r, hooks, names, &subscriptions));
+    registry->SetWebhooks(std::move(subscriptions));
   }
   return registry;
 }

@@ -14,6 +14,7 @@
 namespace approvald::handlers {
 
 struct ExecutorPolicy;  // handlers/external_handler.h
+struct WebhookTarget;   // handlers/webhook_target.h
 
 /// Runs one kind of action. Implementations are stateless or internally synchronised: one
 /// instance serves every worker thread at once.
@@ -55,6 +56,10 @@ class ActionHandler {
   /// An external type's executor policy (handlers/external_handler.h): approving it enqueues
   /// an execution for the caller's workers instead of calling Execute. Null for the others.
   virtual const ExecutorPolicy* executor() const { return nullptr; }
+
+  /// A `webhook` type's target: its executions are run by approvald itself (an HTTP POST), not
+  /// claimed by callers' workers. Null for the others.
+  virtual const WebhookTarget* webhook() const { return nullptr; }
 };
 
 }  // namespace approvald::handlers

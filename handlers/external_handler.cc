@@ -1,17 +1,8 @@
 #include "handlers/external_handler.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include "handlers/handler_kinds.h"
 
 namespace approvald::handlers {
-
-absl::Duration ExecutorPolicy::Backoff(int attempt, double unit) const {
-  const double doublings = std::min(std::max(attempt - 1, 0), 40);
-  const absl::Duration base = std::min(backoff_max, backoff_initial * std::pow(2.0, doublings));
-  return base * (1.0 + jitter * (2.0 * unit - 1.0));
-}
 
 absl::Status ExternalHandler::Validate(const google::protobuf::Struct&) const {
   return absl::OkStatus();
@@ -22,22 +13,17 @@ absl::StatusOr<google::protobuf::Struct> ExternalHandler::Execute(db::Tx&,
   return absl::InternalError("an external action is enqueued for its workers, not run here");
 }
 
-namespace {
-
-absl::StatusOr<std::shared_ptr<ActionHandler>> BuildExternal(const ConfigReader& r,
-                                                             const YAML::Node& entry,
-                                                             const std::string& path,
-                                                             const ActionType&) {
-  ExecutorPolicy p;
-  if (!entry["executor_roles"]) {
-    return r.Error(entry, path, "an external type needs executor_roles (who runs it)");
+absl::Status ParseExecutorPolicy(const ConfigReader& r, const YAML::Node& entry,
+                                 const std::string& path, bool roles_required, ExecutorPolicy* p) {
+  if (entry["executor_roles"]) {
+    CONFIG_TRY(r.StringList(entry["executor_roles"], path + ".executor_roles", &p->executor_roles));
   }
-  CONFIG_TRY(r.StringList(entry["executor_roles"], path + ".executor_roles", &p.executor_roles));
-  if (p.executor_roles.empty()) {
-    return r.Error(entry["executor_roles"], path + ".executor_roles", "must name a role");
+  if (roles_required && p->executor_roles.empty()) {
+    return r.Error(entry, path + ".executor_roles",
+                   "an external type needs executor_roles (who runs it)");
   }
-  if (entry["lease"]) CONFIG_TRY(r.Duration(entry["lease"], path + ".lease", &p.lease));
-  if (p.lease < absl::Seconds(1) || p.lease > absl::Hours(24)) {
+  if (entry["lease"]) CONFIG_TRY(r.Duration(entry["lease"], path + ".lease", &p->lease));
+  if (p->lease < absl::Seconds(1) || p->lease > absl::Hours(24)) {
     return r.Error(entry["lease"], path + ".lease", "must be between 1s and 24h");
   }
   if (entry["max_attempts"]) {
@@ -46,23 +32,22 @@ absl::StatusOr<std::shared_ptr<ActionHandler>> BuildExternal(const ConfigReader&
     if (n < 1 || n > 100) {
       return r.Error(entry["max_attempts"], path + ".max_attempts", "must be 1 to 100");
     }
-    p.max_attempts = static_cast<int>(n);
+    p->max_attempts = static_cast<int>(n);
   }
   if (const YAML::Node b = entry["backoff"]) {
-    const std::string at = path + ".backoff";
-    CONFIG_TRY(r.CheckKeys(b, at, {"initial", "max", "jitter"}));
-    if (b["initial"]) CONFIG_TRY(r.Duration(b["initial"], at + ".initial", &p.backoff_initial));
-    if (b["max"]) CONFIG_TRY(r.Duration(b["max"], at + ".max", &p.backoff_max));
-    if (b["jitter"]) {
-      CONFIG_TRY(r.Number(b["jitter"], at + ".jitter", &p.jitter));
-      if (p.jitter < 0 || p.jitter > 1) {
-        return r.Error(b["jitter"], at + ".jitter", "must be between 0 and 1");
-      }
-    }
-    if (p.backoff_max < p.backoff_initial || p.backoff_max > absl::Hours(24)) {
-      return r.Error(b, at + ".max", "must be at least initial and at most 24h");
-    }
+    CONFIG_TRY(ParseBackoff(r, b, path + ".backoff", &p->backoff));
   }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<std::shared_ptr<ActionHandler>> BuildExternal(const ConfigReader& r,
+                                                             const YAML::Node& entry,
+                                                             const std::string& path,
+                                                             const ActionType&) {
+  ExecutorPolicy p;
+  CONFIG_TRY(ParseExecutorPolicy(r, entry, path, /*roles_required=*/true, &p));
   return std::make_shared<ExternalHandler>(std::move(p));
 }
 

@@ -5,6 +5,8 @@
 
 #include "absl/time/time.h"
 #include "handlers/action_handler.h"
+#include "handlers/backoff.h"
+#include "handlers/config_reader.h"
 
 namespace approvald::handlers {
 
@@ -13,14 +15,13 @@ struct ExecutorPolicy {
   std::vector<std::string> executor_roles;  ///< who may claim, extend, complete and fail
   absl::Duration lease = absl::Seconds(30);
   int max_attempts = 5;
-  absl::Duration backoff_initial = absl::Seconds(1);  ///< before the 2nd attempt; doubles
-  absl::Duration backoff_max = absl::Minutes(5);
-  double jitter = 0.2;  ///< each delay is randomly up to this fraction shorter or longer
-
-  /// The delay before the attempt after `attempt` (1-based) failed; `unit` in [0, 1) draws the
-  /// jitter.
-  absl::Duration Backoff(int attempt, double unit) const;
+  handlers::Backoff backoff;
 };
+
+/// Reads an executor policy's keys (executor_roles, lease, max_attempts, backoff) from an
+/// action type's entry; `roles_required`: the type must name executor_roles.
+absl::Status ParseExecutorPolicy(const ConfigReader& r, const YAML::Node& entry,
+                                 const std::string& path, bool roles_required, ExecutorPolicy* p);
 
 /// `handler: external`: the approval's action is run by the caller's own workers through
 /// ExecutionService. Approving enqueues one execution in the decision's transaction (the store

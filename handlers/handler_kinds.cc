@@ -7,6 +7,7 @@ std::vector<HandlerKind> BuiltInKinds() {
       NoopKind(),
       SqlKind(),
       ExternalKind(),
+      WebhookKind(),
   };
 }
 

@@ -34,5 +34,6 @@ std::vector<HandlerKind> BuiltInKinds();
 HandlerKind NoopKind();      // noop_handler.cc
 HandlerKind SqlKind();       // sql_kind.cc
 HandlerKind ExternalKind();  // external_handler.cc
+HandlerKind WebhookKind();   // webhook_handler.cc
 
 }  // namespace approvald::handlers

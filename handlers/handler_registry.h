@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "handlers/action_handler.h"
 #include "handlers/action_type.h"
+#include "handlers/webhook_subscriptions.h"
 
 namespace approvald::handlers {
 
@@ -25,8 +26,13 @@ class HandlerRegistry {
   /// Every type, by name.
   std::vector<const ActionType*> All() const;
 
+  /// The config's event webhook subscriptions.
+  void SetWebhooks(std::vector<WebhookSubscription> webhooks) { webhooks_ = std::move(webhooks); }
+  const std::vector<WebhookSubscription>& webhooks() const { return webhooks_; }
+
  private:
   absl::flat_hash_map<std::string, ActionType> types_;
+  std::vector<WebhookSubscription> webhooks_;
 };
 
 /// True if `name` is a valid action type name.

@@ -8,8 +8,10 @@
 #include <grpcpp/server_builder.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -20,6 +22,7 @@
 #include "db/pg/migrator.h"
 #include "db/pg/pg_events.h"
 #include "db/status_macros.h"
+#include "server/webhooks/http_post.h"
 
 namespace approvald::server {
 
@@ -27,6 +30,7 @@ namespace {
 
 constexpr char kServiceName[] = "approvals.v1.ApprovalService";
 constexpr char kExecutionServiceName[] = "approvals.v1.ExecutionService";
+constexpr char kWebhookServiceName[] = "approvals.v1.WebhookService";
 constexpr unsigned int kTlsRefreshSeconds = 5;
 
 // Prepares each handler statement once, so that a statement that does not prepare (a typo, a
@@ -117,7 +121,9 @@ bool IsLoopbackAddress(const std::string& listen) {
 absl::Status ApprovalServer::SetActionTypes(
     std::shared_ptr<const handlers::HandlerRegistry> registry) {
   RETURN_IF_ERROR(CheckStatements(*pool_, *registry));
-  service_->SetRegistry(std::move(registry));
+  service_->SetRegistry(registry);
+  if (webhook_actions_) webhook_actions_->SetRegistry(registry);
+  if (event_delivery_) event_delivery_->Start(registry->webhooks());
   return absl::OkStatus();
 }
 
@@ -187,6 +193,11 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->execution_store_ = std::make_unique<db::pg::PgExecutionStore>(*s->pool_);
   s->execution_service_ =
       std::make_unique<ExecutionServiceImpl>(*s->service_, *s->execution_store_, s->hub_.get());
+  s->webhook_store_ = std::make_unique<db::pg::PgWebhookStore>(*s->pool_);
+  s->webhook_service_ =
+      std::make_unique<WebhookServiceImpl>(*s->service_, *s->webhook_store_, [server = s.get()] {
+        if (server->event_delivery_) server->event_delivery_->Poke();
+      });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -204,6 +215,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   builder.RegisterService(s->service_.get());
   builder.RegisterService(s->execution_service_.get());
+  builder.RegisterService(s->webhook_service_.get());
   {
     std::lock_guard<std::mutex> lock(
         s->health_mu_);  // the listener thread reads server_ for health
@@ -214,6 +226,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   }
   s->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   s->server_->GetHealthCheckService()->SetServingStatus(kExecutionServiceName, true);
+  s->server_->GetHealthCheckService()->SetServingStatus(kWebhookServiceName, true);
   if (!s->config_.health_listen.empty()) {
     // A second, health-only server: it exposes nothing but SERVING / NOT_SERVING.
     grpc::ServerBuilder health;
@@ -229,6 +242,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
     s->health_server_->GetHealthCheckService()->SetServingStatus(s->database_up_.load());
   }
   if (!s->config_.http_listen.empty()) RETURN_IF_ERROR(s->StartGateway());
+  s->StartWebhooks(s->service_->registry());
   if (s->config_.expiry_interval > absl::ZeroDuration()) {
     s->sweeper_ = std::make_unique<ExpirySweeper>(*s->store_, s->config_.expiry_interval,
                                                   s->config_.service.logger);
@@ -269,9 +283,28 @@ absl::Status ApprovalServer::StartGateway() {
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   ASSIGN_OR_RETURN(gateway_, HttpGateway::Start(std::move(options),
                                                 {pool->FindServiceByName(kServiceName),
-                                                 pool->FindServiceByName(kExecutionServiceName)},
+                                                 pool->FindServiceByName(kExecutionServiceName),
+                                                 pool->FindServiceByName(kWebhookServiceName)},
                                                 server_->InProcessChannel(args)));
   return absl::OkStatus();
+}
+
+void ApprovalServer::StartWebhooks(std::shared_ptr<const handlers::HandlerRegistry> registry) {
+  InitHttpClient();
+  // This replica's name in leases: a restart on the same host and port takes its own leases
+  // back at once; two running replicas never share it (they cannot bind the same port).
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "localhost");
+  const std::string holder = absl::StrCat(host, ":", port_);
+  event_delivery_ =
+      std::make_unique<EventDelivery>(*webhook_store_, holder, hub_.get(), config_.service.logger);
+  event_delivery_->Start(registry->webhooks());
+  webhook_actions_ = std::make_unique<WebhookActions>(
+      *execution_store_, absl::StrCat("approvald@", holder), hub_.get(), config_.service.logger);
+  webhook_actions_->SetRegistry(std::move(registry));
+  metrics_.AddText([delivery = event_delivery_.get(), actions = webhook_actions_.get()] {
+    return delivery->RenderMetrics() + actions->RenderMetrics();
+  });
 }
 
 void ApprovalServer::SetDatabaseUp(bool up) {
@@ -294,6 +327,10 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
   }
   if (sweeper_) sweeper_->Stop();
   if (metrics_server_) metrics_server_->Stop();
+  // Leases released: another replica goes on with the subscriptions at once. An attempt in
+  // flight ends first (within its timeout).
+  if (event_delivery_) event_delivery_->Stop();
+  if (webhook_actions_) webhook_actions_->Stop();
   // New calls answer UNAVAILABLE at once; the calls in flight finish, within the grace.
   const absl::Time deadline = absl::Now() + grace;
   if (service_) service_->StartDraining();

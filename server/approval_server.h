@@ -12,9 +12,11 @@
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "db/pg/pg_execution_store.h"
+#include "db/pg/pg_webhook_store.h"
 #include "handlers/handler_registry.h"
 #include "server/api/approval_service.h"
 #include "server/api/execution_service.h"
+#include "server/api/webhook_service.h"
 #include "server/executor.h"
 #include "server/expiry_sweeper.h"
 #include "server/gateway/http_gateway.h"
@@ -22,6 +24,8 @@
 #include "server/ops/metrics.h"
 #include "server/ops/metrics_server.h"
 #include "server/watch/event_hub.h"
+#include "server/webhooks/event_delivery.h"
+#include "server/webhooks/webhook_actions.h"
 
 namespace approvald::server {
 
@@ -96,6 +100,8 @@ class ApprovalServer {
  private:
   ApprovalServer() = default;
   absl::Status StartGateway();
+  /// Event delivery and webhook actions, once the port (part of this replica's name) is known.
+  void StartWebhooks(std::shared_ptr<const handlers::HandlerRegistry> registry);
 
   ServerConfig config_;
   std::unique_ptr<db::pg::ConnectionPool> pool_;
@@ -104,6 +110,10 @@ class ApprovalServer {
   std::unique_ptr<ApprovalServiceImpl> service_;
   std::unique_ptr<db::pg::PgExecutionStore> execution_store_;
   std::unique_ptr<ExecutionServiceImpl> execution_service_;
+  std::unique_ptr<db::pg::PgWebhookStore> webhook_store_;
+  std::unique_ptr<WebhookServiceImpl> webhook_service_;
+  std::unique_ptr<EventDelivery> event_delivery_;    ///< the config's `webhooks:`
+  std::unique_ptr<WebhookActions> webhook_actions_;  ///< `handler: webhook` executions
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<ExpirySweeper> sweeper_;

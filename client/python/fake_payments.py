@@ -2,6 +2,7 @@
 """A fake payment provider for trying executors out: refunds in memory, idempotent by key.
 
     POST /refunds   body {"order_id": int, "amount_cents": int > 0}, header Idempotency-Key
+                    (or approvald's `webhook` action body, whose approval.actionData is that)
         201 {"id": "re_1", "order_id", "amount_cents", "idempotency_key", "status": "succeeded"}
             a new key: the refund is applied
         200 the same body again: a key already used with the same order and amount (the refund
@@ -12,6 +13,7 @@
 Standard library only. Run it with `fake_payments.py [--host 127.0.0.1] [--port 8090]`, or in a
 test: `server = fake_payments.serve(0)` starts it on a thread (server.url, server.refunds(),
 server.fail_next(503) to answer the next POST with that status without applying it,
+server.delay_next(5) to hold the next POST that long before handling it,
 server.requests() and server.statuses() to count the POSTs received, server.close()).
 Applied refunds and requests are counted apart: a retry that its key deduplicates, a refused POST
 or an injected failure is a request but applies nothing.
@@ -22,6 +24,7 @@ import collections
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _MAX_BODY = 64 * 1024
@@ -36,11 +39,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status, body):
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up waiting (its timeout); what was applied stays applied
 
     def do_GET(self):
         if self.path.split("?")[0] != "/refunds":
@@ -62,6 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"null")
         except ValueError:
             return 400, {"error": "the body is not JSON"}
+        if isinstance(body, dict) and isinstance(body.get("approval"), dict):
+            body = body["approval"].get("actionData")  # a `webhook` action's envelope
+        self.server.hold()
         return self.server.refund(self.headers.get("Idempotency-Key", ""), body)
 
 
@@ -82,6 +91,7 @@ class FakePayments(ThreadingHTTPServer):
         self._refunds = []   # applied, oldest first
         self._by_key = {}    # Idempotency-Key -> refund
         self._failures = []  # statuses for the next POSTs
+        self._delays = []    # seconds to hold the next POSTs
         self._statuses = collections.Counter()  # POST /refunds received, by status answered
         self._thread = None
 
@@ -116,6 +126,18 @@ class FakePayments(ThreadingHTTPServer):
         """The next POSTs answer these statuses (e.g. 503), one each, applying nothing."""
         with self._lock:
             self._failures.extend(statuses)
+
+    def delay_next(self, *seconds):
+        """The next POSTs wait this long each before they are handled (a slow provider)."""
+        with self._lock:
+            self._delays.extend(seconds)
+
+    def hold(self):
+        """Waits out the next delay, if any (the handler calls it)."""
+        with self._lock:
+            delay = self._delays.pop(0) if self._delays else 0
+        if delay:
+            time.sleep(delay)
 
     def refund(self, key, body):
         """(status, answer) of POST /refunds."""

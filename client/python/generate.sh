@@ -14,5 +14,5 @@ plugin=${GRPC_PYTHON_PLUGIN:-/usr/bin/grpc_python_plugin}
 cd "$root"
 protoc --python_out="$out" --grpc_python_out="$out" \
   --plugin=protoc-gen-grpc_python="$plugin" \
-  -I proto approvals/v1/approvals.proto google/rpc/status.proto google/rpc/error_details.proto \
+  -I proto approvals/v1/approvals.proto approvals/v1/webhooks.proto google/rpc/status.proto google/rpc/error_details.proto \
   google/api/annotations.proto google/api/http.proto

@@ -5,7 +5,7 @@ APPROVALD_PACKAGES=(cmake ninja-build g++ pkg-config ccache python3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpq-dev libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libssl-dev
   postgresql-15 postgresql-client-15 python3-grpcio python3-protobuf libyaml-cpp-dev libre2-dev libjemalloc-dev
-  libmicrohttpd-dev libgnutls28-dev)
+  libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev)
 PG_BIN=/usr/lib/postgresql/15/bin
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

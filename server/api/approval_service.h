@@ -100,7 +100,8 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
                                             approvals::v1::ListActionTypesResponse* resp) override;
 
  private:
-  friend class ExecutionServiceImpl;  // shares authentication, dispatch, logs and metrics
+  friend class ExecutionServiceImpl;  // share authentication, dispatch, logs and metrics
+  friend class WebhookServiceImpl;
   using Work = std::function<absl::Status(absl::Time deadline)>;
 
   // What a call gets once SIGTERM has begun: retryable, elsewhere or after the restart.

@@ -68,6 +68,11 @@ absl::StatusOr<const handlers::ActionType*> ExecutionServiceImpl::ExecutableType
                            absl::StrCat(name, " is not an action type with handler: external"),
                            {{"action_type", name}});
   }
+  if (type->handler->webhook() != nullptr) {
+    return db::ReasonError(absl::StatusCode::kPermissionDenied, v1::ROLE_REQUIRED,
+                           absl::StrCat(name, " is a webhook type: approvald runs it itself"),
+                           {{"action_type", name}});
+  }
   const std::vector<std::string>& roles = type->handler->executor()->executor_roles;
   if (!handlers::HasAnyRole(p.roles, roles)) {
     return db::ReasonError(
@@ -82,7 +87,8 @@ std::vector<std::string> ExecutionServiceImpl::ExecutableTypes(const Principal& 
   std::vector<std::string> types;
   for (const handlers::ActionType* t : approvals_.registry()->All()) {
     const handlers::ExecutorPolicy* x = t->handler->executor();
-    if (x != nullptr && handlers::HasAnyRole(p.roles, x->executor_roles)) {
+    if (x != nullptr && t->handler->webhook() == nullptr &&
+        handlers::HasAnyRole(p.roles, x->executor_roles)) {
       types.push_back(t->name);
     }
   }
@@ -262,7 +268,7 @@ grpc::ServerUnaryReactor* ExecutionServiceImpl::FailExecution(grpc::CallbackServ
           if (req->retryable()) {
             retry = [policy = *t->handler->executor()](int attempt) {
               thread_local absl::BitGen bits;
-              return policy.Backoff(attempt, absl::Uniform(bits, 0.0, 1.0));
+              return policy.backoff.Delay(attempt, absl::Uniform(bits, 0.0, 1.0));
             };
           }
           return absl::OkStatus();

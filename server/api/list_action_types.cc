@@ -34,8 +34,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::ListActionTypes(grpc::CallbackSer
         for (const auto& role : x->executor_roles) p->add_executor_roles(role);
         *p->mutable_lease() = ToDuration(x->lease);
         p->set_max_attempts(x->max_attempts);
-        *p->mutable_backoff_initial() = ToDuration(x->backoff_initial);
-        *p->mutable_backoff_max() = ToDuration(x->backoff_max);
+        *p->mutable_backoff_initial() = ToDuration(x->backoff.initial);
+        *p->mutable_backoff_max() = ToDuration(x->backoff.max);
       }
     }
   }

@@ -49,12 +49,19 @@ void Metrics::SetGauges(GaugeFn gauges) {
   gauges_ = std::move(gauges);
 }
 
+void Metrics::AddText(std::function<std::string()> text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  texts_.push_back(std::move(text));
+}
+
 std::string Metrics::Render() const {
   GaugeFn gauges;
+  std::vector<std::function<std::string()>> texts;
   std::string out;
   {
     std::lock_guard<std::mutex> lock(mu_);
     gauges = gauges_;
+    texts = texts_;
     out +=
         "# HELP approvald_rpcs_total RPCs answered, by method and gRPC code.\n"
         "# TYPE approvald_rpcs_total counter\n";
@@ -105,6 +112,7 @@ std::string Metrics::Render() const {
           name, " ", Number(value), "\n");
     }
   }
+  for (const auto& text : texts) out += text();
   return out;
 }
 

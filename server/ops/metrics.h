@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 
@@ -24,6 +25,8 @@ class Metrics {
   void RecordDecided(const std::string& action_type, const std::string& status, uint64_t n = 1);
   void RecordHandler(const std::string& action_type, double seconds);
   void SetGauges(GaugeFn gauges);
+  /// Exposition text rendered by another part (families with their own labels), appended.
+  void AddText(std::function<std::string()> text);
 
   /// The exposition text of every metric.
   std::string Render() const;
@@ -45,6 +48,7 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, uint64_t> decided_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Histogram> handler_ ABSL_GUARDED_BY(mu_);
   GaugeFn gauges_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<std::string()>> texts_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace approvald::server

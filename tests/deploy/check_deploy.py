@@ -57,7 +57,7 @@ GRPC_PORT = 50051
 # The Deployment's --health-listen port: plaintext, grpc.health.v1.Health only, for the kubelet.
 HEALTH_PORT = 8081
 RUNTIME_PACKAGES = {"libgrpc++1.51", "libprotobuf32", "libpq5", "libyaml-cpp0.7", "libre2-9",
-                    "libspdlog1.10", "libssl3", "libjemalloc2", "libmicrohttpd12", "libgnutls30",
+                    "libspdlog1.10", "libssl3", "libjemalloc2", "libmicrohttpd12", "libgnutls30", "libcurl4",
                     "ca-certificates"}
 # approvald's default --listen, and the Secret that the Deployment's certificate comes from.
 DEFAULT_LISTEN = "127.0.0.1:50051"

@@ -32,8 +32,8 @@ class ExecutionServiceTest : public ::testing::Test {
     handlers::ExecutorPolicy policy;
     policy.executor_roles = {"approver"};  // the test tokens' role for everyone but viewer
     policy.max_attempts = 3;
-    policy.backoff_initial = absl::Milliseconds(300);
-    policy.jitter = 0;
+    policy.backoff.initial = absl::Milliseconds(300);
+    policy.backoff.jitter = 0;
     handlers::ActionType type;
     type.name = "refund.provider";
     type.handler_kind = "external";

@@ -69,9 +69,9 @@ TEST(ActionConfigTest, AnExternalTypeHasItsExecutorPolicy) {
   EXPECT_EQ(p->executor_roles, std::vector<std::string>{"executor"});
   EXPECT_EQ(p->lease, absl::Seconds(45));
   EXPECT_EQ(p->max_attempts, 7);
-  EXPECT_EQ(p->Backoff(1, 0.5), absl::Seconds(2));
-  EXPECT_EQ(p->Backoff(3, 0.5), absl::Seconds(8));
-  EXPECT_EQ(p->Backoff(30, 0.5), absl::Minutes(1));  // capped
+  EXPECT_EQ(p->backoff.Delay(1, 0.5), absl::Seconds(2));
+  EXPECT_EQ(p->backoff.Delay(3, 0.5), absl::Seconds(8));
+  EXPECT_EQ(p->backoff.Delay(30, 0.5), absl::Minutes(1));  // capped
   EXPECT_EQ((*registry)->Find("noop"), nullptr);
   EXPECT_NE(ErrorOf("action_types:\n  - name: a\n    handler: external\n").find("executor_roles"),
             std::string::npos);
@@ -83,9 +83,9 @@ TEST(ActionConfigTest, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(
       ErrorOf("action_types:\n  - name: a\n    handlr: noop\n"),
       "cfg.yaml:3:5: action_types[0].handlr: unknown key (allowed: additional_parameters, "
-      "allow_self_approval, approver_roles, backoff, default_ttl, description, executor_roles, "
-      "handler, lease, max_attempts, max_ttl, name, parameters, requester_roles, "
-      "required_approvals, sql)");
+      "allow_self_approval, approver_roles, backoff, ca_file, default_ttl, description, "
+      "executor_roles, handler, lease, max_attempts, max_ttl, name, parameters, requester_roles, "
+      "required_approvals, secret_env, secret_file, sql, timeout, url, url_env)");
   EXPECT_EQ(ErrorOf("action_types:\n  - name: a\n    parameters:\n      - {name: p, type: text}\n"),
             "cfg.yaml:4:25: action_types[0].parameters[0].type: must be one of string, integer, "
             "number, boolean, object, array");

@@ -1,0 +1,5 @@
+-- Every subscription, by name.
+SELECT
+    -- @include webhook_columns
+FROM approvald.webhook_subscriptions
+ORDER BY name
