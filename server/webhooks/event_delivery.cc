@@ -14,6 +14,8 @@
 namespace approvald::server {
 namespace {
 
+// How long Stop lets a post in flight finish before abandoning it.
+constexpr absl::Duration kStopGrace = absl::Seconds(2);
 constexpr int kBatch = 100;
 constexpr absl::Duration kIdle = absl::Seconds(1);  // longest wait without a wake-up
 // How often a replica that does not hold a subscription reads its state (for the metrics).
@@ -35,6 +37,7 @@ void EventDelivery::Start(std::vector<handlers::WebhookSubscription> subscriptio
   Stop();
   subscriptions_ = std::move(subscriptions);
   if (subscriptions_.empty()) return;
+  abandon_at_ = 0;
   wakeup_ = std::make_unique<LogWakeup>(hub_);
   for (const handlers::WebhookSubscription& s : subscriptions_) {
     threads_.emplace_back([this, &s] { Run(s); });
@@ -42,6 +45,7 @@ void EventDelivery::Start(std::vector<handlers::WebhookSubscription> subscriptio
 }
 
 void EventDelivery::Stop() {
+  abandon_at_ = absl::ToUnixNanos(absl::Now() + kStopGrace);
   if (wakeup_) wakeup_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
@@ -57,7 +61,8 @@ void EventDelivery::Note(const std::string& name, const std::function<void(Stats
   change(stats_[name]);
 }
 
-absl::Status EventDelivery::Send(const handlers::WebhookSubscription& s, const db::EventRecord& e) {
+absl::Status EventDelivery::Send(HttpClient& http, const handlers::WebhookSubscription& s,
+                                 const db::EventRecord& e) {
   ASSIGN_OR_RETURN(std::string body, EventBody(e, s.format));
   const std::string id = EventWebhookId(s.name, e.id);
   const int64_t timestamp = absl::ToUnixSeconds(absl::Now());
@@ -69,7 +74,8 @@ absl::Status EventDelivery::Send(const handlers::WebhookSubscription& s, const d
   post.body = std::move(body);
   post.timeout = s.target.timeout;
   post.ca_file = s.target.ca_file;
-  ASSIGN_OR_RETURN(PostAnswer answer, Post(post));
+  post.abandon_at = &abandon_at_;
+  ASSIGN_OR_RETURN(PostAnswer answer, http.Post(post));
   if (answer.status >= 200 && answer.status < 300) return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrCat("HTTP ", answer.status, ": ", BodyExcerpt(answer.body, 200)));
@@ -77,6 +83,7 @@ absl::Status EventDelivery::Send(const handlers::WebhookSubscription& s, const d
 
 void EventDelivery::Run(const handlers::WebhookSubscription& s) {
   LogWakeup& wake = *wakeup_;
+  HttpClient http;
   absl::BitGen bits;
   std::string token;  // this replica's lease, while it holds one
   while (!wake.stopped()) {
@@ -156,7 +163,8 @@ void EventDelivery::Run(const handlers::WebhookSubscription& s) {
         if (!store_.Advance(s.name, token, handled, 0, s.lease).ok()) break;
         lease_end = renewing + s.lease - Margin(s.lease);
       }
-      const absl::Status sent = Send(s, e);
+      const absl::Status sent = Send(http, s, e);
+      if (absl::IsCancelled(sent)) break;  // stopping: the next holder sends it
       const absl::Time answered = absl::Now();
       if (sent.ok()) {
         handled = e.id;

@@ -11,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "db/webhook_store.h"
 #include "handlers/webhook_subscriptions.h"
+#include "server/webhooks/http_post.h"
 #include "server/webhooks/log_wakeup.h"
 
 namespace spdlog {
@@ -52,7 +53,8 @@ class EventDelivery {
   };
   void Run(const handlers::WebhookSubscription& s);
   /// Sends `e` once; OK for a 2xx.
-  absl::Status Send(const handlers::WebhookSubscription& s, const db::EventRecord& e);
+  absl::Status Send(HttpClient& http, const handlers::WebhookSubscription& s,
+                    const db::EventRecord& e);
   void Note(const std::string& name, const std::function<void(Stats&)>& change);
 
   db::WebhookStore& store_;
@@ -60,6 +62,9 @@ class EventDelivery {
   EventHub* const hub_;
   const std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<LogWakeup> wakeup_;
+  /// When Stop abandons the posts still in flight (0: running); they get a grace first, so
+  /// that one the receiver is answering is recorded rather than sent again.
+  std::atomic<int64_t> abandon_at_{0};
   std::vector<handlers::WebhookSubscription> subscriptions_;
   std::vector<std::thread> threads_;
   mutable std::mutex stats_mu_;

@@ -30,7 +30,24 @@ size_t Collect(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
+// Abandons the transfer once the caller's abandon time has come (libcurl calls it about once a
+// second and on every chunk of data).
+int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* abandon_at = static_cast<const std::atomic<int64_t>*>(user);
+  if (abandon_at == nullptr) return 0;
+  const int64_t at = abandon_at->load();
+  return at != 0 && absl::ToUnixNanos(absl::Now()) >= at ? 1 : 0;
+}
+
 }  // namespace
+
+struct HttpClient::Handle {
+  Easy curl;
+};
+
+HttpClient::HttpClient() : handle_(std::make_unique<Handle>()) { InitHttpClient(); }
+
+HttpClient::~HttpClient() = default;
 
 void InitHttpClient() {
   static std::once_flag once;
@@ -59,10 +76,11 @@ std::string UrlOrigin(const std::string& url) {
   return origin;
 }
 
-absl::StatusOr<PostAnswer> Post(const PostRequest& post) {
-  InitHttpClient();
-  Easy curl(curl_easy_init());
-  if (!curl) return absl::ResourceExhaustedError("cannot create an HTTP client handle");
+absl::StatusOr<PostAnswer> HttpClient::Post(const PostRequest& post) {
+  // The handle outlives each post: a reset clears its options but keeps its open connections.
+  if (!handle_->curl) handle_->curl.reset(curl_easy_init());
+  if (!handle_->curl) return absl::ResourceExhaustedError("cannot create an HTTP client handle");
+  curl_easy_reset(handle_->curl.get());
   HeaderList headers;
   auto add = [&headers](const std::string& line) {
     curl_slist* next = curl_slist_append(headers.get(), line.c_str());
@@ -76,7 +94,7 @@ absl::StatusOr<PostAnswer> Post(const PostRequest& post) {
   for (const auto& [name, value] : post.headers) add(absl::StrCat(name, ": ", value));
   PostAnswer answer;
   char error[CURL_ERROR_SIZE] = {0};
-  CURL* c = curl.get();
+  CURL* c = handle_->curl.get();
   curl_easy_setopt(c, CURLOPT_URL, post.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -96,11 +114,23 @@ absl::StatusOr<PostAnswer> Post(const PostRequest& post) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &Collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer.body);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &Progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA,
+                   static_cast<void*>(const_cast<std::atomic<int64_t>*>(post.abandon_at)));
   const CURLcode code = curl_easy_perform(c);
+  // The handle must not keep pointers into this call (error buffer, headers, answer).
+  struct Reset {
+    CURL* c;
+    ~Reset() { curl_easy_reset(c); }
+  } reset{c};
   if (code != CURLE_OK) {
     const std::string what = absl::StrCat(UrlOrigin(post.url), ": ",
                                           error[0] != '\0' ? error : curl_easy_strerror(code));
     if (code == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(what);
+    if (code == CURLE_ABORTED_BY_CALLBACK) {
+      return absl::CancelledError(absl::StrCat(UrlOrigin(post.url), ": approvald is stopping"));
+    }
     return absl::UnavailableError(what);
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &answer.status);

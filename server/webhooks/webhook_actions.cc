@@ -17,6 +17,8 @@
 namespace approvald::server {
 namespace {
 
+// How long Stop lets a post in flight finish before abandoning it.
+constexpr absl::Duration kStopGrace = absl::Seconds(2);
 constexpr absl::Duration kIdle = absl::Seconds(1);
 constexpr absl::Duration kStoreTimeout = absl::Seconds(10);
 constexpr size_t kErrorBodyBytes = 1000;
@@ -74,6 +76,7 @@ std::shared_ptr<const handlers::HandlerRegistry> WebhookActions::registry() cons
 void WebhookActions::Stop() {
   std::lock_guard<std::mutex> lock(start_mu_);
   stopped_ = true;
+  abandon_at_ = absl::ToUnixNanos(absl::Now() + kStopGrace);
   if (wakeup_) wakeup_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
@@ -87,6 +90,7 @@ void WebhookActions::Count(const std::string& type, const std::string& result) {
 
 void WebhookActions::Run() {
   LogWakeup& wake = *wakeup_;
+  HttpClient http;
   while (!wake.stopped()) {
     const uint64_t seen = wake.generation();
     const std::shared_ptr<const handlers::HandlerRegistry> registry = this->registry();
@@ -118,14 +122,14 @@ void WebhookActions::Run() {
     for (const db::ExecutionRecord& x : claim->claimed) {
       const handlers::ActionType* type = registry->Find(x.approval.action_type);
       if (type != nullptr && type->handler->webhook() != nullptr) {
-        Attempt(*type, x, in.action_types);
+        Attempt(http, *type, x, in.action_types);
       }
     }
   }
 }
 
-void WebhookActions::Attempt(const handlers::ActionType& type, const db::ExecutionRecord& x,
-                             const std::vector<std::string>& types) {
+void WebhookActions::Attempt(HttpClient& http, const handlers::ActionType& type,
+                             const db::ExecutionRecord& x, const std::vector<std::string>& types) {
   const handlers::WebhookTarget& target = *type.handler->webhook();
   const handlers::ExecutorPolicy policy = *type.handler->executor();
   db::LeaseCall call;
@@ -147,7 +151,8 @@ void WebhookActions::Attempt(const handlers::ActionType& type, const db::Executi
     post.body = std::move(*body);
     post.timeout = target.timeout;
     post.ca_file = target.ca_file;
-    answer = Post(post);
+    post.abandon_at = &abandon_at_;
+    answer = http.Post(post);
   } else {
     answer = body.status();
   }

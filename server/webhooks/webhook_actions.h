@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "db/execution_store.h"
 #include "handlers/handler_registry.h"
+#include "server/webhooks/http_post.h"
 #include "server/webhooks/log_wakeup.h"
 
 namespace spdlog {
@@ -40,7 +42,7 @@ class WebhookActions {
  private:
   void Run();
   /// One attempt at a claimed execution, answered to the store.
-  void Attempt(const handlers::ActionType& type, const db::ExecutionRecord& x,
+  void Attempt(HttpClient& http, const handlers::ActionType& type, const db::ExecutionRecord& x,
                const std::vector<std::string>& types);
   std::shared_ptr<const handlers::HandlerRegistry> registry() const;
   void Count(const std::string& type, const std::string& result);
@@ -52,6 +54,9 @@ class WebhookActions {
   const int threads_count_;
   std::mutex start_mu_;  // threads_, wakeup_, stopped_
   bool stopped_ = false;
+  /// When Stop abandons the posts still in flight (0: running); they get a grace first, so
+  /// that one the receiver is answering is recorded rather than sent again.
+  std::atomic<int64_t> abandon_at_{0};
   std::unique_ptr<LogWakeup> wakeup_;
   std::vector<std::thread> threads_;
   mutable std::mutex mu_;

@@ -60,7 +60,8 @@ def verify(secrets, headers, body):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as senders reuse connections
+    disable_nagle_algorithm = True  # the answer's head and body go out without waiting for an ACK
 
     def log_message(self, fmt, *args):
         pass
