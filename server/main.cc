@@ -137,7 +137,8 @@ int CheckConfig(const std::string& path) {
     std::cerr << registry.status().message() << "\n";
     return 1;
   }
-  std::cout << path << ": OK, " << (*registry)->All().size() << " action types\n";
+  std::cout << path << ": OK, " << (*registry)->All().size() << " action types, "
+            << (*registry)->webhooks().size() << " webhook subscriptions\n";
   return 0;
 }
 
@@ -157,7 +158,8 @@ void Reload(ApprovalServer& server, const std::string& tokens_path) {
   auto registry = LoadActionTypes();
   absl::Status st = registry.ok() ? server.SetActionTypes(*registry) : registry.status();
   if (st.ok()) {
-    spdlog::info("SIGHUP: reloaded {} action types", (*registry)->All().size());
+    spdlog::info("SIGHUP: reloaded {} action types and {} webhook subscriptions",
+                 (*registry)->All().size(), (*registry)->webhooks().size());
   } else {
     spdlog::error("SIGHUP: keeping the old action types: {}",
                   approvald::server::EscapeForLog(st.message()));

@@ -10,15 +10,6 @@
 namespace approvald::db::pg {
 namespace {
 
-absl::StatusOr<std::optional<absl::Time>> OptionalTime(const Rows& rows, size_t row,
-                                                       absl::string_view column) {
-  const Param& v = rows.Get(row, column);
-  if (!v) return std::optional<absl::Time>();
-  absl::StatusOr<absl::Time> t = ParsePgTimestamp(*v);
-  if (!t.ok()) return t.status();
-  return std::optional<absl::Time>(*t);
-}
-
 std::vector<VoteRecord> VotesFromList(const google::protobuf::ListValue& list) {
   std::vector<VoteRecord> votes;
   for (const auto& v : list.values()) {
@@ -91,11 +82,11 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
   if (!expires.ok()) return expires.status();
   a.expire_time = *expires;
   a.decided_by = rows.Get(row, "decided_by");
-  auto decided = OptionalTime(rows, row, "decided_at");
+  auto decided = OptionalPgTimestamp(rows, row, "decided_at");
   if (!decided.ok()) return decided.status();
   a.decide_time = *decided;
   a.decision_reason = rows.Get(row, "decision_reason");
-  auto executed = OptionalTime(rows, row, "executed_at");
+  auto executed = OptionalPgTimestamp(rows, row, "executed_at");
   if (!executed.ok()) return executed.status();
   a.execute_time = *executed;
   a.execution_result_json = rows.Get(row, "execution_result");
@@ -107,7 +98,8 @@ absl::StatusOr<ApprovalRecord> ParseApprovalRow(const Rows& rows, size_t row) {
     ASSIGN_OR_RETURN(int64_t attempts, rows.GetInt(row, "execution_attempts"));
     x.attempts = static_cast<int>(attempts);
     x.lease_holder = rows.Get(row, "execution_lease_holder");
-    ASSIGN_OR_RETURN(x.lease_expire_time, OptionalTime(rows, row, "execution_lease_expires_at"));
+    ASSIGN_OR_RETURN(x.lease_expire_time,
+                     OptionalPgTimestamp(rows, row, "execution_lease_expires_at"));
     a.execution = std::move(x);
   }
   if (const Param& votes = rows.Get(row, "votes"); votes) {

@@ -18,16 +18,6 @@ constexpr int kReapBatch = 100;
 // Transient failures (serialization, a lost connection before COMMIT) tried again.
 constexpr int kAttempts = 3;
 
-std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
-
-absl::StatusOr<std::optional<absl::Time>> OptionalTimeOf(const Rows& rows, size_t row,
-                                                         absl::string_view column) {
-  const Param& value = rows.Get(row, column);
-  if (!value) return std::optional<absl::Time>();
-  ASSIGN_OR_RETURN(absl::Time t, ParsePgTimestamp(*value));
-  return std::optional<absl::Time>(t);
-}
-
 // A row of execution_columns.sql (x_...) beside its approval's columns.
 absl::StatusOr<ExecutionRecord> ParseExecutionRow(const Rows& rows, size_t row) {
   ExecutionRecord x;
@@ -39,8 +29,8 @@ absl::StatusOr<ExecutionRecord> ParseExecutionRow(const Rows& rows, size_t row) 
   x.max_attempts = static_cast<int>(max_attempts);
   x.lease_token = rows.Get(row, "x_lease_token");
   x.lease_holder = rows.Get(row, "x_lease_holder");
-  ASSIGN_OR_RETURN(x.lease_expire_time, OptionalTimeOf(rows, row, "x_lease_expires_at"));
-  ASSIGN_OR_RETURN(x.due_time, OptionalTimeOf(rows, row, "x_due_at"));
+  ASSIGN_OR_RETURN(x.lease_expire_time, OptionalPgTimestamp(rows, row, "x_lease_expires_at"));
+  ASSIGN_OR_RETURN(x.due_time, OptionalPgTimestamp(rows, row, "x_due_at"));
   x.last_error = rows.Get(row, "x_last_error");
   x.result_json = rows.Get(row, "x_result");
   ASSIGN_OR_RETURN(x.approval, ParseApprovalRow(rows, row));
@@ -123,9 +113,10 @@ absl::StatusOr<ClaimResult> PgExecutionStore::Claim(const ClaimInput& in) {
       pool_, in.deadline,
       [&](PgTx& tx) -> absl::Status {
         result = ClaimResult();
-        ASSIGN_OR_RETURN(Rows rows, tx.ExecAndCommit(queries::kClaimExecutions,
-                                                     {types, absl::StrCat(in.max), in.worker,
-                                                      Millis(in.lease), absl::StrCat(kReapBatch)}));
+        ASSIGN_OR_RETURN(Rows rows,
+                         tx.ExecAndCommit(queries::kClaimExecutions,
+                                          {types, absl::StrCat(in.max), in.worker,
+                                           MillisParam(in.lease), absl::StrCat(kReapBatch)}));
         for (size_t i = 0; i < rows.size(); ++i) {
           ASSIGN_OR_RETURN(ExecutionRecord x, ParseExecutionRow(rows, i));
           result.claimed.push_back(std::move(x));
@@ -148,15 +139,16 @@ absl::StatusOr<ExecutionRecord> PgExecutionStore::Extend(const LeaseCall& call,
                                                          const MayExecute& may) {
   const std::string types = TextArray(call.types);
   if (!call.types.empty()) {
-    ASSIGN_OR_RETURN(std::optional<ExecutionRecord> done,
-                     InOneStatement(pool_, call.deadline, queries::kExtendLease,
-                                    {call.execution_id, Millis(lease), call.lease_token, types}));
+    ASSIGN_OR_RETURN(
+        std::optional<ExecutionRecord> done,
+        InOneStatement(pool_, call.deadline, queries::kExtendLease,
+                       {call.execution_id, MillisParam(lease), call.lease_token, types}));
     if (done) return *done;
   }
   return OnLocked(pool_, call, may, [&](const ExecutionRecord& x) -> absl::StatusOr<Step> {
     if (x.state != kRunning) return LeaseLost(x, absl::StrCat("it is ", x.state));
     return Step{&queries::kExtendLease,
-                {x.id, Millis(lease), call.lease_token, TextArray({x.approval.action_type})}};
+                {x.id, MillisParam(lease), call.lease_token, TextArray({x.approval.action_type})}};
   });
 }
 
@@ -193,7 +185,7 @@ absl::StatusOr<ExecutionRecord> PgExecutionStore::Fail(const LeaseCall& call,
     const bool again = retry != nullptr && x.attempt < x.max_attempts;
     return Step{&queries::kFailExecution,
                 {x.id, error, again ? "true" : "false",
-                 Millis(again ? retry(x.attempt) : absl::ZeroDuration()), call.worker}};
+                 MillisParam(again ? retry(x.attempt) : absl::ZeroDuration()), call.worker}};
   });
 }
 

@@ -47,6 +47,17 @@ std::optional<absl::Time> ParseCommonForm(absl::string_view s) {
 
 }  // namespace
 
+absl::StatusOr<std::optional<absl::Time>> OptionalPgTimestamp(const Rows& rows, size_t row,
+                                                              absl::string_view column) {
+  const Param& value = rows.Get(row, column);
+  if (!value) return std::optional<absl::Time>();
+  absl::StatusOr<absl::Time> t = ParsePgTimestamp(*value);
+  if (!t.ok()) return t.status();
+  return std::optional<absl::Time>(*t);
+}
+
+std::string MillisParam(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
+
 absl::StatusOr<absl::Time> ParsePgTimestamp(absl::string_view text) {
   absl::string_view body = text;
   if (body.size() > 3 && body.substr(body.size() - 3) == "+00") body.remove_suffix(3);

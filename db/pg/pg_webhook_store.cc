@@ -12,16 +12,6 @@ namespace {
 // Each statement is short; a database that does not answer in this long is treated as down.
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
 
-std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
-
-absl::StatusOr<std::optional<absl::Time>> TimeAt(const Rows& rows, size_t row,
-                                                 absl::string_view column) {
-  const Param& value = rows.Get(row, column);
-  if (!value) return std::optional<absl::Time>();
-  ASSIGN_OR_RETURN(absl::Time t, ParsePgTimestamp(*value));
-  return std::optional<absl::Time>(t);
-}
-
 // A row of fragments/webhook_columns.sql.
 absl::StatusOr<WebhookSubscriptionRow> ParseSubscriptionRow(const Rows& rows, size_t row) {
   WebhookSubscriptionRow s;
@@ -30,17 +20,17 @@ absl::StatusOr<WebhookSubscriptionRow> ParseSubscriptionRow(const Rows& rows, si
   s.state = rows.GetString(row, "state");
   s.lease_holder = rows.Get(row, "lease_holder");
   s.lease_token = rows.Get(row, "lease_token");
-  ASSIGN_OR_RETURN(s.lease_expire_time, TimeAt(rows, row, "lease_expires_at"));
+  ASSIGN_OR_RETURN(s.lease_expire_time, OptionalPgTimestamp(rows, row, "lease_expires_at"));
   if (rows.Get(row, "failing_event_id")) {
     ASSIGN_OR_RETURN(int64_t id, rows.GetInt(row, "failing_event_id"));
     s.failing_event_id = id;
   }
   ASSIGN_OR_RETURN(int64_t attempts, rows.GetInt(row, "attempts"));
   s.attempts = static_cast<int>(attempts);
-  ASSIGN_OR_RETURN(s.first_failure_time, TimeAt(rows, row, "first_failed_at"));
-  ASSIGN_OR_RETURN(s.next_attempt_time, TimeAt(rows, row, "next_attempt_at"));
+  ASSIGN_OR_RETURN(s.first_failure_time, OptionalPgTimestamp(rows, row, "first_failed_at"));
+  ASSIGN_OR_RETURN(s.next_attempt_time, OptionalPgTimestamp(rows, row, "next_attempt_at"));
   s.last_error = rows.Get(row, "last_error");
-  ASSIGN_OR_RETURN(s.dead_letter_time, TimeAt(rows, row, "dead_lettered_at"));
+  ASSIGN_OR_RETURN(s.dead_letter_time, OptionalPgTimestamp(rows, row, "dead_lettered_at"));
   ASSIGN_OR_RETURN(s.delivered, rows.GetInt(row, "delivered"));
   if (rows.Get(row, "retry_in_ms")) {
     ASSIGN_OR_RETURN(int64_t ms, rows.GetInt(row, "retry_in_ms"));
@@ -67,7 +57,7 @@ absl::Status PgWebhookStore::Register(const std::string& name) {
 
 absl::StatusOr<std::optional<WebhookSubscriptionRow>> PgWebhookStore::Acquire(
     const std::string& name, const std::string& holder, absl::Duration lease) {
-  ASSIGN_OR_RETURN(Rows rows, Exec(queries::kWebhookAcquire, {name, holder, Millis(lease)}));
+  ASSIGN_OR_RETURN(Rows rows, Exec(queries::kWebhookAcquire, {name, holder, MillisParam(lease)}));
   if (rows.empty()) return std::optional<WebhookSubscriptionRow>();
   ASSIGN_OR_RETURN(WebhookSubscriptionRow s, ParseSubscriptionRow(rows, 0));
   return std::optional<WebhookSubscriptionRow>(std::move(s));
@@ -75,18 +65,19 @@ absl::StatusOr<std::optional<WebhookSubscriptionRow>> PgWebhookStore::Acquire(
 
 absl::Status PgWebhookStore::Advance(const std::string& name, const std::string& token,
                                      int64_t cursor, int64_t delivered, absl::Duration lease) {
-  ASSIGN_OR_RETURN(
-      Rows rows, Exec(queries::kWebhookAdvance,
-                      {name, token, absl::StrCat(cursor), absl::StrCat(delivered), Millis(lease)}));
+  ASSIGN_OR_RETURN(Rows rows,
+                   Exec(queries::kWebhookAdvance, {name, token, absl::StrCat(cursor),
+                                                   absl::StrCat(delivered), MillisParam(lease)}));
   if (rows.empty()) return LeaseLost(name);
   return absl::OkStatus();
 }
 
 absl::StatusOr<WebhookSubscriptionRow> PgWebhookStore::RecordFailure(
     const std::string& name, const std::string& token, const WebhookFailure& failure) {
-  ASSIGN_OR_RETURN(Rows rows, Exec(queries::kWebhookFailed,
-                                   {name, token, absl::StrCat(failure.event_id), failure.error,
-                                    Millis(failure.retry_after), Millis(failure.max_age)}));
+  ASSIGN_OR_RETURN(Rows rows,
+                   Exec(queries::kWebhookFailed,
+                        {name, token, absl::StrCat(failure.event_id), failure.error,
+                         MillisParam(failure.retry_after), MillisParam(failure.max_age)}));
   if (rows.empty()) return LeaseLost(name);
   return ParseSubscriptionRow(rows, 0);
 }

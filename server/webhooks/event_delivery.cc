@@ -87,10 +87,11 @@ void EventDelivery::Run(const handlers::WebhookSubscription& s) {
   absl::BitGen bits;
   std::string token;  // this replica's lease, while it holds one
   while (!wake.stopped()) {
-    if (absl::Status st = store_.Register(s.name); st.ok())
-      break;
-    else if (logger_)
-      logger_->warn("webhook {}: cannot register: {}", s.name, std::string(st.message()));
+    const absl::Status registered = store_.Register(s.name);
+    if (registered.ok()) break;
+    if (logger_) {
+      logger_->warn("webhook {}: cannot register: {}", s.name, std::string(registered.message()));
+    }
     wake.Sleep(kIdle);
   }
   absl::Time last_refresh = absl::InfinitePast();
@@ -195,7 +196,7 @@ void EventDelivery::Run(const handlers::WebhookSubscription& s) {
         }
         Note(s.name, [&after](Stats& st) { st.row = *after; });
       }
-      handled = row.cursor;  // already recorded
+      handled = row.cursor;  // the cursor was moved above, before the failure
       break;
     }
     if (handled > row.cursor) (void)store_.Advance(s.name, token, handled, 0, s.lease);
@@ -215,34 +216,23 @@ std::string EventDelivery::RenderMetrics() const {
                     "approvald_webhook_deliveries_total{subscription=\"", name,
                     "\",result=\"failed\"} ", st.failed, "\n");
   }
-  out +=
-      "# HELP approvald_webhook_dead_letter 1 while the subscription is dead-lettered (nothing "
-      "is sent until it is redelivered).\n# TYPE approvald_webhook_dead_letter gauge\n";
-  for (const auto& [name, st] : stats_) {
-    absl::StrAppend(&out, "approvald_webhook_dead_letter{subscription=\"", name, "\"} ",
-                    st.known && st.row.state == "dead_letter" ? 1 : 0, "\n");
-  }
-  out +=
-      "# HELP approvald_webhook_failing_attempts Failed attempts at the event the subscription "
-      "is stuck on (0 when it is not).\n# TYPE approvald_webhook_failing_attempts gauge\n";
-  for (const auto& [name, st] : stats_) {
-    absl::StrAppend(&out, "approvald_webhook_failing_attempts{subscription=\"", name, "\"} ",
-                    st.known ? st.row.attempts : 0, "\n");
-  }
-  out +=
-      "# HELP approvald_webhook_cursor The last event id the subscription has handled.\n"
-      "# TYPE approvald_webhook_cursor gauge\n";
-  for (const auto& [name, st] : stats_) {
-    absl::StrAppend(&out, "approvald_webhook_cursor{subscription=\"", name, "\"} ",
-                    st.known ? st.row.cursor : 0, "\n");
-  }
-  out +=
-      "# HELP approvald_webhook_leased 1 if this replica delivers the subscription now.\n"
-      "# TYPE approvald_webhook_leased gauge\n";
-  for (const auto& [name, st] : stats_) {
-    absl::StrAppend(&out, "approvald_webhook_leased{subscription=\"", name, "\"} ",
-                    st.leased ? 1 : 0, "\n");
-  }
+  // One gauge per subscription.
+  auto gauge = [&](const char* name, const char* help, int64_t (*value)(const Stats&)) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n");
+    for (const auto& [subscription, st] : stats_) {
+      absl::StrAppend(&out, name, "{subscription=\"", subscription, "\"} ", value(st), "\n");
+    }
+  };
+  gauge("approvald_webhook_dead_letter",
+        "1 while the subscription is dead-lettered (nothing is sent until it is redelivered).",
+        [](const Stats& st) -> int64_t { return st.known && st.row.state == "dead_letter"; });
+  gauge("approvald_webhook_failing_attempts",
+        "Failed attempts at the event the subscription is stuck on (0 when it is not).",
+        [](const Stats& st) -> int64_t { return st.known ? st.row.attempts : 0; });
+  gauge("approvald_webhook_cursor", "The last event id the subscription has handled.",
+        [](const Stats& st) -> int64_t { return st.known ? st.row.cursor : 0; });
+  gauge("approvald_webhook_leased", "1 if this replica delivers the subscription now.",
+        [](const Stats& st) -> int64_t { return st.leased; });
   return out;
 }
 

@@ -2,7 +2,7 @@
 
 namespace approvald::server {
 
-LogWakeup::LogWakeup(EventHub* hub) : hub_(hub) {
+LogWakeup::LogWakeup(EventHub* hub, Filter filter) : hub_(hub), filter_(std::move(filter)) {
   if (hub_ != nullptr) attached_ = hub_->AttachAtHead(this);
 }
 
@@ -51,8 +51,8 @@ void LogWakeup::Poke() {
   cv_.notify_all();
 }
 
-void LogWakeup::OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>&, size_t) {
-  Poke();
+void LogWakeup::OnEvent(const std::shared_ptr<const approvals::v1::ApprovalEvent>& event, size_t) {
+  if (!filter_ || filter_(*event)) Poke();
 }
 
 void LogWakeup::OnHubStopped(int64_t) {

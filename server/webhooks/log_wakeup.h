@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "absl/time/time.h"
@@ -13,8 +14,12 @@ namespace approvald::server {
 /// and when they stop, so that they neither poll fast nor lag.
 class LogWakeup final : public EventSink {
  public:
+  /// Which events wake the waiters (all if null). Called on the hub's thread under its lock:
+  /// quick, and never blocking.
+  using Filter = std::function<bool(const approvals::v1::ApprovalEvent&)>;
+
   /// `hub` may be null (then only the timeouts and Stop wake).
-  explicit LogWakeup(EventHub* hub);
+  explicit LogWakeup(EventHub* hub, Filter filter = nullptr);
   ~LogWakeup() override;
 
   /// The number of wake-ups so far: Wait for one after this.
@@ -35,6 +40,7 @@ class LogWakeup final : public EventSink {
 
  private:
   EventHub* const hub_;
+  const Filter filter_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;

@@ -54,17 +54,32 @@ WebhookActions::WebhookActions(db::ExecutionStore& store, std::string worker, Ev
 WebhookActions::~WebhookActions() { Stop(); }
 
 void WebhookActions::SetRegistry(std::shared_ptr<const handlers::HandlerRegistry> registry) {
-  bool any = false;
-  for (const handlers::ActionType* t : registry->All()) any |= t->handler->webhook() != nullptr;
+  std::set<std::string> types;
+  for (const handlers::ActionType* t : registry->All()) {
+    if (t->handler->webhook() != nullptr) types.insert(t->name);
+  }
+  const bool any = !types.empty();
   {
     std::lock_guard<std::mutex> lock(mu_);
     registry_ = std::move(registry);
+  }
+  {
+    std::lock_guard<std::mutex> lock(types_mu_);
+    webhook_types_ = std::move(types);
   }
   // The threads (and their wake-ups, which keep the event hub polling) only once a config has
   // webhook types; a reload that removes them leaves the threads idle.
   std::lock_guard<std::mutex> lock(start_mu_);
   if (!any || stopped_ || !threads_.empty()) return;
-  wakeup_ = std::make_unique<LogWakeup>(hub_);
+  // Woken by what makes an execution of such a type due: an approval, or a retry.
+  wakeup_ = std::make_unique<LogWakeup>(hub_, [this](const approvals::v1::ApprovalEvent& e) {
+    if (e.type() != approvals::v1::EVENT_TYPE_APPROVED &&
+        e.type() != approvals::v1::EVENT_TYPE_EXECUTION_RETRY) {
+      return false;
+    }
+    std::lock_guard<std::mutex> types_lock(types_mu_);
+    return webhook_types_.count(e.approval().action_type()) > 0;
+  });
   for (int i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { Run(); });
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -62,6 +63,8 @@ class WebhookActions {
   mutable std::mutex mu_;
   std::shared_ptr<const handlers::HandlerRegistry> registry_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, uint64_t> attempts_ ABSL_GUARDED_BY(mu_);
+  std::mutex types_mu_;  // never held with mu_: read on the event hub's thread
+  std::set<std::string> webhook_types_ ABSL_GUARDED_BY(types_mu_);
 };
 
 }  // namespace approvald::server

@@ -61,7 +61,7 @@ class WebhookActionsTest(harness.DatabaseTestCase):
     @classmethod
     def setUpClass(cls):
         cls.set_up_database("webhookactions", APPROVALCTL,
-                            {"agent": "requester", "alice": "approver"})
+                            {"agent": "requester", "alice": "approver", "worker": "executor"})
         harness.use_python_client(ROOT, cls.tmp)
         import fake_payments
         cls.provider = fake_payments.serve(0)
@@ -173,6 +173,14 @@ class WebhookActionsTest(harness.DatabaseTestCase):
         self.assertEqual(request["body"]["approval"]["decidedBy"], "alice")
         self.assertEqual(a.execution_result["ok"], True)  # the receiver's JSON answer
         self.assertNotIn(SECRET, self.daemon.output())
+
+    def test_6_callers_workers_cannot_claim_them(self):
+        import grpc
+        with self.client("worker") as worker:
+            with self.assertRaises(grpc.RpcError) as caught:
+                worker.claim(["refund.http"])
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("approvald runs it itself", caught.exception.details())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ signed per Standard Webhooks, checked by tests/e2e/webhook_receiver.py.
   (approvalctl webhooks list and the metrics show it); `approvalctl webhooks redeliver pager`
   delivers the event it stopped at.
 - the signing secrets appear in no log, no metric and no answer.
+- a SIGHUP with a new subscription in the config starts delivering it.
 
 usage: webhooks_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN must be set)
 """
@@ -19,6 +20,7 @@ usage: webhooks_e2e.py APPROVALD APPROVALCTL REPO_ROOT   (APPROVALD_TEST_DSN mus
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -267,6 +269,26 @@ class WebhooksTest(harness.DatabaseTestCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("APPROVALD_TEST_AUDIT_SECRETS", out.stdout + out.stderr)
         self.assertNotIn("short-secret-1", out.stdout + out.stderr)
+
+    def test_5_a_reload_adds_a_subscription(self):
+        with open(self.config, "a") as f:
+            f.write("""\
+  - name: late
+    url: %s
+    secret_file: %s
+    events: [created]
+""" % (self.pager.url + "/late", os.path.join(self.tmp, "pager.secret")))
+        reloads = self.daemon.output().count("reloaded")
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: self.daemon.output().count("reloaded") > reloads + 1, 30,
+                           "the reload")
+        harness.wait_until(lambda: "late" in [s["name"] for s in json.loads(self.approvalctl(
+            "--json", "webhooks", "list").stdout)["subscriptions"]], 30, "late registered")
+        with self.client("agent") as agent:
+            created = agent.create("noop", {}, summary="after the reload")
+        harness.wait_until(lambda: [d for d in self.pager.accepted() if d["path"] == "/late" and
+                                    d["body"]["approval"]["id"] == created.id], 30,
+                           "the new subscription's delivery")
 
 
 if __name__ == "__main__":
