@@ -58,6 +58,7 @@ Options:
   --action-type NAME        noop
   --payload-bytes N         size of a string field in action_data (0)
   --channels N              HTTP/2 connections (1)
+  --deadline S              every call's deadline in seconds, as clients set one (5)
   --approvals N             approve/reject: approvals to create beforehand (estimated)
   --racers K                contended: racers per approval (64)
   --watchers W --rate R     watch-fanout: streams (1000), creates per second (20)
@@ -83,7 +84,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
                                                "json",        "channels",    "approvals",
                                                "racers",      "watchers",    "rate",
                                                "mix",         "quiet",       "help",
-                                               "mark-phases", "workers",     "worker-token"};
+                                               "mark-phases", "workers",     "worker-token",
+                                               "deadline"};
   for (const auto& [name, value] : args.options) {
     if (!kKnown.count(name)) return absl::InvalidArgumentError("unknown option --" + name);
   }
@@ -106,6 +108,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (auto st = ReadNumber(args, "warmup", o.warmup_s, 0.0); !st.ok()) return st;
   if (auto st = ReadNumber(args, "payload-bytes", o.payload_bytes, 0); !st.ok()) return st;
   if (auto st = ReadNumber(args, "channels", o.channels, 1); !st.ok()) return st;
+  if (auto st = ReadNumber(args, "deadline", o.deadline_s, 0.01); !st.ok()) return st;
   if (auto st = ReadNumber(args, "approvals", o.approvals, 0); !st.ok()) return st;
   if (auto st = ReadNumber(args, "racers", o.racers, 1); !st.ok()) return st;
   if (auto st = ReadNumber(args, "workers", o.workers, 1); !st.ok()) return st;

@@ -21,11 +21,12 @@ struct Options {
   std::string action_type = "noop";
   int payload_bytes = 0;  ///< a string of this size in action_data
   bool json = false;
-  int channels = 1;     ///< HTTP/2 connections, calls spread over them (one, as most clients)
-  int approvals = 0;    ///< approve/reject: how many to create beforehand (0: estimate)
-  int racers = 64;      ///< contended: racers per approval
-  int watchers = 1000;  ///< watch-fanout: streams
-  double rate = 20;     ///< watch-fanout: creates per second
+  int channels = 1;       ///< HTTP/2 connections, calls spread over them (one, as most clients)
+  double deadline_s = 5;  ///< every call's deadline, as clients set one
+  int approvals = 0;      ///< approve/reject: how many to create beforehand (0: estimate)
+  int racers = 64;        ///< contended: racers per approval
+  int watchers = 1000;    ///< watch-fanout: streams
+  double rate = 20;       ///< watch-fanout: creates per second
   std::map<std::string, int> mix = {{"create", 1}, {"approve", 1}, {"get", 2}, {"list", 1}};
   bool quiet = false;        ///< no progress line
   bool mark_phases = false;  ///< "measure start/end" lines on stderr (for tests/perf/run)

@@ -8,7 +8,7 @@
 
 namespace approvald::bench {
 
-Stubs::Stubs(const Options& options) {
+Stubs::Stubs(const Options& options) : deadline_(static_cast<int64_t>(options.deadline_s * 1000)) {
   for (int i = 0; i < options.channels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("approval_bench.channel", i);  // distinct arguments: a connection of its own

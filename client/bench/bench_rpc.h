@@ -49,8 +49,11 @@ class Stubs {
   v1::ApprovalService::Stub& Next();
   v1::ExecutionService::Stub& NextExecution();
   grpc::CompletionQueue* cq() { return &cq_; }
+  /// Every call's deadline (--deadline), as clients set one.
+  std::chrono::milliseconds call_deadline() const { return deadline_; }
 
  private:
+  std::chrono::milliseconds deadline_;
   std::vector<std::unique_ptr<v1::ApprovalService::Stub>> stubs_;
   std::vector<std::unique_ptr<v1::ExecutionService::Stub>> execution_stubs_;
   std::atomic<size_t> next_{0};
@@ -68,10 +71,12 @@ void WaitForCalls();
 
 /// Starts one unary call on `stubs`' completion queue; `done` runs on the queue's thread with
 /// the status and response, then the call's state is freed. `start(ctx, req, cq)` names the
-/// RPC: it returns the stub's PrepareAsync reader.
+/// RPC: it returns the stub's PrepareAsync reader. The deadline is --deadline, plus `wait` for a
+/// call that long-polls that long.
 template <class Req, class Resp, class Start>
 void Launch(Stubs& stubs, const std::string& token, Req request, Start start,
-            std::function<void(const grpc::Status&, Resp&)> done) {
+            std::function<void(const grpc::Status&, Resp&)> done,
+            std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
   struct Pending final : CallTag {
     grpc::ClientContext ctx;
     Req req;
@@ -96,7 +101,7 @@ void Launch(Stubs& stubs, const std::string& token, Req request, Start start,
   call->req = std::move(request);
   call->done = std::move(done);
   call->ctx.AddMetadata("authorization", "Bearer " + token);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  call->ctx.set_deadline(std::chrono::system_clock::now() + stubs.call_deadline() + wait);
   call->reader = start(&call->ctx, call->req, stubs.cq());
   call->Publish();
   call->reader->StartCall();

@@ -12,7 +12,7 @@
 namespace approvald::bench {
 namespace {
 
-// A worker's long-poll: shorter than the bench's 30 s call deadline, long enough to idle.
+// A worker's long-poll, long enough to idle; its call's deadline is --deadline on top.
 constexpr int kClaimWaitSeconds = 5;
 
 // When each approval's Approve answer arrived, and how long its execution took to be claimed.
@@ -99,7 +99,8 @@ absl::StatusOr<ModeResult> RunExecute(Stubs& stubs, const Options& options) {
                       return stubs.NextExecution().PrepareAsyncCompleteExecution(ctx, req, cq);
                     },
                     [done](const grpc::Status& st2, v1::Execution&) { done(AnswerOf(st2)); });
-              });
+              },
+              std::chrono::seconds(kClaimWaitSeconds));
           return true;
         });
   });

@@ -45,7 +45,7 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
 
 void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (conn->broken()) {
+  if (!conn->reusable()) {
     --open_;  // dropped; the next Acquire reconnects
   } else {
     idle_.push_back(std::move(conn));

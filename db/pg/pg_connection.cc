@@ -1,5 +1,6 @@
 #include "db/pg/pg_connection.h"
 
+#include <atomic>
 #include <cerrno>
 #include <vector>
 
@@ -81,6 +82,37 @@ Rows ReadRows(const PGresult* res) {
 
 void PgConnCloser::operator()(pg_conn* conn) const { PQfinish(conn); }
 
+struct PgConnection::CancelState {
+  PGcancel* handle = nullptr;  // from PQgetCancel: usable from any thread
+  std::atomic<bool> sent{false};
+};
+
+void PgConnection::CancelStateDeleter::operator()(CancelState* state) const {
+  if (state->handle != nullptr) PQfreeCancel(state->handle);
+  delete state;
+}
+
+PgConnection::PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn, std::string schema)
+    : conn_(std::move(conn)), cancel_(new CancelState()), schema_(std::move(schema)) {
+  cancel_->handle = PQgetCancel(conn_.get());
+}
+
+bool PgConnection::reusable() const { return !broken() && !cancel_->sent.load(); }
+
+void PgConnection::CancelRunning() {
+  cancel_->sent = true;
+  if (cancel_->handle == nullptr) return;
+  char error[256];
+  (void)PQcancel(cancel_->handle, error, sizeof(error));  // a failed request: statement_timeout
+}
+
+absl::Status PgConnection::CheckNotCancelled() const {
+  if (!cancel_->sent.load()) return absl::OkStatus();
+  return absl::DeadlineExceededError(
+      "the call's deadline passed while it waited for the database (its statement was "
+      "cancelled)");
+}
+
 bool IsValidSchemaName(absl::string_view name) {
   if (name.empty() || name.size() > 63 || absl::StartsWith(name, "pg_") ||
       name == "information_schema" || name == "public" ||
@@ -148,6 +180,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
 bool PgConnection::broken() const { return broken_ || PQstatus(conn_.get()) != CONNECTION_OK; }
 
 absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params) {
+  RETURN_IF_ERROR(CheckNotCancelled());
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
@@ -184,6 +217,7 @@ absl::StatusOr<Rows> PgConnection::Exec(const Query& query, const Params& params
 absl::StatusOr<std::vector<Rows>> PgConnection::ExecPipeline(const std::vector<Step>& steps,
                                                              bool* sent) {
   if (sent) *sent = false;
+  RETURN_IF_ERROR(CheckNotCancelled());
   for (const Step& step : steps) {
     if (!step.query->name.empty()) RETURN_IF_ERROR(Prepare(*step.query));
   }
@@ -249,6 +283,7 @@ absl::Status PgConnection::Prepare(const Query& query) {
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {
+  RETURN_IF_ERROR(CheckNotCancelled());
   const std::string text(sql);
   PgResultPtr res(PQexec(conn_.get(), text.c_str()));
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;

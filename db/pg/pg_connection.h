@@ -70,6 +70,13 @@ class PgConnection {
 
   /// True once the connection is lost: the pool discards it.
   bool broken() const;
+  /// False once lost or sent a cancel (DeadlineWatch): the pool discards it, since a cancel
+  /// request could still reach a later statement.
+  bool reusable() const;
+  /// Asks the server to cancel what this connection runs (libpq's cancel request, on its own
+  /// connection; callable from another thread). Statements after it fail with
+  /// DEADLINE_EXCEEDED without being sent.
+  void CancelRunning();
   /// Marks the connection unusable (e.g. a transaction left it in an unknown state).
   void MarkBroken() { broken_ = true; }
 
@@ -79,10 +86,17 @@ class PgConnection {
   const std::string& backend_start() const { return backend_start_; }
 
  private:
-  PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn, std::string schema)
-      : conn_(std::move(conn)), schema_(std::move(schema)) {}
+  PgConnection(std::unique_ptr<pg_conn, PgConnCloser> conn, std::string schema);
+  /// DEADLINE_EXCEEDED once a cancel was sent.
+  absl::Status CheckNotCancelled() const;
+
+  struct CancelState;  // the libpq cancel handle, and whether a cancel was sent
+  struct CancelStateDeleter {
+    void operator()(CancelState* state) const;
+  };
 
   std::unique_ptr<pg_conn, PgConnCloser> conn_;
+  std::unique_ptr<CancelState, CancelStateDeleter> cancel_;
   std::string schema_;
   absl::flat_hash_set<std::string> prepared_;
   bool broken_ = false;

@@ -88,6 +88,7 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
 
 absl::StatusOr<ApprovalRecord> PgApprovalStore::Get(const std::string& id, absl::Time deadline) {
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(deadline));
+  DeadlineGuard watch(*lease, deadline);
   ASSIGN_OR_RETURN(Rows rows, lease->Exec(queries::kGetApproval, {id}));
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("approval ", id, " not found"));
   return ParseApprovalRow(rows, 0);
@@ -108,6 +109,7 @@ absl::StatusOr<std::vector<ApprovalRecord>> PgApprovalStore::List(const ListInpu
     after_id = in.after->id;
   }
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
+  DeadlineGuard watch(*lease, in.deadline);
   ASSIGN_OR_RETURN(
       Rows rows,
       lease->Exec(

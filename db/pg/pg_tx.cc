@@ -8,24 +8,11 @@
 #include "db/status_macros.h"
 
 namespace approvald::db::pg {
-namespace {
-// How much later than a call's deadline the session's statement_timeout may fire.
-constexpr int64_t kSessionBoundSlackMs = 1000;
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline,
                                                   CommitGroup* group) {
   const absl::Time now = absl::Now();
   if (deadline <= now) return absl::DeadlineExceededError("deadline passed before the transaction");
-  std::unique_ptr<PgTx> tx(new PgTx(conn, group));
-  const int64_t left_ms =
-      deadline == absl::InfiniteFuture()
-          ? kSessionTimeoutMs
-          : std::clamp<int64_t>(absl::ToInt64Milliseconds(deadline - now), 1, 3600 * 1000);
-  // The session's own bound serves a deadline within a second of it (a call on the default
-  // 30 s deadline): one statement fewer per transaction. Shorter deadlines set their own.
-  if (left_ms < kSessionTimeoutMs - kSessionBoundSlackMs) tx->timeout_ms_ = left_ms;
-  return tx;
+  return std::unique_ptr<PgTx>(new PgTx(conn, group, deadline));
 }
 
 PgTx::~PgTx() {
@@ -38,7 +25,6 @@ absl::StatusOr<std::vector<Rows>> PgTx::Send(std::vector<PgConnection::Step> ste
     std::vector<PgConnection::Step> all;
     all.reserve(steps.size() + 2);
     all.push_back({&queries::kBegin, {}});
-    if (timeout_ms_) all.push_back({&queries::kSetTxTimeouts, {absl::StrCat(*timeout_ms_)}});
     skip = all.size();
     for (auto& step : steps) all.push_back(std::move(step));
     steps = std::move(all);
@@ -62,7 +48,7 @@ absl::StatusOr<Rows> PgTx::Exec(const Query& query, const Params& params) {
 }
 
 absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& params) {
-  if (!begun_ && !timeout_ms_) {
+  if (!begun_) {
     // The whole transaction is this one statement: sent alone, it is PostgreSQL's implicit
     // transaction, committed when it succeeds. BEGIN and COMMIT would only add work.
     // Ended either way: nothing is left to roll back.

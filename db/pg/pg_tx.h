@@ -8,15 +8,17 @@
 #include "absl/time/time.h"
 #include "db/pg/commit_group.h"
 #include "db/pg/connection_pool.h"
+#include "db/pg/deadline_watch.h"
 #include "db/tx.h"
 
 namespace approvald::db::pg {
 
 /// A transaction on a leased connection, ROLLBACK on destruction unless committed. Statements
-/// are bounded by the deadline (statement_timeout and lock_timeout; a deadline within a second
-/// of the session's 30 s bound keeps that one, saving a statement). Round trips are few: BEGIN
-/// and the timeouts go out in one pipeline with the first statement, and ExecAndCommit sends
-/// the last statement together with COMMIT.
+/// are bounded by the deadline with no statement of their own: a deadline within a second of
+/// the session's 30 s bound is the session's statement_timeout and lock_timeout; a shorter one
+/// is watched (DeadlineWatch), and what runs when it passes is cancelled (DEADLINE_EXCEEDED; the
+/// connection is then discarded). Round trips are few: BEGIN goes out in one pipeline with the
+/// first statement, and ExecAndCommit sends the last statement together with COMMIT.
 class PgTx final : public Tx {
  public:
   /// DEADLINE_EXCEEDED if the deadline has already passed. With a `group`, a transaction that
@@ -28,9 +30,9 @@ class PgTx final : public Tx {
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
   /// Runs the transaction's last statement and commits, in one round trip. If the statement
   /// fails, nothing is committed (the transaction is rolled back). Errors as for Commit().
-  /// A transaction that is this one statement (nothing sent before, no timeout of its own) sends
-  /// it alone, without BEGIN and COMMIT: PostgreSQL commits it as its implicit transaction; or,
-  /// with a CommitGroup, in one transaction with other callers' one-statement transactions.
+  /// A transaction that is this one statement (nothing sent before) sends it alone, without BEGIN
+  /// and COMMIT: PostgreSQL commits it as its implicit transaction; or, with a CommitGroup, in one
+  /// transaction with other callers' one-statement transactions.
   absl::StatusOr<Rows> ExecAndCommit(const Query& query, const Params& params);
 
   /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the
@@ -41,7 +43,8 @@ class PgTx final : public Tx {
   absl::Status RollbackToSavepoint(absl::string_view name);
 
  private:
-  PgTx(PgConnection& conn, CommitGroup* group) : conn_(conn), group_(group) {}
+  PgTx(PgConnection& conn, CommitGroup* group, absl::Time deadline)
+      : conn_(conn), group_(group), watch_(conn, deadline) {}
   // Sends `steps`, preceded by BEGIN and the timeouts if the transaction has not begun.
   absl::StatusOr<std::vector<Rows>> Send(std::vector<PgConnection::Step> steps, bool* sent);
   absl::Status EnsureBegun();
@@ -50,7 +53,7 @@ class PgTx final : public Tx {
   CommitGroup* const group_;
   bool begun_ = false;
   bool done_ = false;
-  std::optional<int64_t> timeout_ms_;
+  DeadlineGuard watch_;  // last: disarmed after the destructor's rollback
 };
 
 /// Runs `fn` in a fresh transaction from the pool, re-running it (at most `max_attempts` times,

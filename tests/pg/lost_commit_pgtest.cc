@@ -241,12 +241,13 @@ INSTANTIATE_TEST_SUITE_P(Decisions, LostRepeatTest,
                            return "Unknown";
                          });
 
-// A create is its insert alone (PostgreSQL's implicit transaction) on the default deadline, and
-// BEGIN, its timeouts, the insert and COMMIT on a shorter one: both are lost and settled alike.
+// A create is its insert alone (PostgreSQL's implicit transaction) on any deadline: on the
+// session's bound, or on a shorter one that the deadline watch guards; both are lost and
+// settled alike.
 class LostCreateTest : public LostCommitTest, public ::testing::WithParamInterface<bool> {
  protected:
   bool ShortDeadline() const { return GetParam(); }
-  const char* Committing() const { return ShortDeadline() ? "commit" : "insert_approval"; }
+  const char* Committing() const { return "insert_approval"; }
   db::CreateInput Input() const {
     db::CreateInput in;
     in.action_type = "effect";
@@ -278,7 +279,7 @@ TEST_P(LostCreateTest, CreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
 
 INSTANTIATE_TEST_SUITE_P(DeadlineForms, LostCreateTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "OwnTimeoutsWithBeginAndCommit" : "InsertAlone";
+                           return info.param ? "WatchedDeadline" : "SessionBound";
                          });
 
 }  // namespace

@@ -63,7 +63,7 @@ TEST(OverloadTest, TheClientDeadlineBoundsALockWait) {
     auto r = hurried.Approve(req);
     EXPECT_CODE(r, absl::StatusCode::kDeadlineExceeded);
     EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-    // The server gave up its lock wait too (lock_timeout from the deadline), so no backend waits.
+    // The server gave up its lock wait too (cancelled at the deadline), so no backend waits.
     EXPECT_TRUE(AwaitLockWaiters(ts->db(), 0));
   }
   ASSERT_OK_AND_ASSIGN(v1::Approval still, ts->Client("alice")->Get(a.id()));

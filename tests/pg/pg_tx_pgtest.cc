@@ -1,6 +1,7 @@
-// PgTx's two forms of a transaction that is one statement (ExecAndCommit first): alone, as
-// PostgreSQL's implicit transaction, on a deadline the session's bound serves; between BEGIN,
-// its own timeouts and COMMIT on a shorter one. Both commit what succeeded and nothing else.
+// PgTx's two forms of a transaction: one statement (ExecAndCommit first) goes alone, as
+// PostgreSQL's implicit transaction, whatever its deadline; more go between BEGIN and COMMIT.
+// Both commit what succeeded and nothing else. A deadline shorter than the session's bound
+// costs no statement: what still runs when it passes is cancelled.
 
 #include <gtest/gtest.h>
 
@@ -42,24 +43,49 @@ class PgTxTest : public ::testing::Test {
   std::unique_ptr<db::pg::PgConnection> conn_;
 };
 
-TEST_F(PgTxTest, OnTheSessionsBoundTheStatementGoesOutAloneWithoutBegin) {
+TEST_F(PgTxTest, OneStatementGoesOutAloneWithoutBeginOnAnyDeadline) {
   EXPECT_OK(Alone(kVacuum, {}, SessionBound()));
   EXPECT_OK(Alone(kVacuum, {}, absl::InfiniteFuture()));
+  EXPECT_OK(Alone(kVacuum, {}, Shorter()));
 }
 
-TEST_F(PgTxTest, OnAShorterDeadlineItRunsBetweenBeginAndCommit) {
-  absl::StatusOr<db::Rows> vacuum = Alone(kVacuum, {}, Shorter());
+TEST_F(PgTxTest, TwoStatementsRunBetweenBeginAndCommit) {
+  ASSERT_OK_AND_ASSIGN(auto tx, db::pg::PgTx::Begin(*conn_, Shorter()));
+  ASSERT_OK(tx->Exec(kInsert, {"1"}));
+  absl::StatusOr<db::Rows> vacuum = tx->ExecAndCommit(kVacuum, {});
   ASSERT_FALSE(vacuum.ok());
   EXPECT_NE(vacuum.status().message().find("transaction block"), absl::string_view::npos)
       << vacuum.status();
-  // The failed transaction was rolled back: the connection goes on.
-  EXPECT_OK(Alone(kInsert, {"1"}, Shorter()));
-  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM tx_rows"), "1");
+  tx.reset();
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM tx_rows"), "0");  // rolled back
+  EXPECT_TRUE(conn_->reusable());
+}
+
+TEST_F(PgTxTest, AShortDeadlineCancelsALockWaitAndRetiresTheConnection) {
+  ASSERT_OK(conn_->Exec(kInsert, {"5"}));
+  std::unique_ptr<db::pg::PgConnection> holder = db_->Connect();
+  ASSERT_OK(holder->ExecScript("BEGIN; SELECT * FROM tx_rows FOR UPDATE"));
+  constexpr db::Query kUpdate{"pg_tx_update", "UPDATE tx_rows SET n = n + 1 RETURNING n"};
+  const absl::Time start = absl::Now();
+  absl::StatusOr<db::Rows> updated = Alone(kUpdate, {}, absl::Now() + absl::Seconds(1));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(updated.status().code(), absl::StatusCode::kDeadlineExceeded) << updated.status();
+  EXPECT_GE(took, absl::Seconds(1));
+  EXPECT_LT(took, absl::Seconds(20));  // the deadline ended it, not the session's 30 s bound
+  // The server stopped waiting: nothing waits for the holder's lock.
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"),
+            "0");
+  // A cancel request could still be on its way to this session: it is not used again.
+  EXPECT_FALSE(conn_->reusable());
+  EXPECT_EQ(conn_->Exec(kInsert, {"6"}).status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_OK(holder->ExecScript("COMMIT"));
+  EXPECT_EQ(db_->Scalar("SELECT string_agg(n::text, ',') FROM tx_rows"), "5");
 }
 
 TEST_F(PgTxTest, EitherFormCommitsWhatSucceededAndNothingThatFailed) {
   for (const bool shorter : {false, true}) {
-    SCOPED_TRACE(shorter ? "between BEGIN and COMMIT" : "alone");
+    SCOPED_TRACE(shorter ? "a watched deadline" : "the session's bound");
     const absl::Time deadline = shorter ? Shorter() : SessionBound();
     const std::string before = db_->Scalar("SELECT count(*) FROM tx_rows");
     absl::StatusOr<db::Rows> inserted = Alone(kInsert, {"7"}, deadline);
