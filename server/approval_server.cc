@@ -290,7 +290,6 @@ absl::Status ApprovalServer::StartGateway() {
 }
 
 void ApprovalServer::StartWebhooks(std::shared_ptr<const handlers::HandlerRegistry> registry) {
-  InitHttpClient();
   // This replica's name in leases: a restart on the same host and port takes its own leases
   // back at once; two running replicas never share it (they cannot bind the same port).
   char host[256] = {0};
