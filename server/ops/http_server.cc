@@ -192,8 +192,11 @@ void HttpServer::Stop(absl::Duration grace) {
   std::call_once(stop_once_, [this, grace] {
     if (daemon_ == nullptr) return;
     stopping_.store(true);
+    // New connections are refused from now on. The socket itself is closed only after
+    // MHD_stop_daemon: libmicrohttpd's thread may still be using it (its documentation says so),
+    // and a closed descriptor's number could meanwhile be another file's.
     const MHD_socket fd = MHD_quiesce_daemon(daemon_);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (fd != MHD_INVALID_SOCKET) shutdown(fd, SHUT_RDWR);
     // Streams end at once; answers in flight get the grace, then a 503.
     const absl::Time deadline = absl::Now() + grace;
     for (;;) {
@@ -223,6 +226,7 @@ void HttpServer::Stop(absl::Duration grace) {
     }
     MHD_stop_daemon(daemon_);  // closes every connection
     daemon_ = nullptr;
+    if (fd != MHD_INVALID_SOCKET) close(fd);
   });
 }
 
