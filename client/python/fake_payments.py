@@ -13,7 +13,8 @@
 Standard library only. Run it with `fake_payments.py [--host 127.0.0.1] [--port 8090]`, or in a
 test: `server = fake_payments.serve(0)` starts it on a thread (server.url, server.refunds(),
 server.fail_next(503) to answer the next POST with that status without applying it,
-server.delay_next(5) to hold the next POST that long before handling it,
+server.delay_next(5) to hold the next POST that long before handling it (delays_left()
+counts the ones not yet taken),
 server.requests() and server.statuses() to count the POSTs received, server.close()).
 Applied refunds and requests are counted apart: a retry that its key deduplicates, a refused POST
 or an injected failure is a request but applies nothing.
@@ -131,6 +132,11 @@ class FakePayments(ThreadingHTTPServer):
         """The next POSTs wait this long each before they are handled (a slow provider)."""
         with self._lock:
             self._delays.extend(seconds)
+
+    def delays_left(self):
+        """How many delay_next() delays no POST has taken yet."""
+        with self._lock:
+            return len(self._delays)
 
     def hold(self):
         """Waits out the next delay, if any (the handler calls it)."""

@@ -122,8 +122,9 @@ class WebhookActionsTest(harness.DatabaseTestCase):
         from approvald_client import pb
         self.provider.delay_next(2.5)
         approval_id, order = self.approve_refund(amount_cents=900)
-        harness.wait_until(lambda: self.provider.requests() >= 0 and
-                           self.provider._delays == [], 30, "the POST reached the provider")
+        harness.wait_until(lambda: self.provider.delays_left() == 0, 30,
+                           "the POST reached the provider (which holds it)")
+        self.assertEqual(self.refunds_of(order), [])  # still held: approvald dies mid-call
         self.daemon.kill9()  # while the provider holds the POST
         harness.wait_until(lambda: len(self.refunds_of(order)) == 1, 30, "the refund applied")
         self.daemon.start()
