@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402  free ports, tokens, waiting for approvald and stopping it
+from cpu import PgTree, proc_cpu, proc_stat, waited_children_cpu  # noqa: E402
 from report import render  # noqa: E402
 PG_BIN = harness.PG_BIN
 # Fixed PostgreSQL settings: defaults (fsync, synchronous_commit on) plus room for the runs.
@@ -53,6 +54,7 @@ class Postgres:
         subprocess.run(as_owner([PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.data + "/log",
                                  "-w", "-o", opts, "start"]), check=True, capture_output=True)
         self.dsn = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % self.port
+        self.tree = PgTree(self.data)
 
     def psql(self, sql, *args):
         out = subprocess.run(["psql", self.dsn, "-v", "ON_ERROR_STOP=1", "-Atq", *args, "-c", sql],
@@ -69,16 +71,23 @@ class Postgres:
 
 
 def pgbench(pg, script, clients, seconds, tmp, warmup):
-    """tx/s and p99 latency (ms) of one pgbench run (after a warm-up run)."""
+    """tx/s, p99 latency (ms), and CPU seconds per 1,000 transactions of PostgreSQL and of
+    pgbench, of one pgbench run (after a warm-up run)."""
     threads = str(min(clients, 2))
     base = [PG_BIN + "/pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", threads,
             "-f", script, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "postgres"]
+    idle = pg.tree.children()  # before any pgbench backend
     if warmup > 0:
         subprocess.run(base + ["-T", str(int(max(1, warmup)))], check=True, capture_output=True)
     logdir = tempfile.mkdtemp(dir=tmp)
+    pg.tree.settle(idle)
+    pg_start, own_start = pg.tree.cpu(), waited_children_cpu()
     out = subprocess.run(base + ["-T", str(int(seconds)), "-l", "--log-prefix",
                                  os.path.join(logdir, "tx")],
                          check=True, capture_output=True, text=True).stdout
+    own_used = waited_children_cpu() - own_start
+    pg.tree.settle(idle)
+    pg_used = pg.tree.cpu() - pg_start
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     lat = []
     for path in glob.glob(os.path.join(logdir, "tx*")):
@@ -87,22 +96,9 @@ def pgbench(pg, script, clients, seconds, tmp, warmup):
     lat.sort()
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1000.0 if lat else 0.0
     shutil.rmtree(logdir, ignore_errors=True)
-    return tps, p99
-
-
-def proc_cpu(pid):
-    """CPU seconds used so far; still readable right after the process exited (a zombie)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_stat(pid):
-    """CPU seconds, RSS and peak RSS (MiB) of a running process."""
-    status = open("/proc/%d/status" % pid).read()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024.0
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024.0
-    return proc_cpu(pid), rss, hwm
+    tx = max(1, len(lat))
+    return {"tps": tps, "p99": p99, "pg_cpu": pg_used * 1000.0 / tx,
+            "own_cpu": own_used * 1000.0 / tx}
 
 
 # The action type of the execute extra: run by workers (perf-worker), each claim then complete.
@@ -117,6 +113,7 @@ action_types:
 
 class Approvald:
     def __init__(self, build, pg, tmp, extra_flags=()):
+        self.pg = pg
         tokens_file = os.path.join(tmp, "tokens-%d" % time.time_ns())
         self.tokens = harness.write_tokens(os.path.join(build, "client", "approvalctl"),
                                            tokens_file, {"perf-agent": "requester",
@@ -150,9 +147,11 @@ def bench(build, daemon, mode, concurrency, args):
         if "measure start" in line:
             marks["start"] = proc_stat(daemon.proc.pid)[0]
             marks["bench_start"] = proc_cpu(proc.pid)
+            marks["pg_start"] = daemon.pg.tree.cpu()
         elif "measure end" in line:
             marks["end"] = proc_stat(daemon.proc.pid)[0]
             marks["bench_end"] = proc_cpu(proc.pid)  # it may have exited
+            marks["pg_end"] = daemon.pg.tree.cpu()
         else:
             errors.append(line)
     out = proc.stdout.read()
@@ -165,6 +164,7 @@ def bench(build, daemon, mode, concurrency, args):
     result["cpu_s_per_1000"] = used * 1000.0 / calls
     if "bench_start" in marks and "bench_end" in marks:
         result["bench_cpu_s_per_1000"] = (marks["bench_end"] - marks["bench_start"]) * 1000.0 / calls
+        result["pg_cpu_s_per_1000"] = (marks["pg_end"] - marks["pg_start"]) * 1000.0 / calls
     result["peak_rss_mib"] = hwm
     return result
 
@@ -181,16 +181,20 @@ def summarize(runs):
     for b in benches:
         for code, n in b["errors"].items():
             errors[code] = errors.get(code, 0) + n
-    return {"pg_tps": median([t for t, _ in runs["pg"]]),
-            "pg_p99": median([p for _, p in runs["pg"]]),
+    return {"pg_tps": median([r["tps"] for r in runs["pg"]]),
+            "pg_p99": median([r["p99"] for r in runs["pg"]]),
+            "pg_pg_cpu": median([r["pg_cpu"] for r in runs["pg"]]),
+            "pg_own_cpu": median([r["own_cpu"] for r in runs["pg"]]),
             "bench": {"calls_per_s": median([b["calls_per_s"] for b in benches]),
                       "p99_ms": median([b["p99_ms"] for b in benches]),
                       "peak_rss_mib": max(b["peak_rss_mib"] for b in benches),
                       "cpu_s_per_1000": median([b["cpu_s_per_1000"] for b in benches]),
                       "bench_cpu_s_per_1000": median([b.get("bench_cpu_s_per_1000", 0)
                                                       for b in benches]),
+                      "pg_cpu_s_per_1000": median([b.get("pg_cpu_s_per_1000", 0)
+                                                   for b in benches]),
                       "errors": errors},
-            "runs": [(t, b["calls_per_s"]) for (t, _), b in zip(runs["pg"], benches)]}
+            "runs": [(r["tps"], b["calls_per_s"]) for r, b in zip(runs["pg"], benches)]}
 
 
 def main():
@@ -246,7 +250,7 @@ def main():
                             extra = ["--duration", str(args.duration), "--warmup",
                                      str(args.warmup)]
                             if mode in ("approve", "reject"):
-                                expect = runs[mode]["pg"][-1][0] * 1.3 + 500
+                                expect = runs[mode]["pg"][-1]["tps"] * 1.3 + 500
                                 extra += ["--approvals",
                                           str(int(expect * (args.duration + args.warmup)))]
                             runs[mode]["bench"].append(bench(args.build, daemon, mode, c, extra))
