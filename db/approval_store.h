@@ -100,6 +100,22 @@ class DecisionRules {
   }
 };
 
+/// What a call started without blocking (ApprovalStore::StartCreate, StartDecideAtOnce) came
+/// to; given to its callback on a thread that must not block.
+template <typename T>
+struct AsyncOutcome {
+  /// The outcome; nullopt: the call was not made this way and nothing changed, so the blocking
+  /// call (Create, Decide) is to be made, which gives the answer.
+  absl::StatusOr<std::optional<T>> result = std::optional<T>();
+  /// Set instead of `result` when the commit was lost with its connection: to run where
+  /// blocking is allowed; it settles the commit and gives the outcome, as the blocking call
+  /// does after such a loss.
+  std::function<absl::StatusOr<T>()> settle;
+};
+
+template <typename T>
+using AsyncDone = std::function<void(AsyncOutcome<T>)>;
+
 /// Some approvals' events (ApprovalStore::ReadEventsOf).
 struct EventsOf {
   std::vector<EventRecord> events;  ///< in id order
@@ -157,6 +173,25 @@ class ApprovalStore {
   /// The domain errors carry the current `status` and `version` in their ErrorInfo metadata.
   virtual absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
                                                 const DecisionRules& rules) = 0;
+
+  /// Create, and a decision at once (DecisionRules::AtOnce), started without blocking the
+  /// caller: true if started, and `done` runs later on another thread. The common case (a new
+  /// approval; a decision the at-once statement makes) ends there; any other (an idempotent
+  /// retry, an expire_time, a decision that needs the full path, a failure) comes back as
+  /// nullopt, for the blocking call. False (and `done` is never called) if the store cannot
+  /// start it (none by default).
+  virtual bool StartCreate(const CreateInput& input, AsyncDone<CreateResult> done) {
+    (void)input;
+    (void)done;
+    return false;
+  }
+  virtual bool StartDecideAtOnce(const DecideInput& input, const DecideAtOnce& once,
+                                 AsyncDone<ApprovalRecord> done) {
+    (void)input;
+    (void)once;
+    (void)done;
+    return false;
+  }
 
   /// Up to `limit` deliverable events after `after_id`, in id order (see 0003_event_stream.sql:
   /// an event is deliverable once no older transaction is running).

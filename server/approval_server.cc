@@ -153,6 +153,11 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   });
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
+  if (s->config_.commit_batches > 0) {
+    // Its senders keep a connection each, besides the pool's.
+    s->pipeline_ = std::make_unique<db::pg::CommitPipeline>(*s->pool_, s->config_.commit_batches);
+    s->store_->SetPipeline(s->pipeline_.get());
+  }
   s->hub_ =
       std::make_unique<EventHub>(db::pg::PgEventLogConnector(s->config_.dsn, s->config_.db_schema),
                                  s->config_.service.logger, s->config_.event_poll_interval);
@@ -166,16 +171,20 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->metrics_.SetGauges([server = s.get()]() -> std::map<std::string, double> {
     db::pg::ConnectionPool& pool = *server->pool_;
     const db::pg::CommitGroup* group = pool.commit_group();
+    const db::pg::CommitPipeline* pipeline = server->pipeline_.get();
+    const double batches = (group != nullptr ? static_cast<double>(group->batches()) : 0) +
+                           (pipeline != nullptr ? static_cast<double>(pipeline->batches()) : 0);
+    const double grouped =
+        (group != nullptr ? static_cast<double>(group->grouped_statements()) : 0) +
+        (pipeline != nullptr ? static_cast<double>(pipeline->grouped_statements()) : 0);
     return {
         {"approvald_db_pool_max", pool.max_size()},
         {"approvald_db_pool_open", pool.open()},
         {"approvald_db_pool_in_use", pool.open() - pool.idle()},
         {"approvald_db_pool_waiting", pool.waiting()},
         {"approvald_db_transaction_retries_total", static_cast<double>(pool.retries())},
-        {"approvald_db_commit_batches_total",
-         group != nullptr ? static_cast<double>(group->batches()) : 0},
-        {"approvald_db_grouped_statements_total",
-         group != nullptr ? static_cast<double>(group->grouped_statements()) : 0},
+        {"approvald_db_commit_batches_total", batches},
+        {"approvald_db_grouped_statements_total", grouped},
         {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
         {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
         {"approvald_memory_budget_bytes", static_cast<double>(server->budget_->limit())},
@@ -348,6 +357,8 @@ void ApprovalServer::Shutdown(absl::Duration grace) {
     server_->Shutdown(
         absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(500))));
   }
+  // What is queued is sent and answered (a fallback may still go to the executor).
+  if (pipeline_) pipeline_->Shutdown();
   if (executor_) executor_->Shutdown();
   if (server_) server_->Wait();
   if (health_server_) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));

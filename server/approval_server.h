@@ -108,6 +108,8 @@ class ApprovalServer {
   std::unique_ptr<db::pg::PgApprovalStore> store_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ApprovalServiceImpl> service_;
+  // After the service and the executor: stopped (its callbacks run) before they are destroyed.
+  std::unique_ptr<db::pg::CommitPipeline> pipeline_;  ///< null with --commit-batches 0
   std::unique_ptr<db::pg::PgExecutionStore> execution_store_;
   std::unique_ptr<ExecutionServiceImpl> execution_service_;
   std::unique_ptr<db::pg::PgWebhookStore> webhook_store_;

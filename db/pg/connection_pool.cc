@@ -30,10 +30,7 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
     }
     ++open_;  // reserve a slot; connect outside the lock
   }
-  absl::StatusOr<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(dsn_, schema_);
-  if (conn.ok() && on_connect_) {
-    if (absl::Status st = on_connect_(**conn); !st.ok()) conn = st;
-  }
+  absl::StatusOr<std::unique_ptr<PgConnection>> conn = Connect();
   if (!conn.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     --open_;
@@ -41,6 +38,14 @@ absl::StatusOr<PoolLease> ConnectionPool::Acquire(absl::Time deadline) {
     return conn.status();
   }
   return PoolLease(this, std::move(*conn));
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> ConnectionPool::Connect() const {
+  absl::StatusOr<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(dsn_, schema_);
+  if (conn.ok() && on_connect_) {
+    if (absl::Status st = on_connect_(**conn); !st.ok()) return st;
+  }
+  return conn;
 }
 
 void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {

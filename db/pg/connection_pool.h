@@ -62,6 +62,10 @@ class ConnectionPool {
   /// UNAVAILABLE if connecting fails; DEADLINE_EXCEEDED if none frees up in time.
   absl::StatusOr<PoolLease> Acquire(absl::Time deadline);
 
+  /// A connection outside the pool (not counted in max_size), made as the pool makes its own
+  /// (the on-connect hook runs on it): for a thread that keeps one for itself.
+  absl::StatusOr<std::unique_ptr<PgConnection>> Connect() const;
+
   int max_size() const { return max_size_; }
   int open() const;
   int idle() const;

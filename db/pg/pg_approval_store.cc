@@ -188,20 +188,25 @@ absl::StatusOr<ApprovalRecord> PgApprovalStore::Decide(const DecideInput& input,
   return outcome;
 }
 
+Params PgApprovalStore::AtOnceParams(const DecideInput& in, const db::DecideAtOnce& once,
+                                     const std::string& call) {
+  return {in.id,
+          absl::StrCat(in.expected_version),
+          std::string(TargetStatus(in.decision)),
+          in.actor,
+          Opt(in.reason),
+          in.decision == Decision::kApprove ? Param(once.results_json) : Param(),
+          TextArray(once.any_requester),
+          TextArray(once.not_own),
+          once.own_only ? "true" : "false",
+          in.request_id ? Param(*in.request_id) : Param(),
+          std::string(MethodName(in.decision)),
+          call};
+}
+
 absl::StatusOr<std::optional<ApprovalRecord>> PgApprovalStore::DecideAtOnce(
     const DecideInput& in, const db::DecideAtOnce& once, const std::string& call) {
-  const Params params = {in.id,
-                         absl::StrCat(in.expected_version),
-                         std::string(TargetStatus(in.decision)),
-                         in.actor,
-                         Opt(in.reason),
-                         in.decision == Decision::kApprove ? Param(once.results_json) : Param(),
-                         TextArray(once.any_requester),
-                         TextArray(once.not_own),
-                         once.own_only ? "true" : "false",
-                         in.request_id ? Param(*in.request_id) : Param(),
-                         std::string(MethodName(in.decision)),
-                         call};
+  const Params params = AtOnceParams(in, once, call);
   std::optional<ApprovalRecord> out;
   // The statement and COMMIT go out together with BEGIN: one round trip.
   absl::Status st = RunInTransaction(pool_, in.deadline, [&](PgTx& tx) -> absl::Status {

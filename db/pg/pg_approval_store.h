@@ -1,6 +1,7 @@
 #pragma once
 
 #include "db/approval_store.h"
+#include "db/pg/commit_pipeline.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_tx.h"
 
@@ -10,12 +11,18 @@ namespace approvald::db::pg {
 class PgApprovalStore final : public ApprovalStore {
  public:
   explicit PgApprovalStore(ConnectionPool& pool) : pool_(pool) {}
+  /// StartCreate and StartDecideAtOnce send through `pipeline` (null: they return false). Set
+  /// before use; the pipeline outlives the store's calls.
+  void SetPipeline(CommitPipeline* pipeline) { pipeline_ = pipeline; }
 
   absl::StatusOr<CreateResult> Create(const CreateInput& input) override;
   absl::StatusOr<ApprovalRecord> Get(const std::string& id, absl::Time deadline) override;
   absl::StatusOr<std::vector<ApprovalRecord>> List(const ListInput& input) override;
   absl::StatusOr<ApprovalRecord> Decide(const DecideInput& input,
                                         const DecisionRules& rules) override;
+  bool StartCreate(const CreateInput& input, AsyncDone<CreateResult> done) override;
+  bool StartDecideAtOnce(const DecideInput& input, const db::DecideAtOnce& once,
+                         AsyncDone<ApprovalRecord> done) override;
   absl::StatusOr<std::string> GetSetting(const std::string& name) override;
   absl::StatusOr<std::vector<EventRecord>> ReadEvents(int64_t after_id, int limit,
                                                       absl::Time deadline) override;
@@ -54,7 +61,13 @@ class PgApprovalStore final : public ApprovalStore {
   absl::StatusOr<CreateResult> ResolveLostCreate(const CreateInput& input, const std::string& id,
                                                  const absl::Status& lost);
 
+  // The parameters of decide_at_once.sql and of insert_approval.sql.
+  static Params AtOnceParams(const DecideInput& in, const db::DecideAtOnce& once,
+                             const std::string& call);
+  static Params InsertParams(const CreateInput& in, const std::string& id, Param expire_micros);
+
   ConnectionPool& pool_;
+  CommitPipeline* pipeline_ = nullptr;
 };
 
 }  // namespace approvald::db::pg

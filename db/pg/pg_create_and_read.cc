@@ -16,6 +16,18 @@
 
 namespace approvald::db::pg {
 
+Params PgApprovalStore::InsertParams(const CreateInput& in, const std::string& id,
+                                     Param expire_micros) {
+  return {in.action_type,
+          in.action_data_json,
+          in.summary,
+          in.requested_by,
+          in.idempotency_key ? Param(*in.idempotency_key) : Param(),
+          std::move(expire_micros),
+          absl::StrCat(absl::ToInt64Microseconds(in.ttl)),
+          id};
+}
+
 absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
   CreateResult result;
   // The id is made here, not by the database: BEGIN, the insert and COMMIT then go out in one
@@ -42,15 +54,8 @@ absl::StatusOr<CreateResult> PgApprovalStore::Create(const CreateInput& in) {
                                                         absl::FormatDuration(in.max_ttl)));
         }
       }
-      const Params insert = {in.action_type,
-                             in.action_data_json,
-                             in.summary,
-                             in.requested_by,
-                             key,
-                             expire_micros,
-                             absl::StrCat(absl::ToInt64Microseconds(in.ttl)),
-                             id};
-      ASSIGN_OR_RETURN(Rows inserted, tx.ExecAndCommit(queries::kInsertApproval, insert));
+      ASSIGN_OR_RETURN(Rows inserted, tx.ExecAndCommit(queries::kInsertApproval,
+                                                       InsertParams(in, id, expire_micros)));
       key_taken = inserted.empty();
       if (key_taken) return absl::OkStatus();
       ASSIGN_OR_RETURN(result.approval, ParseApprovalRow(inserted, 0));

@@ -123,13 +123,11 @@ std::string ApprovalServiceImpl::RequestId(grpc::CallbackServerContext* ctx) {
   return id;
 }
 
-grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerContext* ctx,
-                                                        absl::string_view method,
-                                                        const absl::StatusOr<Principal>& principal,
-                                                        absl::Status precheck,
-                                                        absl::string_view approval_id,
-                                                        const v1::Approval* result, Work work,
-                                                        grpc::ServerUnaryReactor* reactor) {
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(
+    grpc::CallbackServerContext* ctx, absl::string_view method,
+    const absl::StatusOr<Principal>& principal, absl::Status precheck,
+    absl::string_view approval_id, const v1::Approval* result, Work work,
+    grpc::ServerUnaryReactor* reactor, const Start& start) {
   if (reactor == nullptr) reactor = ctx->DefaultReactor();
   in_flight_.fetch_add(1);
   CallInfo call = StartCall(ctx, method, principal);
@@ -145,23 +143,31 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Dispatch(grpc::CallbackServerCont
   if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
     deadline = std::min(deadline, absl::FromChrono(ctx->deadline()));
   }
-  const bool queued =
-      executor_.TrySubmit([this, ctx, reactor, call, deadline, work = std::move(work)] {
-        absl::Status st;
-        if (ctx->IsCancelled()) {
-          st = absl::CancelledError("the call was cancelled before it ran");
-        } else if (absl::Now() >= deadline) {
-          st = absl::DeadlineExceededError("the deadline passed while the call was queued");
-        } else {
-          st = work(deadline);
-        }
-        Finish(reactor, call, st);
-      });
-  if (!queued) {
-    Finish(reactor, call,
-           absl::ResourceExhaustedError("approvald is overloaded (work queue full); retry later"));
-  }
+  auto admitted =
+      std::make_shared<const Admitted>(Admitted{ctx, reactor, std::move(call), deadline});
+  if (start && start(admitted)) return reactor;
+  RunBlocking(*admitted, std::move(work));
   return reactor;
+}
+
+void ApprovalServiceImpl::RunBlocking(const Admitted& a, Work work) {
+  const bool queued = executor_.TrySubmit([this, a, work = std::move(work)] {
+    absl::Status st;
+    if (a.ctx->IsCancelled()) {
+      st = absl::CancelledError("the call was cancelled before it ran");
+    } else if (absl::Now() >= a.deadline) {
+      st = absl::DeadlineExceededError("the deadline passed while the call was queued");
+    } else {
+      st = work(a.deadline);
+    }
+    Finish(a.reactor, a.call, st);
+  });
+  if (!queued) {
+    Finish(a.reactor, a.call,
+           draining_ ? ShuttingDown()
+                     : absl::ResourceExhaustedError(
+                           "approvald is overloaded (work queue full); retry later"));
+  }
 }
 
 ApprovalServiceImpl::CallInfo ApprovalServiceImpl::StartCall(
@@ -182,7 +188,7 @@ void ApprovalServiceImpl::Finish(grpc::ServerUnaryReactor* reactor, const CallIn
   in_flight_.fetch_sub(1);
 }
 
-void ApprovalServiceImpl::PokeEventHub() {
+void ApprovalServiceImpl::PokeEventHub() const {
   if (options_.hub != nullptr) options_.hub->Poke();
 }
 
@@ -257,17 +263,27 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::CreateApproval(grpc::CallbackServ
   std::string json;  // converted once, while validating
   absl::Status precheck =
       principal.ok() ? PrecheckCreate(*principal, type, *req, &json) : absl::OkStatus();
-  return Dispatch(ctx, "CreateApproval", principal, precheck, "", resp,
-                  [this, req, resp, registry, type, json = std::move(json),
-                   p = principal.ok() ? *principal : Principal()](absl::Time d) mutable {
-                    return CreateWork(p, *type, *req, std::move(json), d, resp);
+  std::shared_ptr<db::CreateInput> in;
+  if (precheck.ok() && principal.ok()) {
+    in =
+        std::make_shared<db::CreateInput>(CreateInputFor(*principal, *type, *req, std::move(json)));
+  }
+  // The registry is held until the call ends: the input was made from one of its types.
+  Work work = [this, in, resp, registry](absl::Time deadline) {
+    in->deadline = deadline;
+    return CreateWork(*in, resp);
+  };
+  return Dispatch(ctx, "CreateApproval", principal, precheck, "", resp, work, nullptr,
+                  [this, in, resp, work](std::shared_ptr<const Admitted> call) {
+                    in->deadline = call->deadline;
+                    return StartCreate(in, resp, std::move(call), work);
                   });
 }
 
-absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers::ActionType& type,
-                                             const v1::CreateApprovalRequest& req,
-                                             std::string action_data_json, absl::Time deadline,
-                                             v1::Approval* resp) {
+db::CreateInput ApprovalServiceImpl::CreateInputFor(const Principal& p,
+                                                    const handlers::ActionType& type,
+                                                    const v1::CreateApprovalRequest& req,
+                                                    std::string action_data_json) const {
   db::CreateInput in;
   in.action_type = req.action_type();
   in.action_data_json = std::move(action_data_json);
@@ -278,15 +294,12 @@ absl::Status ApprovalServiceImpl::CreateWork(const Principal& p, const handlers:
   const handlers::TtlBounds ttl = handlers::EffectiveTtl(type, PolicyDefaults());
   in.max_ttl = ttl.max_ttl;
   in.ttl = req.has_ttl() ? FromDuration(req.ttl()) : ttl.default_ttl;
-  in.deadline = deadline;
+  return in;
+}
+
+absl::Status ApprovalServiceImpl::CreateWork(const db::CreateInput& in, v1::Approval* resp) {
   ASSIGN_OR_RETURN(db::CreateResult created, store_.Create(in));
-  if (created.created) PokeEventHub();
-  if (created.created && options_.metrics) options_.metrics->RecordCreated(in.action_type);
-  if (created.created && options_.log_action_data && options_.logger) {
-    options_.logger->info("approval {} created: action_type={} action_data={}", created.approval.id,
-                          in.action_type, in.action_data_json);
-  }
-  return ToProto(created.approval, resp);
+  return Created(in, created, resp);
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerContext* ctx,
@@ -302,14 +315,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetApproval(grpc::CallbackServerC
 absl::Status ApprovalServiceImpl::DecideWork(const Principal& p, db::DecideInput in,
                                              v1::Approval* resp) {
   in.actor = p.name;
-  const PolicyRules rules(registry(), p, in.decision, options_.metrics,
-                          [this](const std::string& type, const std::string& status) {
-                            PokeEventHub();  // a decision, a vote or a failure committed an event
-                            if (options_.metrics && status != db::kPending) {
-                              options_.metrics->RecordDecided(type, status);
-                            }
-                          });
-  ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, rules));
+  const std::shared_ptr<const db::DecisionRules> rules = RulesFor(p, in.decision);
+  ASSIGN_OR_RETURN(db::ApprovalRecord decided, store_.Decide(in, *rules));
   return ToProto(decided, resp);
 }
 
@@ -337,13 +344,18 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::DecideCall(grpc::CallbackServerCo
                                                           const Req* req, const std::string* text,
                                                           v1::Approval* resp) {
   absl::StatusOr<Principal> principal = Authenticate(ctx);
-  return Dispatch(ctx, method, principal, std::move(valid), req->id(), resp,
-                  [this, req, resp, decision, text,
-                   p = principal.ok() ? *principal : Principal()](absl::Time d) {
-                    return DecideWork(
-                        p, DecideInputFrom(decision, *req, *text, req->expected_version(), d),
-                        resp);
-                  });
+  Work work = [this, req, resp, decision, text,
+               p = principal.ok() ? *principal : Principal()](absl::Time d) {
+    return DecideWork(p, DecideInputFrom(decision, *req, *text, req->expected_version(), d), resp);
+  };
+  return Dispatch(
+      ctx, method, principal, std::move(valid), req->id(), resp, work, nullptr,
+      [this, req, resp, decision, text, work,
+       p = principal.ok() ? *principal : Principal()](std::shared_ptr<const Admitted> call) {
+        const absl::Time d = call->deadline;
+        return StartDecide(p, DecideInputFrom(decision, *req, *text, req->expected_version(), d),
+                           resp, std::move(call), work);
+      });
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(grpc::CallbackServerContext* ctx,

@@ -120,17 +120,31 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
     absl::Time start;
   };
 
-  // Runs `work` on the executor (or answers `precheck` at once if it failed) and finishes.
-  // `approval_id` and `result` only feed the log line.
+  // A call that passed its checks, until it is finished.
+  struct Admitted {
+    grpc::CallbackServerContext* ctx;
+    grpc::ServerUnaryReactor* reactor;
+    CallInfo call;
+    absl::Time deadline;
+  };
+  // A first try that blocks no thread (the store's StartCreate, StartDecideAtOnce): true if
+  // started, and then whatever completes it finishes `call` (or runs the blocking work).
+  using Start = std::function<bool(std::shared_ptr<const Admitted> call)>;
+
   // This process committed events: the event hub reads them now rather than at its next poll.
-  void PokeEventHub();
+  void PokeEventHub() const;
+  // Answers `precheck` at once if it failed; else tries `start` (if given), and otherwise runs
+  // `work` on the executor, and finishes. `approval_id` and `result` only feed the log line.
   // `reactor`: the call's own (e.g. one that holds memory until the call is done), else the
   // default reactor.
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* ctx, absl::string_view method,
                                      const absl::StatusOr<Principal>& principal,
                                      absl::Status precheck, absl::string_view approval_id,
                                      const approvals::v1::Approval* result, Work work,
-                                     grpc::ServerUnaryReactor* reactor = nullptr);
+                                     grpc::ServerUnaryReactor* reactor = nullptr,
+                                     const Start& start = nullptr);
+  // Runs `work` on the executor, then finishes the call with its status.
+  void RunBlocking(const Admitted& call, Work work);
   // A call's record for its log line: starts its clock and takes (or makes) its request id.
   static CallInfo StartCall(grpc::CallbackServerContext* ctx, absl::string_view method,
                             const absl::StatusOr<Principal>& principal);
@@ -143,10 +157,22 @@ class ApprovalServiceImpl final : public approvals::v1::ApprovalService::Callbac
   /// The identity of a client certificate that the HTTP gateway verified, or "".
   std::string GatewayCertificateIdentity(
       const std::multimap<grpc::string_ref, grpc::string_ref>& md) const;
-  absl::Status CreateWork(const Principal& p, const handlers::ActionType& type,
-                          const approvals::v1::CreateApprovalRequest& req,
-                          std::string action_data_json, absl::Time deadline,
-                          approvals::v1::Approval* resp);
+  db::CreateInput CreateInputFor(const Principal& p, const handlers::ActionType& type,
+                                 const approvals::v1::CreateApprovalRequest& req,
+                                 std::string action_data_json) const;
+  absl::Status CreateWork(const db::CreateInput& in, approvals::v1::Approval* resp);
+  // What a create that committed answers (and tells the event hub, metrics and log).
+  absl::Status Created(const db::CreateInput& in, const db::CreateResult& created,
+                       approvals::v1::Approval* resp);
+  // The decision rules of `p`'s call (they keep their own copy of `p`).
+  std::shared_ptr<const db::DecisionRules> RulesFor(const Principal& p,
+                                                    db::Decision decision) const;
+  // The first tries of a create and a decision (server/api/started_calls.cc); `blocking` is the
+  // work that answers when they do not.
+  bool StartCreate(std::shared_ptr<db::CreateInput> in, approvals::v1::Approval* resp,
+                   std::shared_ptr<const Admitted> call, Work blocking);
+  bool StartDecide(const Principal& p, db::DecideInput in, approvals::v1::Approval* resp,
+                   std::shared_ptr<const Admitted> call, Work blocking);
   // `held`: bytes of the page charged to the memory budget, given back when the call is done.
   absl::Status ListWork(const approvals::v1::ListApprovalsRequest& req, absl::Time deadline,
                         approvals::v1::ListApprovalsResponse* resp, size_t* held);

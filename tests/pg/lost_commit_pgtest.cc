@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 
 #include "absl/strings/numbers.h"
 #include "db/errors.h"
+#include "db/pg/commit_pipeline.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/pg_approval_store.h"
 #include "tests/testing/commit_cutting_proxy.h"
@@ -73,15 +75,20 @@ class LostCommitTest : public ::testing::Test {
     return decided;
   }
 
-  // A decision in one statement (DecisionRules::AtOnce), as approvald makes one for a noop type.
-  absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id,
-                                                  db::Decision decision = db::Decision::kApprove) {
+  static db::DecideInput AtOnceInput(const std::string& id, db::Decision decision) {
     db::DecideInput in;
     in.decision = decision;
     in.id = id;
     in.actor = "alice";
     in.reason = "because";
     in.deadline = absl::Now() + absl::Seconds(30);  // the server's default: no timeouts of its own
+    return in;
+  }
+
+  // A decision in one statement (DecisionRules::AtOnce), as approvald makes one for a noop type.
+  absl::StatusOr<db::ApprovalRecord> DecideAtOnce(const std::string& id,
+                                                  db::Decision decision = db::Decision::kApprove) {
+    const db::DecideInput in = AtOnceInput(id, decision);
     const TestRules rules(
         [&](db::Tx&, const db::ApprovalRecord&) -> absl::StatusOr<std::string> {
           executions_.fetch_add(1);  // the full path's; never wanted here
@@ -281,6 +288,102 @@ INSTANTIATE_TEST_SUITE_P(DeadlineForms, LostCreateTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "WatchedDeadline" : "SessionBound";
                          });
+
+// The started forms (StartCreate, StartDecideAtOnce through a CommitPipeline), completed as the
+// service completes them: a settle runs where blocking is allowed, nullopt takes the blocking
+// call.
+class StartedLostCommitTest : public LostCommitTest {
+ protected:
+  void SetUp() override {
+    LostCommitTest::SetUp();
+    pipeline_ = std::make_unique<db::pg::CommitPipeline>(*pool_, 1);
+    store_->SetPipeline(pipeline_.get());
+  }
+  void TearDown() override { pipeline_->Shutdown(); }
+
+  template <typename T, typename StartFn, typename BlockingFn>
+  static absl::StatusOr<T> Complete(StartFn start, BlockingFn blocking) {
+    auto promise = std::make_shared<std::promise<db::AsyncOutcome<T>>>();
+    std::future<db::AsyncOutcome<T>> f = promise->get_future();
+    if (!start([promise](db::AsyncOutcome<T> out) { promise->set_value(std::move(out)); })) {
+      return absl::InternalError("not started");
+    }
+    db::AsyncOutcome<T> out = f.get();
+    if (out.settle) return out.settle();
+    if (!out.result.ok()) return out.result.status();
+    if (!out.result->has_value()) return blocking();
+    return **std::move(out.result);
+  }
+
+  absl::StatusOr<db::ApprovalRecord> StartDecide(const std::string& id) {
+    const db::DecideAtOnce once{{}, {"effect"}, false, R"({"effect": {"ok": true}})"};
+    return Complete<db::ApprovalRecord>(
+        [&](db::AsyncDone<db::ApprovalRecord> done) {
+          return store_->StartDecideAtOnce(AtOnceInput(id, db::Decision::kApprove), once,
+                                           std::move(done));
+        },
+        [&] { return DecideAtOnce(id); });
+  }
+
+  absl::StatusOr<db::CreateResult> StartCreate() {
+    db::CreateInput in;
+    in.action_type = "effect";
+    in.requested_by = "agent";
+    in.deadline = absl::Now() + absl::Seconds(10);
+    return Complete<db::CreateResult>(
+        [&](db::AsyncDone<db::CreateResult> done) {
+          return store_->StartCreate(in, std::move(done));
+        },
+        [&] { return store_->Create(in); });
+  }
+
+  std::unique_ptr<db::pg::CommitPipeline> pipeline_;
+};
+
+TEST_F(StartedLostCommitTest, ADecisionWhoseReplyIsLostAnswersTheCommittedApproval) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kReplyLost, "decide_at_once");
+  auto approved = StartDecide(id);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_OK(approved);
+  EXPECT_EQ(approved->status, "approved");
+  EXPECT_EQ(approved->version, 2);
+  EXPECT_EQ(Row(id), "approved v2 effects 0");
+  EXPECT_EQ(executions_.load(), 0);
+}
+
+TEST_F(StartedLostCommitTest, ADecisionWhoseCommitIsLostChangesNothingAndIsRetryable) {
+  const std::string id = Create();
+  proxy_->Arm(Cut::kCommitLost, "decide_at_once");
+  auto lost = StartDecide(id);
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(Row(id), "pending v1 effects 0");
+  ASSERT_OK(StartDecide(id));
+  EXPECT_EQ(Row(id), "approved v2 effects 0");
+  // Decided already: the started form finds nothing to do and the blocking call answers.
+  EXPECT_EQ(db::GetReason(StartDecide(id).status()), approvals::v1::ALREADY_PROCESSED);
+}
+
+TEST_F(StartedLostCommitTest, ACreateWhoseReplyIsLostReturnsTheApproval) {
+  proxy_->Arm(Cut::kReplyLost, "insert_approval");
+  auto created = StartCreate();
+  EXPECT_EQ(proxy_->cuts(), 1);
+  ASSERT_OK(created);
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(Row(created->approval.id), "pending v1 effects 0");
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "1");
+}
+
+TEST_F(StartedLostCommitTest, ACreateWhoseCommitIsLostCreatesNothingAndIsRetryable) {
+  proxy_->Arm(Cut::kCommitLost, "insert_approval");
+  auto lost = StartCreate();
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "0");
+  EXPECT_OK(StartCreate());
+  EXPECT_EQ(db_->Scalar("SELECT count(*) FROM approvald.approvals"), "1");
+}
 
 }  // namespace
 }  // namespace approvald::testing
