@@ -133,7 +133,6 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->config_ = std::move(config);
   s->pool_ = std::make_unique<db::pg::ConnectionPool>(s->config_.dsn, s->config_.pool_size,
                                                       s->config_.db_schema);
-  s->pool_->SetCommitGroups(s->config_.commit_batches);
   {
     ASSIGN_OR_RETURN(db::pg::PoolLease lease, s->pool_->Acquire(absl::Now() + absl::Seconds(30)));
     RETURN_IF_ERROR(db::pg::CheckSchema(*lease, db::Migrations()));
@@ -154,8 +153,10 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   ASSIGN_OR_RETURN(std::string key, s->store_->GetSetting("page_token_key"));
   s->executor_ = std::make_unique<Executor>(s->config_.pool_size, s->config_.max_queue);
   if (s->config_.commit_batches > 0) {
-    // Its senders keep a connection each, besides the pool's.
-    s->pipeline_ = std::make_unique<db::pg::CommitPipeline>(*s->pool_, s->config_.commit_batches);
+    // Its senders keep a connection each, besides the pool's. Its queue is bounded as the
+    // executor's: beyond it, calls go to the executor, and beyond that they are refused.
+    s->pipeline_ = std::make_unique<db::pg::CommitPipeline>(*s->pool_, s->config_.commit_batches,
+                                                            s->config_.max_queue);
     s->store_->SetPipeline(s->pipeline_.get());
   }
   s->hub_ =
@@ -170,21 +171,19 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
   s->config_.service.budget = s->budget_.get();
   s->metrics_.SetGauges([server = s.get()]() -> std::map<std::string, double> {
     db::pg::ConnectionPool& pool = *server->pool_;
-    const db::pg::CommitGroup* group = pool.commit_group();
     const db::pg::CommitPipeline* pipeline = server->pipeline_.get();
-    const double batches = (group != nullptr ? static_cast<double>(group->batches()) : 0) +
-                           (pipeline != nullptr ? static_cast<double>(pipeline->batches()) : 0);
-    const double grouped =
-        (group != nullptr ? static_cast<double>(group->grouped_statements()) : 0) +
-        (pipeline != nullptr ? static_cast<double>(pipeline->grouped_statements()) : 0);
     return {
         {"approvald_db_pool_max", pool.max_size()},
         {"approvald_db_pool_open", pool.open()},
         {"approvald_db_pool_in_use", pool.open() - pool.idle()},
         {"approvald_db_pool_waiting", pool.waiting()},
         {"approvald_db_transaction_retries_total", static_cast<double>(pool.retries())},
-        {"approvald_db_commit_batches_total", batches},
-        {"approvald_db_grouped_statements_total", grouped},
+        {"approvald_db_commit_batches_total",
+         pipeline != nullptr ? static_cast<double>(pipeline->batches()) : 0},
+        {"approvald_db_grouped_statements_total",
+         pipeline != nullptr ? static_cast<double>(pipeline->grouped_statements()) : 0},
+        {"approvald_db_commit_queue_depth",
+         pipeline != nullptr ? static_cast<double>(pipeline->queued()) : 0},
         {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
         {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
         {"approvald_memory_budget_bytes", static_cast<double>(server->budget_->limit())},

@@ -47,7 +47,7 @@ struct ServerConfig {
   std::string db_schema = db::pg::kDefaultSchema;  ///< where approvald's tables live
   int pool_size = 32;                              ///< database connections = executor workers
   size_t max_queue = 1024;                         ///< queued calls beyond which RESOURCE_EXHAUSTED
-  int commit_batches = 2;  ///< group commits of one-statement transactions in flight; 0: off
+  int commit_batches = 2;  ///< CommitPipeline senders (batches in flight); 0: none
   int max_message_bytes = 4 * 1024 * 1024;
   std::shared_ptr<const TokenStore> tokens;
   ServiceOptions service;

@@ -43,11 +43,13 @@ ABSL_FLAG(std::string, dsn, "", "libpq connection string; empty uses libpq's PG*
 ABSL_FLAG(std::string, db_schema, approvald::db::pg::kDefaultSchema,
           "the PostgreSQL schema that holds approvald's tables and functions");
 ABSL_FLAG(int, pool_size, kServerDefaults.pool_size,
-          "database connections (and worker threads); with group commit most of them wait for "
-          "a batch, so about 16 per database CPU core");
+          "database connections (and worker threads) for the calls that wait on the database "
+          "(reads, decisions that run a handler, executions); creates and decisions at once go "
+          "through the --commit-batches senders");
 ABSL_FLAG(int, commit_batches, kServerDefaults.commit_batches,
-          "group commit: how many transactions that carry several calls' one-statement work "
-          "(creates, decisions at once) may be in flight at once; 0 commits each call alone");
+          "group commit: sender threads, each on a database connection of its own, that send "
+          "creates and decisions at once in batches (one transaction and one commit per "
+          "batch); 0 runs each such call alone on a worker thread");
 ABSL_FLAG(int, max_queue, static_cast<int>(kServerDefaults.max_queue),
           "queued calls beyond which calls get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tokens, "",

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "db/pg/commit_group.h"
 #include "db/pg/pg_error.h"
+#include "db/pg/pg_tx.h"
 #include "db/queries.h"
 
 namespace approvald::db::pg {

@@ -12,7 +12,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "db/pg/commit_group.h"
 #include "db/pg/pg_connection.h"
 
 namespace approvald::db::pg {
@@ -50,14 +49,6 @@ class ConnectionPool {
     on_connect_ = std::move(hook);
   }
 
-  /// Lets transactions that are one statement share commits, at most `max_batches` batches in
-  /// flight (CommitGroup); 0 sends each alone. Set before use.
-  void SetCommitGroups(int max_batches) {
-    commit_group_ = max_batches > 0 ? std::make_unique<CommitGroup>(max_batches) : nullptr;
-  }
-  /// Null when commits are not grouped.
-  CommitGroup* commit_group() { return commit_group_.get(); }
-
   /// A connection, waiting for a free one until `deadline`.
   /// UNAVAILABLE if connecting fails; DEADLINE_EXCEEDED if none frees up in time.
   absl::StatusOr<PoolLease> Acquire(absl::Time deadline);
@@ -83,7 +74,6 @@ class ConnectionPool {
   const std::string schema_;
   std::function<absl::Status(PgConnection&)> on_connect_;
   const int max_size_;
-  std::unique_ptr<CommitGroup> commit_group_;
   mutable std::mutex mu_;
   std::condition_variable slot_free_;  ///< an idle connection or an open slot appeared
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);

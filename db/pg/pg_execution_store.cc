@@ -99,7 +99,7 @@ absl::StatusOr<std::optional<ExecutionRecord>> InOneStatement(ConnectionPool& po
         out = std::move(x);
         return absl::OkStatus();
       },
-      kAttempts, /*may_group=*/false));
+      kAttempts));
   return out;
 }
 
@@ -123,7 +123,7 @@ absl::StatusOr<ClaimResult> PgExecutionStore::Claim(const ClaimInput& in) {
         }
         return absl::OkStatus();
       },
-      kAttempts, /*may_group=*/false));
+      kAttempts));
   if (!result.claimed.empty()) return result;
   ASSIGN_OR_RETURN(PoolLease lease, pool_.Acquire(in.deadline));
   ASSIGN_OR_RETURN(Rows due, lease->Exec(queries::kNextDueExecution, {types}));

@@ -8,11 +8,10 @@
 #include "db/status_macros.h"
 
 namespace approvald::db::pg {
-absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline,
-                                                  CommitGroup* group) {
+absl::StatusOr<std::unique_ptr<PgTx>> PgTx::Begin(PgConnection& conn, absl::Time deadline) {
   const absl::Time now = absl::Now();
   if (deadline <= now) return absl::DeadlineExceededError("deadline passed before the transaction");
-  return std::unique_ptr<PgTx>(new PgTx(conn, group, deadline));
+  return std::unique_ptr<PgTx>(new PgTx(conn, deadline));
 }
 
 PgTx::~PgTx() {
@@ -54,9 +53,7 @@ absl::StatusOr<Rows> PgTx::ExecAndCommit(const Query& query, const Params& param
     // Ended either way: nothing is left to roll back.
     begun_ = true;
     done_ = true;
-    PgConnection::Step step{&query, params};
-    return group_ != nullptr ? group_->ExecAndCommit(conn_, std::move(step))
-                             : ExecAlone(conn_, std::move(step));
+    return ExecAlone(conn_, {&query, params});
   }
   bool sent = false;
   absl::StatusOr<std::vector<Rows>> rows = Send({{&query, params}, {&queries::kCommit, {}}}, &sent);
@@ -103,15 +100,13 @@ absl::Status PgTx::RollbackToSavepoint(absl::string_view name) {
 }
 
 absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
-                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts,
-                              bool may_group) {
+                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts) {
   absl::Status last;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     if (attempt > 1) pool.CountRetry();
     absl::StatusOr<PoolLease> lease = pool.Acquire(deadline);
     if (!lease.ok()) return lease.status();
-    absl::StatusOr<std::unique_ptr<PgTx>> tx =
-        PgTx::Begin(**lease, deadline, may_group ? pool.commit_group() : nullptr);
+    absl::StatusOr<std::unique_ptr<PgTx>> tx = PgTx::Begin(**lease, deadline);
     if (tx.ok()) {
       last = fn(**tx);
     } else {
@@ -120,6 +115,20 @@ absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
     if (last.ok() || !IsTransient(last) || absl::Now() >= deadline) break;
   }
   return last;
+}
+
+absl::StatusOr<Rows> ExecAlone(PgConnection& conn, PgConnection::Step step) {
+  std::vector<PgConnection::Step> one;
+  one.push_back(std::move(step));
+  bool sent = false;
+  absl::StatusOr<std::vector<Rows>> rows = conn.ExecPipeline(one, &sent);
+  if (!rows.ok()) {
+    if (sent && conn.broken()) {
+      return CommitOutcomeUnknown({conn.backend_pid(), conn.backend_start()});
+    }
+    return rows.status();  // failed, so not committed; or never sent
+  }
+  return std::move(rows->front());
 }
 
 absl::Status SettleLostCommit(ConnectionPool& pool, const absl::Status& commit_unknown,

@@ -6,7 +6,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "db/pg/commit_group.h"
 #include "db/pg/connection_pool.h"
 #include "db/pg/deadline_watch.h"
 #include "db/tx.h"
@@ -21,18 +20,15 @@ namespace approvald::db::pg {
 /// first statement, and ExecAndCommit sends the last statement together with COMMIT.
 class PgTx final : public Tx {
  public:
-  /// DEADLINE_EXCEEDED if the deadline has already passed. With a `group`, a transaction that
-  /// turns out to be one statement may share its commit with other callers' (CommitGroup).
-  static absl::StatusOr<std::unique_ptr<PgTx>> Begin(PgConnection& conn, absl::Time deadline,
-                                                     CommitGroup* group = nullptr);
+  /// DEADLINE_EXCEEDED if the deadline has already passed.
+  static absl::StatusOr<std::unique_ptr<PgTx>> Begin(PgConnection& conn, absl::Time deadline);
   ~PgTx() override;
 
   absl::StatusOr<Rows> Exec(const Query& query, const Params& params) override;
   /// Runs the transaction's last statement and commits, in one round trip. If the statement
   /// fails, nothing is committed (the transaction is rolled back). Errors as for Commit().
   /// A transaction that is this one statement (nothing sent before) sends it alone, without BEGIN
-  /// and COMMIT: PostgreSQL commits it as its implicit transaction; or, with a CommitGroup, in one
-  /// transaction with other callers' one-statement transactions.
+  /// and COMMIT: PostgreSQL commits it as its implicit transaction.
   absl::StatusOr<Rows> ExecAndCommit(const Query& query, const Params& params);
 
   /// CommitOutcomeUnknown (UNKNOWN) if the connection broke while COMMIT was in flight: the
@@ -43,14 +39,12 @@ class PgTx final : public Tx {
   absl::Status RollbackToSavepoint(absl::string_view name);
 
  private:
-  PgTx(PgConnection& conn, CommitGroup* group, absl::Time deadline)
-      : conn_(conn), group_(group), watch_(conn, deadline) {}
+  PgTx(PgConnection& conn, absl::Time deadline) : conn_(conn), watch_(conn, deadline) {}
   // Sends `steps`, preceded by BEGIN and the timeouts if the transaction has not begun.
   absl::StatusOr<std::vector<Rows>> Send(std::vector<PgConnection::Step> steps, bool* sent);
   absl::Status EnsureBegun();
 
   PgConnection& conn_;
-  CommitGroup* const group_;
   bool begun_ = false;
   bool done_ = false;
   DeadlineGuard watch_;  // last: disarmed after the destructor's rollback
@@ -60,16 +54,17 @@ class PgTx final : public Tx {
 /// within the deadline) when it fails with a transient error: serialization failure, deadlock,
 /// or a connection lost before COMMIT. `fn` commits by itself; an uncommitted transaction is
 /// rolled back. Never re-runs after a commit whose outcome is unknown.
-/// `may_group` false: a one-statement transaction is sent alone, never in a commit group (for
-/// statements that lock rows others skip: a group would hold those locks for its whole batch).
 absl::Status RunInTransaction(ConnectionPool& pool, absl::Time deadline,
-                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3,
-                              bool may_group = true);
+                              const std::function<absl::Status(PgTx&)>& fn, int max_attempts = 3);
 
 /// After a CommitOutcomeUnknown: makes sure the transaction that was committing is finished for
 /// good (its backend, if still running, is terminated and waited for), retrying on other
 /// connections until `deadline`. OK once it is settled (committed or not, to be read back);
 /// DEADLINE_EXCEEDED if the database could not be reached in time.
+/// Runs `step` alone (PostgreSQL's implicit transaction, committed when it succeeds). A
+/// connection lost after it was sent gives CommitOutcomeUnknown.
+absl::StatusOr<Rows> ExecAlone(PgConnection& conn, PgConnection::Step step);
+
 absl::Status SettleLostCommit(ConnectionPool& pool, const absl::Status& commit_unknown,
                               absl::Time deadline);
 

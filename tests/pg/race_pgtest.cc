@@ -235,7 +235,7 @@ TEST(RaceTest, OneStatementAndFullPathDecisionsRacingOnNoopApprovalsDecideOnce) 
                               id + "'"),
               "created:agent," + want + ":racer" + std::to_string(winner));
   }
-  // The one-statement decisions shared commits (server defaults: CommitGroup), some of them
+  // The one-statement decisions shared commits (server defaults: CommitPipeline), some of them
   // with a racer on the same row in the same transaction, and still decided once.
   const std::string metrics = ts->server().metrics().Render();
   const size_t at = metrics.find("\napprovald_db_grouped_statements_total ");
