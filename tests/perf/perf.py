@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402  free ports, tokens, waiting for approvald and stopping it
 from cpu import PgTree, proc_cpu, proc_stat, waited_children_cpu  # noqa: E402
-from report import render  # noqa: E402
+from report import fsync_cost, render  # noqa: E402
 PG_BIN = harness.PG_BIN
 # Fixed PostgreSQL settings: defaults (fsync, synchronous_commit on) plus room for the runs.
 PG_SETTINGS = ["shared_buffers=256MB", "max_connections=200", "max_wal_size=4GB",
@@ -218,6 +218,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="approvald-perf-")
     os.chmod(tmp, 0o755)
     rows = {}
+    args.fsync_cost = fsync_cost(PG_BIN, tmp)
     try:
         for c in levels:
             log("concurrency %d: fresh PostgreSQL" % c)

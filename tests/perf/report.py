@@ -20,6 +20,17 @@ def machine(pg_bin):
                                                        platform.release(), pgv)
 
 
+def fsync_cost(pg_bin, tmp):
+    """What one WAL flush costs on this machine: pg_test_fsync's fdatasync of one 8 kB write."""
+    out = subprocess.run([pg_bin + "/pg_test_fsync", "-s", "1", "-f",
+                          os.path.join(tmp, "fsync.test")], capture_output=True, text=True).stdout
+    m = re.search(r"fdatasync\s+([\d.]+) ops/sec\s+(\d+) usecs/op", out)
+    if not m:
+        return "fsync cost unknown (pg_test_fsync failed)"
+    return "pg_test_fsync: fdatasync of one 8 kB write %s us (%.0f/s)" % (m.group(2),
+                                                                      float(m.group(1)))
+
+
 def flag_defaults(build, names):
     """`--name default` of each of approvald's flags `names`, as its --helpfull states them."""
     cmd = [os.path.join(build, "server", "approvald"), "--helpfull"]
@@ -38,7 +49,7 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
     flags = args.approvald_flags.split()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# approvald performance (tests/perf/run)", "",
-           "%s; %s." % (now, machine(pg_bin)),
+           "%s; %s; %s." % (now, machine(pg_bin), args.fsync_cost),
            "PostgreSQL: fresh cluster per concurrency, default durability (fsync, synchronous "
            "commit), %s. Each run %g s after %g s warm-up; every figure is the median of %d "
            "runs, pgbench and approvald taking turns; pgbench `-M prepared` runs "
