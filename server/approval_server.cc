@@ -6,8 +6,8 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,8 +60,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) 
 
 // 32 random bytes as hex, from OpenSSL's generator.
 std::string RandomSecret() {
+  // The kernel's CSPRNG (getrandom blocks only until it is seeded at boot). Not OpenSSL's:
+  // its first use loads its configuration and providers, megabytes that an idle daemon would
+  // otherwise hold from start-up.
   unsigned char bytes[32];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();  // no entropy: nothing is safe
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    std::abort();  // no entropy: nothing is safe
+  }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned char b : bytes) {
