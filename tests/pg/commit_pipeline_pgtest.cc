@@ -212,6 +212,23 @@ TEST_F(CommitPipelineTest, AStatementWhoseDeadlinePassedInTheQueueIsNotSent) {
   EXPECT_EQ(db_->Scalar("SELECT string_agg(n::text, ',') FROM pipeline_rows"), "2");
 }
 
+TEST_F(CommitPipelineTest, AFullQueueRefusesAStatementWithoutCallingItsCallback) {
+  pipeline_ = std::make_unique<CommitPipeline>(*pool_, 1, /*max_queue=*/1);
+  auto gated = CloseTheGate();
+  auto a = Send(kInsert, {"1"});
+  EXPECT_TRUE(WaitFor([&] { return pipeline_->queued() == 1; }));
+  std::atomic<int> called{0};
+  // Refused: the caller keeps its statement and runs it another way (approvald: a worker).
+  EXPECT_FALSE(pipeline_->Submit({&kInsert, {"2"}}, absl::InfiniteFuture(),
+                                 [&](Result) { called.fetch_add(1); }));
+  OpenTheGate(1);
+  ASSERT_OK(gated.get());
+  ASSERT_OK(a.get());
+  pipeline_->Shutdown();
+  EXPECT_EQ(called.load(), 0);
+  EXPECT_EQ(Count(), "1");
+}
+
 TEST_F(CommitPipelineTest, ShutdownSendsWhatIsQueuedAndRefusesMore) {
   Pipeline(1);
   auto gated = CloseTheGate();
