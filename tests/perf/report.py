@@ -45,6 +45,13 @@ def flag_defaults(build, names):
     return ", ".join(found)
 
 
+def table_head(columns):
+    """A Markdown table's header: figures right-aligned, the last column (text) left-aligned
+    when it is `errors`."""
+    align = ["---:" if c != "errors" else "---" for c in columns]
+    return ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
+
+
 def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
     flags = args.approvald_flags.split()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -63,10 +70,10 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
     for mode in modes if levels else []:
         peak = max(rows[(mode, c)]["pg_tps"] for c in levels)
         out += ["## %s" % mode, "",
-                "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, "",
-                "| clients | pgbench tx/s | approvald calls/s | ratio to peak | pgbench p99 ms | "
-                "approvald p99 ms | p99 ratio | approvald peak RSS MiB | errors |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                "pgbench peak: %.0f tx/s. Ratio = approvald calls/s / pgbench's peak." % peak, ""]
+        out += table_head(["clients", "pgbench tx/s", "approvald calls/s", "ratio to peak",
+                           "pgbench p99 ms", "approvald p99 ms", "p99 ratio",
+                           "approvald peak RSS MiB", "errors"])
         for c in levels:
             r = rows[(mode, c)]
             b = r["bench"]
@@ -76,10 +83,10 @@ def render(rows, levels, modes, extras, args, pg_bin, pg_settings):
                 b["peak_rss_mib"],
                 ", ".join("%s %d" % kv for kv in b["errors"].items()) or "none"))
         out += ["", "CPU per call in ms (PostgreSQL: its whole process tree; pgbench and "
-                "approval-bench: the load generator):", "",
-                "| clients | PostgreSQL, pgbench driving | pgbench | PostgreSQL, approvald "
-                "driving | PostgreSQL ratio | approvald | approval-bench |",
-                "|---:|---:|---:|---:|---:|---:|---:|"]
+                "approval-bench: the load generator):", ""] + table_head(
+                    ["clients", "PostgreSQL, pgbench driving", "pgbench",
+                     "PostgreSQL, approvald driving", "PostgreSQL ratio", "approvald",
+                     "approval-bench"])
         for c in levels:
             r = rows[(mode, c)]
             b = r["bench"]
