@@ -1,11 +1,11 @@
 #include "server/executor.h"
 
+#include <algorithm>
+
 namespace approvald::server {
 
-Executor::Executor(int threads, size_t max_queue) : max_queue_(max_queue) {
-  workers_.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
-}
+Executor::Executor(int max_threads, size_t max_queue)
+    : max_threads_(static_cast<size_t>(std::max(1, max_threads))), max_queue_(max_queue) {}
 
 Executor::~Executor() { Shutdown(); }
 
@@ -14,6 +14,10 @@ bool Executor::TrySubmit(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || queue_.size() >= max_queue_) return false;
     queue_.push_back(std::move(task));
+    // More tasks waiting than workers free to take them: one more worker, up to the bound.
+    if (queue_.size() > idle_ && workers_.size() < max_threads_) {
+      workers_.emplace_back([this] { Work(); });
+    }
   }
   // Woken after the unlock: a worker woken under the lock would block on it at once.
   work_or_stop_.notify_one();
@@ -21,16 +25,14 @@ bool Executor::TrySubmit(std::function<void()> task) {
 }
 
 void Executor::Shutdown() {
+  std::vector<std::thread> workers;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && workers_.empty()) return;
-    stopping_ = true;
+    stopping_ = true;  // no worker starts after this
+    workers.swap(workers_);
     work_or_stop_.notify_all();
   }
-  for (std::thread& t : workers_) {
-    if (t.joinable()) t.join();
-  }
-  workers_.clear();
+  for (std::thread& t : workers) t.join();
 }
 
 size_t Executor::queue_depth() const {
@@ -38,12 +40,19 @@ size_t Executor::queue_depth() const {
   return queue_.size();
 }
 
+size_t Executor::threads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workers_.size();
+}
+
 void Executor::Work() {
   for (;;) {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      ++idle_;
       work_or_stop_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --idle_;
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();

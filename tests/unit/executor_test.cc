@@ -35,5 +35,35 @@ TEST(ExecutorTest, FullQueueRefusesAtOnce) {
   EXPECT_EQ(executor.queue_depth(), 0u);
 }
 
+TEST(ExecutorTest, StartsWorkersWhenTasksFindNoneFreeUpToItsBound) {
+  Executor executor(4, 100);
+  EXPECT_EQ(executor.threads(), 0u);  // nothing to run, no thread
+  std::promise<void> first;
+  ASSERT_TRUE(executor.TrySubmit([&] { first.set_value(); }));
+  first.get_future().wait();
+  EXPECT_EQ(executor.threads(), 1u);
+
+  // Four tasks that each wait until all four run at once: only four workers let them finish.
+  std::atomic<int> running{0};
+  std::promise<void> all_running;
+  std::shared_future<void> together = all_running.get_future().share();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(executor.TrySubmit([&, released] {
+      if (++running == 4) all_running.set_value();
+      released.wait();
+    }));
+  }
+  together.wait();
+  std::atomic<int> later{0};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(executor.TrySubmit([&] { later++; }));
+  EXPECT_EQ(executor.threads(), 4u);  // the bound: the three later tasks wait in the queue
+  EXPECT_EQ(executor.queue_depth(), 3u);
+  release.set_value();
+  executor.Shutdown();
+  EXPECT_EQ(later.load(), 3);
+}
+
 }  // namespace
 }  // namespace approvald::server
