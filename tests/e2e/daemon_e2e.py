@@ -354,6 +354,10 @@ class DaemonTest(harness.DatabaseTestCase):
         self.assertGreaterEqual(
             after['approvald_approvals_decided_total{action_type="noop",status="approved"}'], 1)
         self.assertGreater(after['approvald_rpc_duration_seconds_count{method="Approve"}'], 0)
+        # The noop approve is one statement: the commit pipeline sent it, and nothing waits now.
+        self.assertGreater(after["approvald_db_commit_batches_total"],
+                           before.get("approvald_db_commit_batches_total", 0))
+        self.assertEqual(after["approvald_db_commit_queue_depth"], 0)
         # A repeated request_id answers the first call's outcome and is not counted again.
         approved_key = 'approvald_approvals_decided_total{action_type="noop",status="approved"}'
         again = json.loads(self.ctl("agent", "create", "--type", "noop", "--json").stdout)
