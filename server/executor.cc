@@ -1,6 +1,7 @@
 #include "server/executor.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace approvald::server {
 
@@ -16,7 +17,16 @@ bool Executor::TrySubmit(std::function<void()> task) {
     queue_.push_back(std::move(task));
     // More tasks waiting than workers free to take them: one more worker, up to the bound.
     if (queue_.size() > idle_ && workers_.size() < max_threads_) {
-      workers_.emplace_back([this] { Work(); });
+      try {
+        workers_.emplace_back([this] { Work(); });
+      } catch (const std::system_error&) {
+        // No thread to be had (a process or memory limit): the workers there are take the
+        // task in turn; with none, it is refused like a full queue.
+        if (workers_.empty()) {
+          queue_.pop_back();
+          return false;
+        }
+      }
     }
   }
   // Woken after the unlock: a worker woken under the lock would block on it at once.

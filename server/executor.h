@@ -20,7 +20,8 @@ class Executor {
   Executor(int max_threads, size_t max_queue);
   ~Executor();
 
-  /// Queues `task`; false (and the task is dropped) if the queue is full or the executor stopped.
+  /// Queues `task`; false (and the task is dropped) if the queue is full, the executor stopped,
+  /// or it has no worker and cannot start one.
   [[nodiscard]] bool TrySubmit(std::function<void()> task);
   /// Runs every queued task, then joins the workers. Idempotent.
   void Shutdown();
