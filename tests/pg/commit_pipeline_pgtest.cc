@@ -68,13 +68,14 @@ class CommitPipelineTest : public ::testing::Test {
 
   std::string Count() const { return db_->Scalar("SELECT count(*) FROM pipeline_rows"); }
 
-  // The single sender is busy with the gated statement: what is sent next is queued.
+  // The single sender is busy with the gated statement: what is sent next is queued. (Other
+  // tests run side by side on databases of their own: only this one's sessions count.)
   std::future<Result> CloseTheGate() {
     std::future<Result> gated = Send(kGated, {});
     EXPECT_TRUE(WaitFor([&] {
       return db_->Scalar(
-                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                 "'SELECT wait_for_gate()%'") == "1";
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND query LIKE 'SELECT wait_for_gate()%'") == "1";
     }));
     return gated;
   }

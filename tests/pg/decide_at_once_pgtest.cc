@@ -245,7 +245,8 @@ TEST_F(DecideAtOnceTest, ARequestIdFirstUsedConcurrentlyElsewhereGetsTheFullPath
   for (int i = 0; i < 1000 && !waiting; ++i) {
     waiting = ts_->db().Scalar(
                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                  "'Lock' AND query LIKE '-- Decides approval%'") == "1";
+                  "'Lock' AND datname = current_database() AND query LIKE "
+                  "'-- Decides approval%'") == "1";
     if (!waiting) absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_TRUE(waiting);
