@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 
 namespace approvald::server {
@@ -43,7 +44,7 @@ TEST(ExecutorTest, StartsWorkersWhenTasksFindNoneFreeUpToItsBound) {
   first.get_future().wait();
   EXPECT_EQ(executor.threads(), 1u);
 
-  // Four tasks that each wait until all four run at once: only four workers let them finish.
+  // Four tasks that stay running until released: all four run at once only on four workers.
   std::atomic<int> running{0};
   std::promise<void> all_running;
   std::shared_future<void> together = all_running.get_future().share();
@@ -55,12 +56,13 @@ TEST(ExecutorTest, StartsWorkersWhenTasksFindNoneFreeUpToItsBound) {
       released.wait();
     }));
   }
-  together.wait();
+  const bool all_four = together.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
   std::atomic<int> later{0};
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(executor.TrySubmit([&] { later++; }));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(executor.TrySubmit([&] { later++; }));
   EXPECT_EQ(executor.threads(), 4u);  // the bound: the three later tasks wait in the queue
   EXPECT_EQ(executor.queue_depth(), 3u);
   release.set_value();
+  EXPECT_TRUE(all_four);
   executor.Shutdown();
   EXPECT_EQ(later.load(), 3);
 }
