@@ -190,6 +190,7 @@ absl::StatusOr<std::unique_ptr<ApprovalServer>> ApprovalServer::Start(
         {"approvald_db_commit_queue_depth",
          pipeline != nullptr ? static_cast<double>(pipeline->queued()) : 0},
         {"approvald_executor_queue_depth", static_cast<double>(server->executor_->queue_depth())},
+        {"approvald_executor_threads", static_cast<double>(server->executor_->threads())},
         {"approvald_watchers", static_cast<double>(server->hub_->sinks())},
         {"approvald_memory_budget_bytes", static_cast<double>(server->budget_->limit())},
         {"approvald_memory_budget_used_bytes", static_cast<double>(server->budget_->used())},

@@ -382,6 +382,10 @@ class DaemonTest(harness.DatabaseTestCase):
         final = scrape()
         self.assertEqual(final.get(failed_key, 0), after.get(failed_key, 0) + 1)
         self.assertEqual(final.get(expired_key, 0), after.get(expired_key, 0) + 1)
+        # The ticket.close approve ran its handler on a worker: workers start as calls need
+        # them, never more than --pool-size.
+        self.assertGreaterEqual(final["approvald_executor_threads"], 1)
+        self.assertLessEqual(final["approvald_executor_threads"], final["approvald_db_pool_max"])
         self.assertEqual(after["approvald_database_up"], 1)
         self.assertGreaterEqual(after["approvald_db_pool_open"], 1)
         self.assertIn("approvald_executor_queue_depth", after)
